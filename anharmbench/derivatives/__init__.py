@@ -1,0 +1,1 @@
+"""Irreducible derivatives by symmetry-adapted finite differences."""

@@ -1,0 +1,210 @@
+"""A small, typed description of a LAMMPS potential.
+
+One :class:`LammpsPotential` drives every evaluation path of the project: the ASE
+calculator, the batch evaluator, MD, and the plain LAMMPS input decks rendered from
+``lammps_inputs/``. The strings it carries (``pair_style``, ``pair_coeff``,
+``kspace_style``) are LAMMPS's own command arguments, passed through unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ase.data import atomic_masses, atomic_numbers
+
+_ATOM_STYLES = ("atomic", "charge")
+
+
+class PotentialError(ValueError):
+    """A potential description is malformed or does not fit a structure."""
+
+
+@dataclass(frozen=True)
+class LammpsPotential:
+    """Description of a LAMMPS potential in ``units metal``.
+
+    Parameters
+    ----------
+    elements
+        Chemical symbols in LAMMPS type order (type 1 is ``elements[0]``).
+    pair_style
+        Arguments of the ``pair_style`` command, e.g. ``"eam/alloy"``.
+    pair_coeff
+        Arguments of each ``pair_coeff`` command, e.g. ``("* * ThO2.eam.alloy O Th",)``.
+    atom_style
+        ``"atomic"`` or ``"charge"`` (needed when ``charges`` are given).
+    masses
+        Mass per element in amu; missing elements take ASE's standard masses.
+    charges
+        Fixed partial charge per element in units of e (``atom_style charge``).
+    kspace_style
+        Arguments of ``kspace_style`` (e.g. ``"ewald 1e-10"``), or ``None``.
+    commands
+        Further commands issued after ``pair_coeff`` and ``kspace_style``
+        (``pair_modify``, ``kspace_modify``, ``neighbor``, ...).
+    plugins
+        Shared objects to ``plugin load`` before ``pair_style``.
+    files
+        Files the potential reads; checked to exist before LAMMPS starts.
+    name
+        A short human-readable name used in reports.
+    """
+
+    elements: tuple[str, ...]
+    pair_style: str
+    pair_coeff: tuple[str, ...]
+    atom_style: str = "atomic"
+    masses: Mapping[str, float] = field(default_factory=dict)
+    charges: Mapping[str, float] = field(default_factory=dict)
+    kspace_style: str | None = None
+    commands: tuple[str, ...] = ()
+    plugins: tuple[str, ...] = ()
+    files: tuple[str, ...] = ()
+    name: str = "custom"
+    units: str = "metal"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "elements", tuple(self.elements))
+        object.__setattr__(self, "pair_coeff", tuple(self.pair_coeff))
+        object.__setattr__(self, "commands", tuple(self.commands))
+        object.__setattr__(self, "plugins", tuple(str(p) for p in self.plugins))
+        object.__setattr__(self, "files", tuple(str(p) for p in self.files))
+        object.__setattr__(self, "masses", dict(self.masses))
+        object.__setattr__(self, "charges", dict(self.charges))
+        self.validate()
+
+    # ------------------------------------------------------------------ checks
+    def validate(self) -> None:
+        """Raise :class:`PotentialError` naming the first problem found."""
+        if self.units != "metal":
+            raise PotentialError(
+                f"units {self.units!r} is not supported; describe the potential in 'metal' units"
+            )
+        if not self.elements:
+            raise PotentialError("a potential needs at least one element (LAMMPS type 1)")
+        for el in self.elements:
+            if el not in atomic_numbers:
+                raise PotentialError(f"unknown element {el!r} in the potential's element list")
+        if len(set(self.elements)) != len(self.elements):
+            raise PotentialError(f"duplicate element in {self.elements}")
+        if self.atom_style not in _ATOM_STYLES:
+            raise PotentialError(
+                f"atom_style {self.atom_style!r} is not supported; use one of {_ATOM_STYLES}"
+            )
+        if not self.pair_style.strip() or "\n" in self.pair_style:
+            raise PotentialError(
+                f"malformed pair_style {self.pair_style!r}: give the arguments of one "
+                "'pair_style' command on one line, e.g. 'eam/alloy'"
+            )
+        if not self.pair_coeff:
+            raise PotentialError("no pair_coeff lines: LAMMPS needs at least one")
+        for line in self.pair_coeff:
+            toks = line.split()
+            if len(toks) < 2 or "\n" in line:
+                raise PotentialError(
+                    f"malformed pair_coeff {line!r}: expected 'I J args...' on one line"
+                )
+        if self.charges:
+            if self.atom_style != "charge":
+                raise PotentialError("charges are given but atom_style is not 'charge'")
+            missing = [el for el in self.elements if el not in self.charges]
+            if missing:
+                raise PotentialError(f"charges missing for elements {missing}")
+        for mapping, what in ((self.masses, "mass"), (self.charges, "charge")):
+            for el, value in mapping.items():
+                if el not in self.elements:
+                    raise PotentialError(f"{what} given for {el!r}, which is not in {self.elements}")
+                if not math.isfinite(float(value)):
+                    raise PotentialError(f"{what} of {el!r} is not finite: {value}")
+
+    def check_files(self) -> None:
+        """Raise ``FileNotFoundError`` for the first missing potential file or plugin."""
+        for path in (*self.files, *self.plugins):
+            if not Path(path).is_file():
+                raise FileNotFoundError(
+                    f"potential {self.name!r} needs the file {path}, which does not exist; "
+                    "regenerate or copy it there, or fix the path in the potential description"
+                )
+
+    def check_species(self, symbols: list[str] | tuple[str, ...]) -> None:
+        """Raise :class:`PotentialError` if a structure holds an element the potential lacks."""
+        unknown = sorted(set(symbols) - set(self.elements))
+        if unknown:
+            raise PotentialError(
+                f"the structure contains {unknown}, which potential {self.name!r} does not "
+                f"describe (its elements: {list(self.elements)}); use a potential for these "
+                "elements or remove them from the structure"
+            )
+
+    # --------------------------------------------------------------- derived
+    def mass(self, element: str) -> float:
+        """Mass of ``element`` in amu."""
+        if element in self.masses:
+            return float(self.masses[element])
+        return float(atomic_masses[atomic_numbers[element]])
+
+    def type_of(self, element: str) -> int:
+        """LAMMPS atom type (1-based) of ``element``."""
+        return self.elements.index(element) + 1
+
+    def setup_commands(self) -> list[str]:
+        """LAMMPS commands that define the potential once a box with atoms exists.
+
+        Masses, charges (per type), plugins, ``pair_style``, ``pair_coeff``,
+        ``kspace_style`` and the extra commands, in that order.
+        """
+        cmds: list[str] = [f"plugin load {p}" for p in self.plugins]
+        for el in self.elements:
+            cmds.append(f"mass {self.type_of(el)} {self.mass(el):.10g}")
+        for el, q in self.charges.items():
+            cmds.append(f"set type {self.type_of(el)} charge {float(q):.12g}")
+        cmds.append(f"pair_style {self.pair_style}")
+        cmds.extend(f"pair_coeff {line}" for line in self.pair_coeff)
+        if self.kspace_style:
+            cmds.append(f"kspace_style {self.kspace_style}")
+        cmds.extend(self.commands)
+        return cmds
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form (inverse of :meth:`from_dict`)."""
+        return {
+            "name": self.name,
+            "units": self.units,
+            "elements": list(self.elements),
+            "atom_style": self.atom_style,
+            "masses": dict(self.masses),
+            "charges": dict(self.charges),
+            "pair_style": self.pair_style,
+            "pair_coeff": list(self.pair_coeff),
+            "kspace_style": self.kspace_style,
+            "commands": list(self.commands),
+            "plugins": list(self.plugins),
+            "files": list(self.files),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LammpsPotential:
+        """Build from :meth:`to_dict` output; unknown keys are rejected."""
+        allowed = set(cls.__dataclass_fields__)
+        unknown = set(data) - allowed
+        if unknown:
+            raise PotentialError(
+                f"unknown key(s) {sorted(unknown)} in potential description; allowed: "
+                f"{sorted(allowed)}"
+            )
+        return cls(**dict(data))
+
+    def content_hash(self) -> str:
+        """SHA-256 of the description and of the content of every file it reads."""
+        h = hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode())
+        for path in (*self.files, *self.plugins):
+            p = Path(path)
+            if p.is_file():
+                h.update(hashlib.sha256(p.read_bytes()).digest())
+        return h.hexdigest()
