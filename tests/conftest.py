@@ -1,0 +1,38 @@
+"""Shared fixtures: small potentials and structures, all seeded."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import bulk
+
+import anharmbench  # noqa: F401  (makes LAMMPS importable)
+from anharmbench.potentials import LammpsPotential
+
+LJ_EPS, LJ_SIGMA, LJ_RC = 0.0104, 3.4, 8.0
+
+
+@pytest.fixture
+def lj_potential() -> LammpsPotential:
+    """Lennard-Jones argon, energy shifted to zero at the cutoff as ASE's LJ does."""
+    return LammpsPotential(
+        elements=("Ar",),
+        pair_style=f"lj/cut {LJ_RC}",
+        pair_coeff=(f"* * {LJ_EPS} {LJ_SIGMA}",),
+        commands=("pair_modify shift yes",),
+        name="lj-argon",
+    )
+
+
+@pytest.fixture
+def rattled_argon() -> Atoms:
+    """A triclinic (primitive FCC) 2x2x2 argon supercell, rattled with a fixed seed."""
+    atoms = bulk("Ar", "fcc", a=5.3) * (2, 2, 2)
+    atoms.rattle(0.05, seed=7)
+    return atoms
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(12345)
