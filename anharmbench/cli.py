@@ -15,7 +15,8 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     checks, ok = run_doctor()
     for c in checks:
         print(c.line())
-    print("doctor: all required checks passed" if ok else "doctor: some checks FAILED (see fix lines)")
+    verdict = "all required checks passed" if ok else "some checks FAILED (see fix lines)"
+    print(f"doctor: {verdict}")
     return 0 if ok else 1
 
 
@@ -65,7 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("doctor", help="check the installation (LAMMPS, plugins, back ends, reference)")
+    p = sub.add_parser(
+        "doctor", help="check the installation (LAMMPS, plugins, back ends, reference)"
+    )
     p.set_defaults(func=_cmd_doctor)
 
     p = sub.add_parser("run", help="run the study (default: embedded ThO2 + CRG)")
@@ -73,7 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/default", help="output directory (default: %(default)s)")
     p.set_defaults(func=_cmd_run)
 
-    p = sub.add_parser("deck", help="write a plain LAMMPS deck evaluating ThO2 (CRG) configurations")
+    p = sub.add_parser(
+        "deck", help="write a plain LAMMPS deck evaluating ThO2 (CRG) configurations"
+    )
     p.add_argument("out", help="deck directory")
     p.add_argument("--supercell", default="2I", help="name (prim, 2I, SC, 4I, 3SC) or 9 integers")
     p.add_argument("--a", type=float, default=5.597, help="lattice constant, Angstrom")

@@ -130,7 +130,8 @@ def run_doctor() -> tuple[list[Check], bool]:
         Check(
             "anharmbench",
             "ok",
-            f"{anharmbench.__version__} on Python {platform.python_version()} ({platform.machine()})",
+            f"{anharmbench.__version__} on Python {platform.python_version()} "
+            f"({platform.machine()})",
         )
     ]
     checks += check_lammps()

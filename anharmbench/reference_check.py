@@ -25,13 +25,21 @@ from anharmbench.structures import (
     tho2_primitive,
 )
 
-#: Regression value of the reference note (12-atom cell, a = 5.468 A, 10 A cutoff, LAMMPS).
+#: Regression values of the reference note (12-atom cell, a = 5.468 A, 10 A cutoff, setfl
+#: nr 1000 / dr 0.01): -157.5526 eV by an independent Ewald sum, -157.552359 eV by the
+#: note's own LAMMPS run. Our LAMMPS and numpy paths both give -157.552608 (3e-8 apart),
+#: i.e. the independent value; no Ewald/PPPM/table setting swept in tests/test_crg.py
+#: reproduces the note's LAMMPS number, whose Coulomb setup evidently carried a 2.5e-4 eV
+#: error. We hold the result to the independent value and to the LAMMPS value loosely.
 REGRESSION_A = 5.468
-REGRESSION_ENERGY = -157.552359
+REGRESSION_ENERGY = -157.5526
+REGRESSION_ENERGY_NOTE_LAMMPS = -157.552359
+REGRESSION_TOL = 1e-4  # eV, against the independent Ewald value (given to 4 decimals)
 
-#: Agreement required between LAMMPS and numpy. LAMMPS's coul/long evaluates erfc with
-#: an analytic approximation (absolute error ~1e-7 of k_e q_i q_j / r per pair), which
-#: dominates; the setfl tables and the Ewald sum are far tighter (tests/test_crg.py).
+#: Agreement required between LAMMPS and numpy. Measured: ~1e-9 in forces and energy per
+#: atom (tests/test_crg.py). The margin covers LAMMPS's approximate erfc in coul/long (kept
+#: below 1e-10 by g_ewald = 2/A), its k-space cutoff at accuracy 1e-10, and the setfl
+#: spline interpolation.
 TOL_ENERGY_PER_ATOM = 1e-8  # eV/atom
 TOL_FORCE = 1e-7  # eV/A
 TOL_STRESS = 1e-8  # eV/A^3
@@ -74,7 +82,7 @@ class ReferenceReport:
     def passed(self) -> bool:
         return (
             all(c.passed for c in self.comparisons)
-            and self.regression_error < 1e-4
+            and self.regression_error < REGRESSION_TOL
             and self.max_equilibrium_force < 1e-8
         )
 
@@ -96,7 +104,8 @@ class ReferenceReport:
         lines.append(f"  max residual force at equilibrium: {self.max_equilibrium_force:.2e} eV/A")
         lines.append(
             f"  regression energy (12 atoms, a={REGRESSION_A}): {self.regression_energy:.6f} eV "
-            f"(reference {REGRESSION_ENERGY}, |diff| {self.regression_error:.1e})"
+            f"(independent Ewald {REGRESSION_ENERGY}, |diff| {self.regression_error:.1e}; the "
+            f"note's LAMMPS value {REGRESSION_ENERGY_NOTE_LAMMPS} is off by 2.5e-4)"
         )
         for c in self.comparisons:
             lines.append(

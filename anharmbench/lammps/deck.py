@@ -236,7 +236,9 @@ def read_deck_results(directory: str | Path) -> BatchResult:
     try:
         manifest = json.loads((directory / MANIFEST).read_text())
     except FileNotFoundError:
-        raise DeckResultError(f"{directory} has no {MANIFEST}: it is not an anharmbench deck") from None
+        raise DeckResultError(
+            f"{directory} has no {MANIFEST}: it is not an anharmbench deck"
+        ) from None
     configs = directory / CONFIGS_FILE
     if hashlib.sha256(configs.read_bytes()).hexdigest() != manifest["configs_sha256"]:
         raise DeckResultError(
@@ -270,8 +272,11 @@ def read_deck_results(directory: str | Path) -> BatchResult:
 
     forces = _read_force_dump(ffile, n, natoms) @ rot.T
     if not (np.isfinite(energies).all() and np.isfinite(forces).all()):
-        bad = int(np.flatnonzero(~np.isfinite(energies) | ~np.isfinite(forces).all(axis=(1, 2)))[0])
-        raise DeckResultError(f"configuration {bad} has a non-finite energy or force in {directory}")
+        finite = np.isfinite(energies) & np.isfinite(forces).all(axis=(1, 2))
+        bad = int(np.flatnonzero(~finite)[0])
+        raise DeckResultError(
+            f"configuration {bad} has a non-finite energy or force in {directory}"
+        )
     return BatchResult(energies=energies, forces=forces, stresses=stresses)
 
 

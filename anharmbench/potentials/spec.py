@@ -119,7 +119,9 @@ class LammpsPotential:
         for mapping, what in ((self.masses, "mass"), (self.charges, "charge")):
             for el, value in mapping.items():
                 if el not in self.elements:
-                    raise PotentialError(f"{what} given for {el!r}, which is not in {self.elements}")
+                    raise PotentialError(
+                        f"{what} given for {el!r}, which is not in {self.elements}"
+                    )
                 if not math.isfinite(float(value)):
                     raise PotentialError(f"{what} of {el!r} is not finite: {value}")
 

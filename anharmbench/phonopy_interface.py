@@ -1,0 +1,116 @@
+"""Bridges to phonopy: its finite-displacement route, and our force constants in its format.
+
+phonopy is the independent code path the derivative engine is checked against, and
+the format in which a phonopy user takes our second-order results further.
+
+Conventions: our supercells follow ``ase.build.make_supercell`` (rows of ``P`` are the
+supercell vectors in the primitive basis); phonopy's ``supercell_matrix`` ``M`` acts on
+columns, so ``M = P.T``. Atom orders differ; :func:`phonopy_atom_map` matches them by
+position.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from ase import Atoms
+from phonopy import Phonopy
+from phonopy.structure.atoms import PhonopyAtoms
+
+#: ``evaluate(positions (n, N, 3)) -> (energies (n,), forces (n, N, 3))`` on one supercell.
+BatchForces = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def to_phonopy_atoms(atoms: Atoms) -> PhonopyAtoms:
+    """ASE atoms to phonopy atoms (symbols, cell, scaled positions, masses)."""
+    return PhonopyAtoms(
+        symbols=atoms.get_chemical_symbols(),
+        cell=np.asarray(atoms.cell.array),
+        scaled_positions=atoms.get_scaled_positions(),
+        masses=atoms.get_masses(),
+    )
+
+
+def make_phonopy(primitive: Atoms, supercell_matrix: np.ndarray) -> Phonopy:
+    """A :class:`phonopy.Phonopy` for ``primitive`` and our (row) supercell matrix."""
+    return Phonopy(
+        to_phonopy_atoms(primitive),
+        supercell_matrix=np.asarray(supercell_matrix, dtype=int).T,
+        primitive_matrix=None,
+    )
+
+
+def phonopy_atom_map(atoms_sc: Atoms, phonon: Phonopy, tol: float = 1e-6) -> np.ndarray:
+    """``perm`` with ``phonopy supercell atom i == atoms_sc[perm[i]]``.
+
+    Raises
+    ------
+    ValueError
+        When the two supercells are not the same lattice of positions.
+    """
+    sc = phonon.supercell
+    cell = np.asarray(atoms_sc.cell.array)
+    if not np.allclose(np.abs(np.linalg.det(cell)), np.abs(np.linalg.det(sc.cell)), atol=1e-8):
+        raise ValueError("the phonopy supercell and the given supercell differ in volume")
+    ours = atoms_sc.get_scaled_positions()
+    theirs = np.asarray(sc.positions) @ np.linalg.inv(cell)
+    diff = theirs[:, None, :] - ours[None, :, :]
+    diff -= np.round(diff)
+    dist = np.linalg.norm(diff @ cell, axis=-1)
+    perm = np.argmin(dist, axis=1)
+    if not (np.all(dist[np.arange(len(perm)), perm] < tol) and len(set(perm)) == len(perm)):
+        raise ValueError("could not match phonopy's supercell atoms to the given supercell")
+    return perm
+
+
+def fc2_to_phonopy(fc2: np.ndarray, atoms_sc: Atoms, phonon: Phonopy) -> np.ndarray:
+    """Our Cartesian second derivatives to phonopy's full force constants.
+
+    Parameters
+    ----------
+    fc2
+        ``(3N, 3N)`` or ``(N, 3, N, 3)`` second derivatives of the energy in the order of
+        ``atoms_sc``, eV/Angstrom^2.
+    atoms_sc
+        Our supercell.
+    phonon
+        The phonopy object whose supercell is the same crystal.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, N, 3, 3)`` in phonopy's atom order (``phonon.force_constants`` layout).
+    """
+    n = len(atoms_sc)
+    fc = np.asarray(fc2, dtype=float).reshape(n, 3, n, 3)
+    perm = phonopy_atom_map(atoms_sc, phonon)
+    return np.ascontiguousarray(fc[perm][:, :, perm].transpose(0, 2, 1, 3))
+
+
+def phonopy_fd_force_constants(
+    phonon: Phonopy,
+    evaluate: Callable[[Atoms], BatchForces],
+    *,
+    distance: float = 0.01,
+) -> int:
+    """Run phonopy's own finite-displacement route for fc2; returns the number of evaluations.
+
+    Parameters
+    ----------
+    phonon
+        Target phonopy object (its ``force_constants`` are produced in place).
+    evaluate
+        ``evaluate(supercell_atoms)`` returns a batch function for that cell (e.g. a
+        :class:`~anharmbench.lammps.BatchEvaluator`).
+    distance
+        Displacement, Angstrom; phonopy's plus-minus displacements are used.
+    """
+    phonon.generate_displacements(distance=distance, is_plusminus=True)
+    sc = phonon.supercell
+    ref = Atoms(sc.symbols, cell=sc.cell, scaled_positions=sc.scaled_positions, pbc=True)
+    positions = np.array([s.positions for s in phonon.supercells_with_displacements])
+    _, forces = evaluate(ref)(positions)
+    phonon.forces = forces
+    phonon.produce_force_constants()
+    return len(positions)
