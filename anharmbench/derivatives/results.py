@@ -1,0 +1,319 @@
+"""Evaluating a plan through a batch callable, with a resumable HDF5 store.
+
+The evaluator is any callable ``evaluate(displacements) -> (energies, forces)`` with
+``displacements`` ``(n, N, 3)`` Angstrom from the reference, ``energies`` ``(n,)`` eV and
+``forces`` ``(n, N, 3)`` eV/Angstrom (a :class:`~anharmbench.derivatives.taylor.TaylorPotential`
+is one). Evaluators that take absolute positions, such as
+``anharmbench.lammps.batch.BatchEvaluator`` (``evaluator(positions) -> (energies, forces)``
+or ``evaluator.evaluate(positions) -> BatchResult``), are adapted with
+:func:`displacement_evaluator`::
+
+    with BatchEvaluator(potential, atoms) as be:
+        evaluate = displacement_evaluator(be, atoms.positions)
+        data = measure(plan, evaluate, store="tho2_plan.h5")
+    result = fit(plan, data.energies, data.forces)
+
+An ASE calculator is adapted with :func:`ase_evaluator` (one configuration at a time).
+
+Store layout (HDF5): attributes ``format``, ``plan_hash``, ``method``, ``n_configurations``,
+``natoms``; datasets ``displacements`` ``(n_conf, N, 3)``, ``energies`` ``(n_conf,)``,
+``forces`` ``(n_conf, N, 3)`` (NaN until evaluated) and ``done`` ``(n_conf,)`` bool. Results
+are written and flushed after every batch, so an interrupted measurement resumes after the
+last finished batch; finished configurations are never evaluated again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator
+
+from anharmbench.derivatives.fit import DerivativeResult, fit
+from anharmbench.derivatives.plan import MeasurementPlan
+
+Evaluator = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+_STORE_FORMAT = "anharmbench-fd-store-1"
+
+
+class PlanMismatchError(ValueError):
+    """An existing store belongs to a different plan."""
+
+
+class NonFiniteEvaluationError(ValueError):
+    """An evaluator returned NaN or infinite energy or forces.
+
+    Attributes
+    ----------
+    index
+        Index of the configuration in the plan.
+    """
+
+    def __init__(self, message: str, index: int) -> None:
+        super().__init__(message)
+        self.index = index
+
+
+@dataclass(frozen=True)
+class Measurements:
+    """Evaluated configurations of a plan.
+
+    Attributes
+    ----------
+    plan_hash
+        Hash of the plan.
+    energies
+        ``(n_conf,)`` float64, eV.
+    forces
+        ``(n_conf, N, 3)`` float64, eV/Angstrom.
+    n_evaluated
+        Configurations evaluated by this call (the rest came from the store).
+    """
+
+    plan_hash: str
+    energies: np.ndarray
+    forces: np.ndarray
+    n_evaluated: int
+
+
+class ResultStore:
+    """HDF5 store of evaluated configurations of one plan.
+
+    Parameters
+    ----------
+    path
+        File path; created if missing.
+    plan
+        The plan; an existing file must carry the same plan hash.
+
+    Raises
+    ------
+    PlanMismatchError
+        The file exists and holds another plan.
+    """
+
+    def __init__(self, path: str | Path, plan: MeasurementPlan) -> None:
+        self.path = Path(path)
+        self.plan = plan
+        n, natoms = plan.n_evaluations, plan.natoms
+        with h5py.File(self.path, "a") as h5:
+            if "plan_hash" in h5.attrs:
+                stored = str(h5.attrs["plan_hash"])
+                if stored != plan.hash:
+                    raise PlanMismatchError(
+                        f"store {self.path} belongs to plan {stored[:16]}..., not to this plan "
+                        f"{plan.hash[:16]}... (different bases, method, directions or steps); "
+                        "use another file"
+                    )
+                return
+            h5.attrs["format"] = _STORE_FORMAT
+            h5.attrs["plan_hash"] = plan.hash
+            h5.attrs["method"] = plan.method
+            h5.attrs["n_configurations"] = n
+            h5.attrs["natoms"] = natoms
+            h5.create_dataset("displacements", data=plan.displacements)
+            h5.create_dataset("energies", data=np.full(n, np.nan))
+            h5.create_dataset("forces", data=np.full((n, natoms, 3), np.nan))
+            h5.create_dataset("done", data=np.zeros(n, dtype=bool))
+
+    def done(self) -> np.ndarray:
+        """``(n_conf,)`` bool, configurations already evaluated."""
+        with h5py.File(self.path, "r") as h5:
+            return np.asarray(h5["done"][...], dtype=bool)
+
+    def load(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(energies, forces, done)``; unevaluated entries are NaN."""
+        with h5py.File(self.path, "r") as h5:
+            return (np.asarray(h5["energies"][...]), np.asarray(h5["forces"][...]),
+                    np.asarray(h5["done"][...], dtype=bool))
+
+    @contextmanager
+    def writer(self) -> Iterator[Callable[[np.ndarray, np.ndarray, np.ndarray], None]]:
+        """Context yielding ``write(indices, energies, forces)``, flushing every call."""
+        with h5py.File(self.path, "r+") as h5:
+            def write(idx: np.ndarray, e: np.ndarray, f: np.ndarray) -> None:
+                if idx.size == 0:
+                    return
+                order = np.argsort(idx)  # h5py fancy indexing needs increasing indices
+                idx = idx[order]
+                h5["energies"][idx] = e[order]
+                h5["forces"][idx] = f[order]
+                h5["done"][idx] = True
+                h5.flush()
+            yield write
+
+
+def _check_batch(plan: MeasurementPlan, idx: np.ndarray, e: Any, f: Any
+                 ) -> tuple[np.ndarray, np.ndarray, int | None]:
+    e = np.asarray(e, dtype=np.float64)
+    f = np.asarray(f, dtype=np.float64)
+    if e.shape != (idx.size,):
+        raise ValueError(f"evaluator returned energies of shape {e.shape}, expected ({idx.size},)")
+    if f.shape != (idx.size, plan.natoms, 3):
+        raise ValueError(f"evaluator returned forces of shape {f.shape}, "
+                         f"expected ({idx.size}, {plan.natoms}, 3)")
+    ok = np.isfinite(e) & np.isfinite(f.reshape(idx.size, -1)).all(axis=1)
+    bad = np.flatnonzero(~ok)
+    return e, f, (int(bad[0]) if bad.size else None)
+
+
+def measure(
+    plan: MeasurementPlan,
+    evaluate: Evaluator,
+    *,
+    store: str | Path | None = None,
+    batch_size: int = 256,
+    progress: bool = False,
+) -> Measurements:
+    """Evaluate the configurations of a plan (resuming from a store if given).
+
+    Parameters
+    ----------
+    plan
+        The plan.
+    evaluate
+        ``evaluate(displacements (n, N, 3) Angstrom) -> (energies (n,) eV, forces (n, N, 3)
+        eV/Angstrom)``; see :func:`displacement_evaluator` for position-based evaluators.
+    store
+        HDF5 file keeping finished configurations (keyed by plan hash and configuration
+        index); created if missing, resumed if present.
+    batch_size
+        Configurations per call of ``evaluate`` (and per flush of the store).
+    progress
+        Print one line per batch.
+
+    Returns
+    -------
+    Measurements
+
+    Raises
+    ------
+    PlanMismatchError
+        ``store`` holds another plan.
+    NonFiniteEvaluationError
+        A configuration gave NaN/inf energy or forces (its index is in the message; the
+        finished configurations before it in its batch are stored).
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be >= 1")
+    n, natoms = plan.n_evaluations, plan.natoms
+    rs = ResultStore(store, plan) if store is not None else None
+    if rs is not None:
+        energies, forces, done = rs.load()
+    else:
+        energies, forces = np.full(n, np.nan), np.full((n, natoms, 3), np.nan)
+        done = np.zeros(n, dtype=bool)
+    todo = np.flatnonzero(~done)
+    n_evaluated = 0
+
+    def run(write: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None) -> None:
+        nonlocal n_evaluated
+        for a in range(0, todo.size, batch_size):
+            idx = todo[a : a + batch_size]
+            try:
+                out = evaluate(plan.displacements[idx])
+            except Exception as exc:
+                if hasattr(exc, "add_note"):  # Python >= 3.11
+                    exc.add_note(f"while evaluating configurations {int(idx[0])}..{int(idx[-1])} "
+                                 f"(batch of {idx.size}) of plan {plan.hash[:12]}")
+                raise
+            e, f, bad = _check_batch(plan, idx, *out)
+            good = slice(None) if bad is None else slice(0, bad)
+            energies[idx[good]], forces[idx[good]] = e[good], f[good]
+            if write is not None:
+                write(idx[good], e[good], f[good])
+            n_evaluated += idx[good].size
+            if bad is not None:
+                i = int(idx[bad])
+                what = "energy" if not np.isfinite(e[bad]) else "forces"
+                raise NonFiniteEvaluationError(
+                    f"configuration {i} of plan {plan.hash[:12]} gave a non-finite {what} "
+                    f"(direction {int(plan.conf_direction[i])}, amplitude "
+                    f"{plan.conf_amplitude[i]:.6g} A)", i)
+            if progress:
+                print(f"measured {min(a + batch_size, todo.size)}/{todo.size} configurations")
+
+    if rs is not None:
+        with rs.writer() as write:
+            run(write)
+    else:
+        run(None)
+    return Measurements(plan_hash=plan.hash, energies=energies, forces=forces,
+                        n_evaluated=n_evaluated)
+
+
+def measure_and_fit(
+    plan: MeasurementPlan,
+    evaluate: Evaluator,
+    *,
+    store: str | Path | None = None,
+    batch_size: int = 256,
+    **fit_kwargs: Any,
+) -> DerivativeResult:
+    """:func:`measure` then :func:`anharmbench.derivatives.fit.fit`."""
+    data = measure(plan, evaluate, store=store, batch_size=batch_size)
+    return fit(plan, data.energies, data.forces, **fit_kwargs)
+
+
+def displacement_evaluator(evaluator: Any, reference_positions: np.ndarray) -> Evaluator:
+    """Adapt a position-based batch evaluator to displacements.
+
+    Parameters
+    ----------
+    evaluator
+        Either a callable ``evaluator(positions (n, N, 3)) -> (energies, forces)`` (or
+        returning an object with ``energies`` and ``forces``), or an object with
+        ``evaluate(positions)`` returning such an object (e.g. ``BatchEvaluator``).
+    reference_positions
+        ``(N, 3)`` positions (Angstrom) of the undisplaced structure, in the frame the
+        evaluator expects.
+
+    Returns
+    -------
+    Evaluator
+        ``evaluate(displacements) -> (energies, forces)``.
+    """
+    ref = np.array(reference_positions, dtype=np.float64)
+
+    def evaluate(displacements: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        positions = ref[None] + np.asarray(displacements, dtype=np.float64)
+        out = evaluator(positions) if callable(evaluator) else evaluator.evaluate(positions)
+        if isinstance(out, tuple):
+            return np.asarray(out[0]), np.asarray(out[1])
+        return np.asarray(out.energies), np.asarray(out.forces)
+
+    return evaluate
+
+
+def ase_evaluator(atoms: Atoms, calculator: Calculator) -> Evaluator:
+    """Evaluate displacements of ``atoms`` one by one with an ASE calculator.
+
+    Parameters
+    ----------
+    atoms
+        The reference structure (copied).
+    calculator
+        Any ASE calculator providing energy and forces.
+    """
+    base = atoms.copy()
+
+    def evaluate(displacements: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        u = np.asarray(displacements, dtype=np.float64)
+        e = np.empty(u.shape[0])
+        f = np.empty(u.shape)
+        for i in range(u.shape[0]):
+            a = base.copy()
+            a.positions = base.positions + u[i]
+            a.calc = calculator
+            e[i] = a.get_potential_energy()
+            f[i] = a.get_forces()
+        return e, f
+
+    return evaluate

@@ -1,0 +1,359 @@
+"""From a job description to irreducible derivatives: plan directories, collection, fit.
+
+A :class:`DerivativeJob` names the crystal (primitive cell), the supercell (FTG), the
+orders and the measurement settings. From it:
+
+* :func:`prepare` builds the symmetry-adapted bases and the measurement plan;
+* :func:`write_plan_directory` writes a self-contained directory of LAMMPS decks (one
+  per chunk of configurations, each runnable by any ``lmp`` binary, e.g. as a job
+  array) plus ``plan.json`` (the job, the potential, hashes);
+* :func:`collect` reads finished chunks into the HDF5 store ``results.h5`` (missing
+  chunks are listed, never guessed);
+* :func:`evaluate_in_process` evaluates the same plan through the batch evaluator,
+  resuming from ``results.h5``;
+* :func:`fit_directory` fits and writes ``derivatives.h5`` with full provenance.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+from ase import Atoms
+
+from anharmbench import __version__
+from anharmbench.derivatives.fit import DerivativeResult, fit
+from anharmbench.derivatives.plan import MeasurementPlan, build_plan
+from anharmbench.derivatives.results import (
+    Measurements,
+    ResultStore,
+    displacement_evaluator,
+    measure,
+)
+from anharmbench.lammps.batch import BatchEvaluator
+from anharmbench.lammps.deck import DeckResultError, read_deck_results, write_deck
+from anharmbench.potentials.spec import LammpsPotential
+from anharmbench.structures import build_supercell, supercell_matrix
+from anharmbench.symmetry import irreducible_basis
+
+PLAN_MANIFEST = "plan.json"
+RESULTS_FILE = "results.h5"
+DERIVATIVES_FILE = "derivatives.h5"
+_FORMAT = "anharmbench-derivatives-1"
+
+
+@dataclass(frozen=True)
+class DerivativeJob:
+    """What to measure.
+
+    Attributes
+    ----------
+    supercell
+        3x3 integer supercell matrix (rows in the primitive basis).
+    orders
+        Derivative orders, each in 2..6.
+    method
+        ``"forces"`` (order n from (n-1)-th differences of forces) or ``"energies"``.
+    variant
+        ``"lone"`` or ``"bundled"`` (least squares, overdetermined by ``overdetermination``).
+    qtuple
+        Restrict to the derivatives of one Q-tuple (names such as ``"L"``, ``"G"`` or
+        fractional q-points as strings), or ``None`` for all.
+    h_range
+        Smallest and largest step, Angstrom.
+    n_steps
+        Number of step sizes.
+    overdetermination
+        Bundled variant: equations per unknown.
+    seed
+        Seed of the bundled directions.
+    """
+
+    supercell: tuple[tuple[int, ...], ...]
+    orders: tuple[int, ...]
+    method: str = "forces"
+    variant: str = "lone"
+    qtuple: tuple[str, ...] | None = None
+    h_range: tuple[float, float] = (0.01, 0.08)
+    n_steps: int = 10
+    overdetermination: float = 3.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        mat = supercell_matrix(np.asarray(self.supercell))
+        object.__setattr__(self, "supercell", tuple(tuple(int(v) for v in row) for row in mat))
+        orders = tuple(sorted({int(n) for n in self.orders}))
+        bad = [n for n in orders if not 2 <= n <= 6]
+        if not orders or bad:
+            raise ValueError(f"orders must be in 2..6, got {list(self.orders)}")
+        object.__setattr__(self, "orders", orders)
+        if self.method not in ("forces", "energies"):
+            raise ValueError(f"method must be 'forces' or 'energies', not {self.method!r}")
+        if self.variant not in ("lone", "bundled"):
+            raise ValueError(f"variant must be 'lone' or 'bundled', not {self.variant!r}")
+        if self.qtuple is not None:
+            object.__setattr__(self, "qtuple", tuple(str(q) for q in self.qtuple))
+        object.__setattr__(self, "h_range", tuple(float(h) for h in self.h_range))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DerivativeJob:
+        d = dict(data)
+        if d.get("qtuple") is not None:
+            d["qtuple"] = tuple(d["qtuple"])
+        return cls(**d)
+
+
+@dataclass
+class Prepared:
+    """A job made concrete: structures, bases (by order) and the plan."""
+
+    job: DerivativeJob
+    primitive: Atoms
+    supercell: Atoms
+    bases: dict[int, Any]
+    plan: MeasurementPlan
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def counts(self) -> dict[int, int]:
+        return {n: len(b) for n, b in self.bases.items()}
+
+
+def _parse_qtuple(qtuple: tuple[str, ...]) -> list[Any]:
+    out: list[Any] = []
+    for q in qtuple:
+        toks = q.replace(",", " ").split()
+        if len(toks) == 3:
+            from fractions import Fraction
+
+            out.append([float(Fraction(t)) for t in toks])
+        else:
+            out.append(q)
+    return out
+
+
+def prepare(job: DerivativeJob, primitive: Atoms) -> Prepared:
+    """Bases for every order of ``job`` and the measurement plan."""
+    smat = np.asarray(job.supercell)
+    bases: dict[int, Any] = {}
+    for n in job.orders:
+        kwargs: dict[str, Any] = {}
+        if job.qtuple is not None:
+            if len(job.qtuple) != n:
+                raise ValueError(
+                    f"the Q-tuple {list(job.qtuple)} has {len(job.qtuple)} entries but the "
+                    f"order is {n}; give one q-point per derivative slot"
+                )
+            kwargs["qtuple"] = _parse_qtuple(job.qtuple)
+        bases[n] = irreducible_basis(primitive, smat, order=n, **kwargs)
+    plan = build_plan(
+        bases,
+        method=job.method,  # type: ignore[arg-type]
+        variant=job.variant,  # type: ignore[arg-type]
+        h_range=job.h_range,
+        n_steps=job.n_steps,
+        overdetermination=job.overdetermination,
+        seed=job.seed,
+    )
+    return Prepared(job, primitive.copy(), build_supercell(primitive, smat), bases, plan)
+
+
+# --------------------------------------------------------------------- decks
+def _atoms_dict(atoms: Atoms) -> dict[str, Any]:
+    return {
+        "symbols": atoms.get_chemical_symbols(),
+        "cell": np.asarray(atoms.cell.array).tolist(),
+        "scaled_positions": atoms.get_scaled_positions().tolist(),
+    }
+
+
+def _atoms_from_dict(d: dict[str, Any]) -> Atoms:
+    return Atoms(d["symbols"], cell=d["cell"], scaled_positions=d["scaled_positions"], pbc=True)
+
+
+def write_plan_directory(
+    directory: str | Path,
+    prepared: Prepared,
+    potential: LammpsPotential,
+    *,
+    chunk_size: int = 500,
+) -> Path:
+    """Write LAMMPS decks for every configuration of the plan, in chunks.
+
+    Each ``chunk_XXXX/`` is a deck (``lmp -in in.evaluate``). ``plan.json`` records the
+    job, primitive cell, potential and hashes so :func:`collect` and :func:`fit_directory`
+    can rebuild and verify the plan.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    plan = prepared.plan
+    positions = prepared.supercell.positions[None] + plan.displacements
+    chunks = []
+    for c, start in enumerate(range(0, plan.n_evaluations, chunk_size)):
+        name = f"chunk_{c:04d}"
+        stop = min(start + chunk_size, plan.n_evaluations)
+        write_deck(directory / name, potential, prepared.supercell, positions[start:stop])
+        chunks.append({"name": name, "start": start, "stop": stop})
+    manifest = {
+        "format": _FORMAT,
+        "anharmbench": __version__,
+        "job": prepared.job.to_dict(),
+        "primitive": _atoms_dict(prepared.primitive),
+        "potential": potential.to_dict(),
+        "potential_hash": potential.content_hash(),
+        "plan_hash": plan.hash,
+        "n_evaluations": plan.n_evaluations,
+        "counts": {str(n): k for n, k in prepared.counts().items()},
+        "chunks": chunks,
+    }
+    (directory / PLAN_MANIFEST).write_text(json.dumps(manifest, indent=1))
+    return directory
+
+
+def load_plan_directory(directory: str | Path) -> tuple[Prepared, dict[str, Any]]:
+    """Rebuild the plan of a directory and check it against the recorded hash."""
+    directory = Path(directory)
+    path = directory / PLAN_MANIFEST
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: not a plan directory (anharmbench plan)")
+    manifest = json.loads(path.read_text())
+    prepared = prepare(
+        DerivativeJob.from_dict(manifest["job"]), _atoms_from_dict(manifest["primitive"])
+    )
+    if prepared.plan.hash != manifest["plan_hash"]:
+        raise ValueError(
+            f"the plan rebuilt from {path} has hash {prepared.plan.hash[:16]}..., the directory "
+            f"records {manifest['plan_hash'][:16]}...: it was written by a different version of "
+            "anharmbench or edited; write the plan again"
+        )
+    return prepared, manifest
+
+
+@dataclass(frozen=True)
+class CollectReport:
+    """What :func:`collect` found."""
+
+    finished: list[str]
+    missing: list[str]
+    n_done: int
+    n_total: int
+
+
+def collect(directory: str | Path) -> CollectReport:
+    """Read finished chunks of a plan directory into ``results.h5``.
+
+    Chunks whose outputs are missing or truncated are reported, not read; already
+    collected configurations are not read again.
+    """
+    directory = Path(directory)
+    prepared, manifest = load_plan_directory(directory)
+    store = ResultStore(directory / RESULTS_FILE, prepared.plan)
+    done = store.done()
+    finished, missing = [], []
+    with store.writer() as write:
+        for chunk in manifest["chunks"]:
+            idx = np.arange(chunk["start"], chunk["stop"])
+            if done[idx].all():
+                finished.append(chunk["name"])
+                continue
+            try:
+                res = read_deck_results(directory / chunk["name"])
+            except DeckResultError:
+                missing.append(chunk["name"])
+                continue
+            write(idx, res.energies, res.forces)
+            finished.append(chunk["name"])
+    n_done = int(store.done().sum())
+    return CollectReport(finished, missing, n_done, prepared.plan.n_evaluations)
+
+
+def evaluate_in_process(
+    directory: str | Path, potential: LammpsPotential | None = None, *, progress: bool = False
+) -> Measurements:
+    """Evaluate a plan directory's configurations with the batch evaluator (resumable)."""
+    directory = Path(directory)
+    prepared, manifest = load_plan_directory(directory)
+    potential = potential or LammpsPotential.from_dict(manifest["potential"])
+    with BatchEvaluator(potential, prepared.supercell) as batch:
+        evaluate = displacement_evaluator(batch, prepared.supercell.positions)
+        return measure(
+            prepared.plan, evaluate, store=directory / RESULTS_FILE, progress=progress
+        )
+
+
+def fit_directory(directory: str | Path, **fit_kwargs: Any) -> DerivativeResult:
+    """Fit the collected results of a plan directory and write ``derivatives.h5``."""
+    directory = Path(directory)
+    prepared, manifest = load_plan_directory(directory)
+    path = directory / RESULTS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} not found: run the decks and 'anharmbench collect', or evaluate in process"
+        )
+    store = ResultStore(path, prepared.plan)
+    energies, forces, done = store.load()
+    if not done.all():
+        raise ValueError(
+            f"{int((~done).sum())} of {done.size} configurations are not evaluated yet; run the "
+            "missing chunks and collect again (anharmbench collect lists them)"
+        )
+    result = fit(prepared.plan, energies, forces, **fit_kwargs)
+    save_derivatives(directory / DERIVATIVES_FILE, result, prepared, manifest)
+    return result
+
+
+def save_derivatives(
+    path: str | Path, result: DerivativeResult, prepared: Prepared, manifest: dict[str, Any]
+) -> None:
+    """Write derivatives with provenance to HDF5.
+
+    Layout: root attributes (format, version, plan hash, potential description and hash,
+    job), ``primitive/`` and ``supercell/`` structures, and per order ``order_n/`` with
+    ``values`` and ``uncertainties`` (eV/A^n), ``labels``, ``multiplicity``, ``steps``
+    (A), ``raw`` (per-step estimates) and ``poor_fit``.
+    """
+    with h5py.File(path, "w") as h5:
+        h5.attrs["format"] = _FORMAT
+        h5.attrs["anharmbench"] = __version__
+        h5.attrs["plan_hash"] = result.plan_hash
+        h5.attrs["method"] = result.method
+        h5.attrs["job"] = json.dumps(prepared.job.to_dict())
+        h5.attrs["potential"] = json.dumps(manifest["potential"])
+        h5.attrs["potential_hash"] = manifest["potential_hash"]
+        for name, atoms in (("primitive", prepared.primitive), ("supercell", prepared.supercell)):
+            g = h5.create_group(name)
+            g["cell"] = np.asarray(atoms.cell.array)
+            g["positions"] = atoms.positions
+            g["numbers"] = atoms.numbers
+        h5["supercell_matrix"] = np.asarray(prepared.job.supercell)
+        for n in result.orders:
+            g = h5.create_group(f"order_{n}")
+            g.attrs["units"] = f"eV/A^{n}"
+            g["values"] = result.values[n]
+            g["uncertainties"] = result.uncertainties[n]
+            g["labels"] = np.array(result.labels[n], dtype=h5py.string_dtype())
+            g["multiplicity"] = np.array([t.multiplicity for t in prepared.bases[n].tensors])
+            g["steps"] = result.steps[n]
+            g["raw"] = result.raw[n]
+            g["poor_fit"] = result.poor_fit[n]
+
+
+def load_derivatives(path: str | Path) -> dict[int, dict[str, np.ndarray]]:
+    """Values, uncertainties and labels by order from ``derivatives.h5``."""
+    out: dict[int, dict[str, np.ndarray]] = {}
+    with h5py.File(path, "r") as h5:
+        for key in h5:
+            if key.startswith("order_"):
+                g = h5[key]
+                out[int(key.split("_")[1])] = {
+                    "values": g["values"][...],
+                    "uncertainties": g["uncertainties"][...],
+                    "labels": np.array([s.decode() for s in g["labels"][...]]),
+                }
+    return out

@@ -1,0 +1,100 @@
+"""The displacement generator: plan directories of LAMMPS decks, collection, fit, CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from anharmbench.cli import main
+from anharmbench.derivatives.workflow import (
+    DerivativeJob,
+    collect,
+    evaluate_in_process,
+    fit_directory,
+    load_derivatives,
+    prepare,
+    write_plan_directory,
+)
+from anharmbench.lammps.deck import run_deck
+from anharmbench.potentials.crg import crg_potential
+from anharmbench.structures import CONVENTIONAL, tho2_primitive
+
+A0 = 5.580101
+
+
+@pytest.fixture(scope="module")
+def prepared():
+    job = DerivativeJob(supercell=CONVENTIONAL, orders=(2, 3), n_steps=4)
+    return prepare(job, tho2_primitive(A0))
+
+
+def test_decks_run_by_lmp_equal_in_process(tmp_path, prepared):
+    """Every chunk run by the standalone lmp binary gives the in-process derivatives."""
+    potential = crg_potential()
+    a, b = tmp_path / "decks", tmp_path / "inproc"
+    write_plan_directory(a, prepared, potential, chunk_size=40)
+    shutil.copytree(a, b)
+
+    rep = collect(a)
+    assert rep.n_done == 0 and len(rep.missing) == len(rep.finished) + len(rep.missing)
+    manifest = json.loads((a / "plan.json").read_text())
+    for chunk in manifest["chunks"]:
+        run_deck(a / chunk["name"])
+    rep = collect(a)
+    assert rep.missing == [] and rep.n_done == rep.n_total == prepared.plan.n_evaluations
+    res_decks = fit_directory(a)
+
+    m = evaluate_in_process(b)
+    assert m.n_evaluated == prepared.plan.n_evaluations
+    res_inproc = fit_directory(b)
+    for n in (2, 3):
+        np.testing.assert_allclose(res_decks.values[n], res_inproc.values[n], rtol=1e-9, atol=1e-9)
+    stored = load_derivatives(a / "derivatives.h5")
+    np.testing.assert_array_equal(stored[3]["values"], res_decks.values[3])
+    assert list(stored[2]["labels"]) == res_decks.labels[2]
+
+
+def test_partial_run_resumes_without_reevaluating(tmp_path, prepared):
+    potential = crg_potential()
+    d = tmp_path / "plan"
+    write_plan_directory(d, prepared, potential, chunk_size=40)
+    run_deck(d / "chunk_0000")
+    rep = collect(d)
+    assert rep.n_done == 40 and "chunk_0000" not in rep.missing
+    with pytest.raises(ValueError, match="not evaluated yet"):
+        fit_directory(d)
+    m = evaluate_in_process(d)
+    assert m.n_evaluated == prepared.plan.n_evaluations - 40  # finished ones are kept
+
+
+def test_edited_plan_directory_is_refused(tmp_path, prepared):
+    d = tmp_path / "plan"
+    write_plan_directory(d, prepared, crg_potential(), chunk_size=1000)
+    manifest = json.loads((d / "plan.json").read_text())
+    manifest["job"]["n_steps"] = 5
+    (d / "plan.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="hash"):
+        collect(d)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--order", "7"], "orders must be in 2..6"),
+        (["--order", "3", "--supercell", "1 0 0 0 1 0 1 1 0"], "singular"),
+    ],
+)
+def test_bad_job_input(args, message, capsys):
+    assert main(["plan", "--count-only", *args]) == 1
+    assert message in capsys.readouterr().err
+
+
+def test_count_only_cli(capsys):
+    """The issue's example: 3rd order in the 24-atom 2I cell."""
+    assert main(["plan", "--supercell", "2 0 0 0 2 0 0 0 2", "--order", "3", "--count-only"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "irreducible derivatives: 155"
+    assert out[1].startswith("evaluations: ")
