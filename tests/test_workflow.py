@@ -20,7 +20,7 @@ from anharmbench.derivatives.workflow import (
 )
 from anharmbench.lammps.deck import run_deck
 from anharmbench.potentials.crg import crg_potential
-from anharmbench.structures import CONVENTIONAL, tho2_primitive
+from anharmbench.structures import CONVENTIONAL, NotAtEquilibriumError, tho2_primitive
 
 A0 = 5.580101
 
@@ -106,3 +106,13 @@ def test_count_only_cli(capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "irreducible derivatives: 155"
     assert out[1].startswith("evaluations: ")
+
+
+def test_structure_off_equilibrium_is_refused(tmp_path):
+    """An internal coordinate off its equilibrium value (O shifted along x) is refused."""
+    prim = tho2_primitive(A0)
+    prim.positions[1] += [0.02, 0.0, 0.0]
+    job = DerivativeJob(supercell=CONVENTIONAL, orders=(2,), n_steps=2)
+    d = write_plan_directory(tmp_path / "p", prepare(job, prim), crg_potential())
+    with pytest.raises(NotAtEquilibriumError, match="residual force .* on atom"):
+        evaluate_in_process(d)

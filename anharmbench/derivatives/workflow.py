@@ -37,7 +37,7 @@ from anharmbench.derivatives.results import (
 from anharmbench.lammps.batch import BatchEvaluator
 from anharmbench.lammps.deck import DeckResultError, read_deck_results, write_deck
 from anharmbench.potentials.spec import LammpsPotential
-from anharmbench.structures import build_supercell, supercell_matrix
+from anharmbench.structures import NotAtEquilibriumError, build_supercell, supercell_matrix
 from anharmbench.symmetry import irreducible_basis
 
 PLAN_MANIFEST = "plan.json"
@@ -274,13 +274,31 @@ def collect(directory: str | Path) -> CollectReport:
 
 
 def evaluate_in_process(
-    directory: str | Path, potential: LammpsPotential | None = None, *, progress: bool = False
+    directory: str | Path,
+    potential: LammpsPotential | None = None,
+    *,
+    progress: bool = False,
+    force_tol: float = 1e-4,
 ) -> Measurements:
-    """Evaluate a plan directory's configurations with the batch evaluator (resumable)."""
+    """Evaluate a plan directory's configurations with the batch evaluator (resumable).
+
+    The undisplaced supercell must be at equilibrium on the potential (largest residual
+    force below ``force_tol``, eV/Angstrom), else :class:`NotAtEquilibriumError`.
+    """
     directory = Path(directory)
     prepared, manifest = load_plan_directory(directory)
     potential = potential or LammpsPotential.from_dict(manifest["potential"])
     with BatchEvaluator(potential, prepared.supercell) as batch:
+        residual = batch.evaluate(prepared.supercell.positions[None], stress=False).forces[0]
+        worst = int(np.argmax(np.linalg.norm(residual, axis=1)))
+        size = float(np.linalg.norm(residual[worst]))
+        if size > force_tol:
+            raise NotAtEquilibriumError(
+                f"the reference supercell is not at equilibrium on potential "
+                f"{potential.name!r}: residual force {size:.3e} eV/A on atom {worst} exceeds "
+                f"{force_tol:.1e} eV/A; relax the structure (lattice constant and internal "
+                "coordinates) on this potential first"
+            )
         evaluate = displacement_evaluator(batch, prepared.supercell.positions)
         return measure(
             prepared.plan, evaluate, store=directory / RESULTS_FILE, progress=progress
