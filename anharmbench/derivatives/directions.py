@@ -223,7 +223,7 @@ class RowSpace:
         res = block - (block[:, act] @ q[:, act].T) @ q
         res -= (res @ q.T) @ q  # second Gram-Schmidt pass
         _, s, vt = np.linalg.svd(res, full_matrices=False)
-        new = vt[s > self.rtol * norm]
+        new = vt[s > self.rtol * norm][: self.n_unknowns - self._rank]
         if new.shape[0] == 0:
             return 0
         if q.shape[0]:
@@ -441,8 +441,8 @@ def select_bundled(
     while True:
         if n_eq >= target:
             design = np.concatenate(stacked)
-            s = np.linalg.svd(design, compute_uv=False)
-            if s.size >= n_unknowns and s[n_unknowns - 1] > 1e-8 * s[0]:
+            lam = np.linalg.eigvalsh(design.T @ design)  # singular values squared
+            if lam[0] > 1e-12 * lam[-1]:
                 return chosen
             target = n_eq + n_unknowns  # rank deficient: draw more
         if i > limit:

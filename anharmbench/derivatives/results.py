@@ -113,6 +113,8 @@ class ResultStore:
                         "use another file"
                     )
                 return
+            if len(h5.keys()) or len(h5.attrs.keys()):
+                raise PlanMismatchError(f"{self.path} exists and is not a measurement store")
             h5.attrs["format"] = _STORE_FORMAT
             h5.attrs["plan_hash"] = plan.hash
             h5.attrs["method"] = plan.method
@@ -260,6 +262,48 @@ def measure_and_fit(
     """:func:`measure` then :func:`anharmbench.derivatives.fit.fit`."""
     data = measure(plan, evaluate, store=store, batch_size=batch_size)
     return fit(plan, data.energies, data.forces, **fit_kwargs)
+
+
+_RESULT_FIELDS = ("values", "uncertainties", "steps", "raw", "h2_coefficients",
+                  "h2_uncertainties", "tail_power", "relative_h2", "relative_uncertainty",
+                  "poor_fit", "step_residuals")
+
+
+def save_result(result: DerivativeResult, path: str | Path) -> None:
+    """Write a :class:`DerivativeResult` to an HDF5 file (one group ``order_n`` per order).
+
+    Parameters
+    ----------
+    result
+        The fitted derivatives.
+    path
+        Output file (overwritten).
+    """
+    with h5py.File(path, "w") as h5:
+        h5.attrs["format"] = "anharmbench-derivatives-1"
+        h5.attrs["method"] = result.method
+        h5.attrs["plan_hash"] = result.plan_hash
+        for n in result.orders:
+            g = h5.create_group(f"order_{n}")
+            g.create_dataset("labels", data=np.array(result.labels[n], dtype=object),
+                             dtype=h5py.string_dtype())
+            for name in _RESULT_FIELDS:
+                g.create_dataset(name, data=getattr(result, name)[n])
+
+
+def load_result(path: str | Path) -> DerivativeResult:
+    """Read a :class:`DerivativeResult` written by :func:`save_result`."""
+    fields: dict[str, dict[int, np.ndarray]] = {name: {} for name in _RESULT_FIELDS}
+    labels: dict[int, list[str]] = {}
+    with h5py.File(path, "r") as h5:
+        method, plan_hash = str(h5.attrs["method"]), str(h5.attrs["plan_hash"])
+        for key in h5:
+            n = int(key.split("_")[1])
+            labels[n] = [x.decode() if isinstance(x, bytes) else str(x)
+                         for x in h5[key]["labels"][...]]
+            for name in _RESULT_FIELDS:
+                fields[name][n] = np.asarray(h5[key][name][...])
+    return DerivativeResult(method=method, plan_hash=plan_hash, labels=labels, **fields)
 
 
 def displacement_evaluator(evaluator: Any, reference_positions: np.ndarray) -> Evaluator:
