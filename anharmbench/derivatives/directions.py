@@ -32,7 +32,7 @@ orders (they are free), so that only missing information is added.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from itertools import combinations, product
 from math import gcd
 from typing import Literal
@@ -150,10 +150,10 @@ class RowSpace:
 
     Notes
     -----
-    Candidate scoring (:meth:`gains`) works with the ``r x r`` Gram matrix of the projected
-    block, restricted to the block's non-zero columns, so that it costs
-    ``O(r * K_active * rank)`` per candidate; directions below ``select_rtol`` (1e-6) of the
-    block's norm are not credited. :meth:`add` projects explicitly (and twice) for accuracy.
+    Candidate scoring (:meth:`gains`, :class:`CandidateScores`) works with the ``r x r``
+    Gram matrix of the projected block, restricted to the block's non-zero rows and columns;
+    directions below ``select_rtol`` (1e-6) of the block's norm are hardly credited.
+    :meth:`add` projects explicitly (and twice) for accuracy.
     """
 
     def __init__(self, n_unknowns: int, rtol: float = _RANK_RTOL) -> None:
@@ -199,25 +199,19 @@ class RowSpace:
         Returns
         -------
         np.ndarray
-            ``(C,)`` float64 in ``[0, 1]`` (up to rounding).
+            ``(C,)`` float64 in ``[0, 1]`` (up to rounding and regularisation).
         """
-        q = self.basis
-        act = np.flatnonzero(np.any(blocks != 0.0, axis=(0, 1)))
-        ra = blocks[:, :, act]
-        cq = ra @ q[:, act].T  # (C, r, rank)
-        gram = ra @ ra.transpose(0, 2, 1) - cq @ cq.transpose(0, 2, 1)
-        b = blocks[:, :, k] - cq @ q[:, k]
-        lam, u = np.linalg.eigh(gram)
-        scale = np.sum(ra**2, axis=(1, 2))
-        keep = lam > self.select_rtol**2 * scale[:, None]
-        proj = np.einsum("crj,cr->cj", u, b)
-        return np.sum(np.where(keep, proj**2 / np.where(keep, lam, 1.0), 0.0), axis=1)
+        return CandidateScores(self, blocks, k).gains()
 
     def add(self, block: np.ndarray) -> int:
         """Add the rows of an ``(r, K)`` block; return the number of new dimensions."""
+        return int(self.add_rows(block).shape[0])
+
+    def add_rows(self, block: np.ndarray) -> np.ndarray:
+        """Add the rows of an ``(r, K)`` block; return the new orthonormal rows ``(n, K)``."""
         norm = float(np.linalg.norm(block))
         if norm == 0.0:
-            return 0
+            return np.zeros((0, self.n_unknowns))
         q = self.basis
         act = np.flatnonzero(np.any(block != 0.0, axis=0))
         res = block - (block[:, act] @ q[:, act].T) @ q
@@ -225,7 +219,7 @@ class RowSpace:
         _, s, vt = np.linalg.svd(res, full_matrices=False)
         new = vt[s > self.rtol * norm][: self.n_unknowns - self._rank]
         if new.shape[0] == 0:
-            return 0
+            return new
         if q.shape[0]:
             new = new - (new @ q.T) @ q
             new, _ = np.linalg.qr(new.T)
@@ -239,7 +233,56 @@ class RowSpace:
         self._buf[self._rank : self._rank + n_new] = new
         self._rank += n_new
         self._cov += np.sum(new**2, axis=0)
-        return n_new
+        return new
+
+
+class CandidateScores:
+    """Incrementally updated coverage gains of candidate blocks for one unknown.
+
+    For a candidate block ``R``, with ``Res = R (1 - Q^T Q)`` its part outside the current
+    row space, the gain of unknown ``k`` is ``b^T (G + delta)^-1 b`` with ``G = Res Res^T``
+    and ``b = Res e_k`` (``delta = select_rtol^2 |R|^2`` regularises directions that add
+    almost nothing). Only the candidates' non-zero rows and columns enter, and adding rows to
+    the row space updates ``G`` and ``b`` by low-rank corrections.
+
+    Parameters
+    ----------
+    space
+        The row space.
+    blocks
+        ``(C, r, K)`` candidate blocks.
+    k
+        The unknown of interest.
+    """
+
+    def __init__(self, space: RowSpace, blocks: np.ndarray, k: int) -> None:
+        nz = blocks != 0.0
+        self.cols = np.flatnonzero(np.any(nz, axis=(0, 1)))
+        rows = np.flatnonzero(np.any(nz, axis=(0, 2)))
+        self.k = k
+        self.ra = blocks[:, rows][:, :, self.cols]
+        q = space.basis
+        cq = self.ra @ q[:, self.cols].T
+        self.gram = self.ra @ self.ra.transpose(0, 2, 1) - cq @ cq.transpose(0, 2, 1)
+        self.b = blocks[:, rows, k] - cq @ q[:, k]
+        self.delta = space.select_rtol**2 * np.sum(self.ra**2, axis=(1, 2))
+
+    def update(self, new: np.ndarray) -> None:
+        """Account for new orthonormal rows ``(n, K)`` added to the row space."""
+        if new.shape[0] == 0:
+            return
+        cn = self.ra @ new[:, self.cols].T
+        self.gram -= cn @ cn.transpose(0, 2, 1)
+        self.b -= cn @ new[:, self.k]
+
+    def gains(self) -> np.ndarray:
+        """``(C,)`` coverage gains of unknown ``k``."""
+        if self.b.shape[1] == 0:
+            return np.zeros(self.b.shape[0])
+        eye = np.eye(self.gram.shape[1])
+        mat = self.gram + (self.delta + 1e-300)[:, None, None] * eye
+        sol = np.linalg.solve(mat, self.b[:, :, None])[:, :, 0]
+        return np.sum(self.b * sol, axis=1)
 
 
 def _patterns(size: int, amax: int) -> list[tuple[int, ...]]:
@@ -261,23 +304,33 @@ def _patterns(size: int, amax: int) -> list[tuple[int, ...]]:
     return out
 
 
-def _candidate_classes(
-    support: Sequence[int], max_modes: int, max_coefficient: int
-) -> Iterator[list[tuple[tuple[int, ...], tuple[int, ...]]]]:
-    """Classes of (modes, weights) candidates, simplest first."""
-    for size in range(1, min(len(support), max_modes) + 1):
-        for amax in range(1, (max_coefficient if size > 1 else 1) + 1):
-            pats = _patterns(size, amax)
-            if not pats:
-                continue
-            yield [(subset, pat) for subset in combinations(support, size) for pat in pats]
-
-
 def _vectors(cands: Sequence[tuple[tuple[int, ...], tuple[int, ...]]], m: int) -> np.ndarray:
     out = np.zeros((len(cands), m))
     for i, (subset, pat) in enumerate(cands):
         out[i, list(subset)] = pat
     return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def _subset_activity(
+    basis: DerivativeBasis, method: Method, subsets: list[tuple[int, ...]],
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """``(C, K)`` bool: basis tensor ``k`` is informed by directions in the span of subset ``c``.
+
+    One random direction with positive weights on the subset's modes is probed each.
+    """
+    m = basis.modes.shape[1]
+    out = np.zeros((len(subsets), len(basis)), dtype=bool)
+    chunk = max(8, _CHUNK_FLOATS // max(1, _rows(basis, method) * len(basis)))
+    for a in range(0, len(subsets), chunk):
+        part = subsets[a : a + chunk]
+        probe = np.zeros((len(part), m))
+        for i, sub in enumerate(part):
+            probe[i, list(sub)] = rng.uniform(0.5, 1.5, len(sub))
+        blocks = design_blocks(basis, method, probe / np.linalg.norm(probe, axis=1)[:, None])
+        col = np.linalg.norm(blocks, axis=1)  # (c, K)
+        out[a : a + len(part)] = col > 1e-12 * (np.max(col, axis=1, keepdims=True) + 1e-300)
+    return out
 
 
 def select_lone(
@@ -288,6 +341,8 @@ def select_lone(
     *,
     max_coefficient: int = 3,
     min_gain: float = 1e-3,
+    max_subsets: int = 2048,
+    max_candidates: int = 128,
 ) -> list[np.ndarray]:
     """Add simple directions until every unknown of ``basis`` is determined.
 
@@ -300,17 +355,30 @@ def select_lone(
     space
         Row space of the directions already measured for this order (updated in place).
     rng
-        Random generator (support probes and the rare random fallback).
+        Random generator (support probes, sampling of large candidate sets, the rare
+        random fallback).
     max_coefficient
         Largest integer weight of a mode in a candidate direction.
     min_gain
         A candidate is kept when it covers at least this fraction of what remains
         undetermined of the targeted unknown.
+    max_subsets
+        At most this many mode subsets of one size are probed per support (seeded sample).
+    max_candidates
+        At most this many (subset, weights) candidates are scored per class (seeded sample).
 
     Returns
     -------
     list of np.ndarray
         New canonical ``(M,)`` directions, in the order chosen.
+
+    Notes
+    -----
+    Candidates for unknown ``k`` with mode support ``S``: subsets ``T`` of ``S`` of size
+    ``1, 2, ...`` (up to ``n`` for energies, ``n - 1`` for forces) on which ``B_k`` does not
+    vanish, with integer weights (first weight > 0, gcd 1) of maximal modulus ``1, 2, ...,
+    max_coefficient``; classes are visited simplest first and within a class the
+    candidate that most increases the determination of ``k`` is kept, repeatedly.
     """
     m = basis.modes.shape[1]
     n_eff = max(1, derivative_order(basis.order, method))
@@ -319,30 +387,47 @@ def select_lone(
     chosen: list[np.ndarray] = []
     chunk = max(8, _CHUNK_FLOATS // max(1, _rows(basis, method) * len(basis)))
     done = 1.0 - _DETERMINED_TOL
+    activity: dict[tuple[tuple[int, ...], int], tuple[list[tuple[int, ...]], np.ndarray]] = {}
     for k in targets:
         if space.covered(k) >= done:
             continue
-        support = [int(i) for i in supports[k]]
-        for cls in _candidate_classes(support, n_eff, max_coefficient):
-            for a in range(0, len(cls), chunk):
-                cands = _vectors(cls[a : a + chunk], m)
-                blocks = design_blocks(basis, method, cands)
-                # drop candidates on which basis tensor k vanishes identically
-                alive = np.linalg.norm(blocks[:, :, k], axis=1) > 1e-12 * (
-                    np.linalg.norm(blocks, axis=(1, 2)) + 1e-300
-                )
-                cands, blocks = cands[alive], blocks[alive]
-                free = np.ones(cands.shape[0], dtype=bool)
-                while free.any() and space.covered(k) < done:
-                    remaining = 1.0 - space.covered(k)
-                    gains = np.full(free.size, -1.0)
-                    gains[free] = space.gains(blocks[free], k)
-                    best = int(np.argmax(gains))
-                    if gains[best] < min_gain * remaining:
+        support = tuple(int(i) for i in supports[k])
+        for size in range(1, min(len(support), n_eff) + 1):
+            key = (support, size)
+            if key not in activity:
+                subsets = list(combinations(support, size))
+                if len(subsets) > max_subsets:
+                    pick = np.sort(rng.choice(len(subsets), max_subsets, replace=False))
+                    subsets = [subsets[i] for i in pick]
+                activity[key] = (subsets, _subset_activity(basis, method, subsets, rng))
+            subsets, active = activity[key]
+            alive = [subsets[i] for i in np.flatnonzero(active[:, k])]
+            if not alive:
+                continue
+            for amax in range(1, (max_coefficient if size > 1 else 1) + 1):
+                pats = _patterns(size, amax)
+                n_c = len(alive) * len(pats)
+                if n_c == 0:
+                    continue
+                pick = (np.arange(n_c) if n_c <= max_candidates
+                        else np.sort(rng.choice(n_c, max_candidates, replace=False)))
+                cls = [(alive[i // len(pats)], pats[i % len(pats)]) for i in pick]
+                for a in range(0, len(cls), chunk):
+                    cands = _vectors(cls[a : a + chunk], m)
+                    blocks = design_blocks(basis, method, cands)
+                    free = np.ones(cands.shape[0], dtype=bool)
+                    scores = CandidateScores(space, blocks, k)
+                    while free.any() and space.covered(k) < done:
+                        remaining = 1.0 - space.covered(k)
+                        gains = np.where(free, scores.gains(), -1.0)
+                        best = int(np.argmax(gains))
+                        if gains[best] < min_gain * remaining:
+                            break
+                        scores.update(space.add_rows(blocks[best]))
+                        chosen.append(canonical_direction(cands[best]))
+                        free[best] = False
+                    if space.covered(k) >= done:
                         break
-                    space.add(blocks[best])
-                    chosen.append(canonical_direction(cands[best]))
-                    free[best] = False
                 if space.covered(k) >= done:
                     break
             if space.covered(k) >= done:
@@ -350,7 +435,7 @@ def select_lone(
         tries = 0
         while space.covered(k) < done:  # fallback: random directions in the support
             v = np.zeros(m)
-            v[support] = rng.standard_normal(len(support))
+            v[list(support)] = rng.standard_normal(len(support))
             v = canonical_direction(v)
             if space.add(design_blocks(basis, method, v[None])[0]):
                 chosen.append(v)
