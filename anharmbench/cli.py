@@ -219,6 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--show", type=int, default=10, help="derivatives to print per order")
     p.set_defaults(func=_cmd_derivatives)
+
+    from anharmbench.datasets.cli import add_dataset_commands
+
+    add_dataset_commands(sub)
     return parser
 
 
