@@ -134,11 +134,13 @@ def _cmd_derivatives(args: argparse.Namespace) -> int:
         DERIVATIVES_FILE,
         evaluate_in_process,
         fit_directory,
+        load_plan_directory,
     )
 
+    loaded = load_plan_directory(args.directory)  # building the plan can take a while: once
     if args.evaluate:
-        evaluate_in_process(args.directory, progress=True)
-    result = fit_directory(args.directory)
+        evaluate_in_process(args.directory, progress=True, loaded=loaded)
+    result = fit_directory(args.directory, loaded=loaded)
     for n in result.orders:
         worst = float(result.relative_uncertainty[n].max())
         print(

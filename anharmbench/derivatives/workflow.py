@@ -279,14 +279,16 @@ def evaluate_in_process(
     *,
     progress: bool = False,
     force_tol: float = 1e-4,
+    loaded: tuple[Prepared, dict[str, Any]] | None = None,
 ) -> Measurements:
     """Evaluate a plan directory's configurations with the batch evaluator (resumable).
 
     The undisplaced supercell must be at equilibrium on the potential (largest residual
     force below ``force_tol``, eV/Angstrom), else :class:`NotAtEquilibriumError`.
+    ``loaded`` is the result of :func:`load_plan_directory`, to avoid rebuilding the plan.
     """
     directory = Path(directory)
-    prepared, manifest = load_plan_directory(directory)
+    prepared, manifest = loaded or load_plan_directory(directory)
     potential = potential or LammpsPotential.from_dict(manifest["potential"])
     with BatchEvaluator(potential, prepared.supercell) as batch:
         residual = batch.evaluate(prepared.supercell.positions[None], stress=False).forces[0]
@@ -305,10 +307,18 @@ def evaluate_in_process(
         )
 
 
-def fit_directory(directory: str | Path, **fit_kwargs: Any) -> DerivativeResult:
-    """Fit the collected results of a plan directory and write ``derivatives.h5``."""
+def fit_directory(
+    directory: str | Path,
+    *,
+    loaded: tuple[Prepared, dict[str, Any]] | None = None,
+    **fit_kwargs: Any,
+) -> DerivativeResult:
+    """Fit the collected results of a plan directory and write ``derivatives.h5``.
+
+    ``loaded`` is the result of :func:`load_plan_directory`, to avoid rebuilding the plan.
+    """
     directory = Path(directory)
-    prepared, manifest = load_plan_directory(directory)
+    prepared, manifest = loaded or load_plan_directory(directory)
     path = directory / RESULTS_FILE
     if not path.is_file():
         raise FileNotFoundError(
