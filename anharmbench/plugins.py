@@ -123,6 +123,56 @@ def mpi_include_dir() -> Path:
     )
 
 
+def quip_library() -> Path | None:
+    """``libPotentials-<hash>.so`` of the ``quippy-ase`` wheel, or None when not installed.
+
+    The library exports QUIP's LAMMPS interface (``quip_lammps_wrapper``); the
+    ``quip`` plugin links to it. The hash in the file name changes between builds of
+    the wheel, so it is looked up in the wheel's file list, never hard-coded.
+    """
+    try:
+        files = importlib.metadata.files("quippy-ase") or []
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    for f in files:
+        if f.name.startswith("libPotentials") and f.name.endswith(".so"):
+            path = Path(str(f.locate())).resolve()
+            if path.is_file():
+                return path
+    return None
+
+
+def torch_cmake_prefix() -> Path | None:
+    """``<site-packages>/torch/share/cmake`` (for ``find_package(Torch)``), or None.
+
+    Found without importing torch (slow, and not needed to configure the build).
+    """
+    spec = importlib.util.find_spec("torch")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for root in spec.submodule_search_locations:
+        path = Path(root) / "share" / "cmake"
+        if (path / "Torch" / "TorchConfig.cmake").is_file():
+            return path
+    return None
+
+
+def optional_dependency_args() -> list[str]:
+    """CMake cache arguments naming the optional libraries the plugins may link.
+
+    ``-DANHARMBENCH_QUIP_LIBRARY=`` (QUIP's libPotentials) and
+    ``-DANHARMBENCH_TORCH_CMAKE_PREFIX=`` (libtorch's CMake package). An empty value
+    tells that plugin's CMakeLists to skip itself with a message naming the missing
+    package (``pip install -e '.[gap]'`` or ``'.[nequip]'``).
+    """
+    quip = quip_library()
+    torch = torch_cmake_prefix()
+    return [
+        f"-DANHARMBENCH_QUIP_LIBRARY={quip if quip is not None else ''}",
+        f"-DANHARMBENCH_TORCH_CMAKE_PREFIX={torch if torch is not None else ''}",
+    ]
+
+
 def find_cmake() -> str:
     """Path of a ``cmake`` executable: on ``PATH`` or beside this interpreter."""
     exe = shutil.which("cmake") or shutil.which("cmake", path=str(Path(sys.executable).parent))
@@ -207,6 +257,7 @@ def build_plugins(
         f"-DLAMMPS_HEADER_DIR={lammps_header_dir()}",
         f"-DMPI_INCLUDE_DIR={mpi_include_dir()}",
         f"-DANHARMBENCH_PLUGIN_OUTPUT_DIR={out.resolve()}",
+        *optional_dependency_args(),
     ]
     _run(configure, "configuring (cmake)", verbose)
     _run([cmake, "--build", str(build), "--parallel", str(max(1, int(jobs)))], "compiling", verbose)

@@ -36,3 +36,12 @@ def rattled_argon() -> Atoms:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(12345)
+
+
+@pytest.fixture(scope="session")
+def tiny_refmd_dataset(tmp_path_factory: pytest.TempPathFactory):
+    """A tiny reference-MD dataset on CRG (12-atom S_C cell, 2000 K and 3000 K, 24 frames;
+    train/val/test = 20/2/2), made once per test session in about 2 s. Seeded."""
+    from anharmbench.datasets import RefMDSettings, run_refmd
+
+    return run_refmd(tmp_path_factory.mktemp("tiny_refmd"), RefMDSettings.quick()).directory

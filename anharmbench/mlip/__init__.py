@@ -1,0 +1,16 @@
+"""Machine-learning interatomic potentials: training, deployment as LAMMPS pair styles.
+
+Each model class has its own module (``gap``, ``nequip``, ``bpnn``) with a typed
+training configuration, a trainer that writes a model directory, and a function that
+returns the :class:`~anharmbench.potentials.spec.LammpsPotential` deploying the trained
+model through a project plugin (so the batch evaluator, the displacement generator's
+decks and MD all use one path). Shared pieces:
+
+* :mod:`anharmbench.mlip.data` -- reading a dataset directory's splits;
+* :mod:`anharmbench.mlip.parity` -- energy/force parity on held-out frames (data + plot).
+"""
+
+from anharmbench.mlip.data import DatasetSplits, load_splits
+from anharmbench.mlip.parity import ParityResult, evaluate_parity, write_parity
+
+__all__ = ["DatasetSplits", "ParityResult", "evaluate_parity", "load_splits", "write_parity"]

@@ -1,0 +1,96 @@
+"""Reading the train/validation/test splits of a dataset directory.
+
+A dataset directory is what :func:`anharmbench.datasets.run_idmd` or
+:func:`~anharmbench.datasets.run_refmd` writes: ``train.xyz``, ``val.xyz``, ``test.xyz``
+(extended XYZ with energies, forces, stresses and virials) and ``manifest.json``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ase import Atoms
+
+from anharmbench.datasets.io import SPLIT_FILES, read_frames, read_manifest
+
+__all__ = ["DatasetError", "DatasetSplits", "load_splits"]
+
+
+class DatasetError(ValueError):
+    """A dataset directory is missing, incomplete, or holds frames without labels."""
+
+
+@dataclass(frozen=True)
+class DatasetSplits:
+    """Labelled frames of one dataset, split for training.
+
+    Attributes
+    ----------
+    directory
+        The dataset directory.
+    train, val, test
+        Frames with a ``SinglePointCalculator`` holding ``energy`` (eV) and ``forces``
+        (eV/Angstrom, shape ``(natoms, 3)``), and ``stress`` when the dataset has it.
+    species
+        Chemical symbols present in the training frames, sorted.
+    kind
+        ``"idmd"``, ``"refmd"`` or ``"unknown"`` (from the manifest).
+    """
+
+    directory: Path
+    train: list[Atoms]
+    val: list[Atoms]
+    test: list[Atoms]
+    species: tuple[str, ...]
+    kind: str
+
+
+def load_splits(directory: str | Path, *, require: tuple[str, ...] = ("train",)) -> DatasetSplits:
+    """Read ``train.xyz``, ``val.xyz`` and ``test.xyz`` of a dataset directory.
+
+    Parameters
+    ----------
+    directory
+        A dataset directory.
+    require
+        Splits that must hold at least one frame.
+
+    Raises
+    ------
+    DatasetError
+        When the directory or a required split is missing or empty, the manifest says
+        the run is incomplete, or a frame has no energy/forces.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise DatasetError(
+            f"dataset directory {directory} does not exist; make one with "
+            "'anharmbench dataset idmd|refmd DIR'"
+        )
+    manifest = read_manifest(directory) or {}
+    if manifest and not manifest.get("complete", True):
+        raise DatasetError(
+            f"dataset {directory} is incomplete (the MD run stopped early); rerun the same "
+            "'anharmbench dataset' command to finish it"
+        )
+    frames: dict[str, list[Atoms]] = {}
+    for name, fname in SPLIT_FILES.items():
+        frames[name] = read_frames(directory / fname)
+        if name in require and not frames[name]:
+            raise DatasetError(f"dataset {directory} has no frames in {fname}")
+        for i, atoms in enumerate(frames[name]):
+            calc = atoms.calc
+            if calc is None or "energy" not in calc.results or "forces" not in calc.results:
+                raise DatasetError(
+                    f"frame {i} of {directory / fname} has no energy/forces labels"
+                )
+    species = tuple(sorted({s for a in frames["train"] for s in a.get_chemical_symbols()}))
+    return DatasetSplits(
+        directory=directory,
+        train=frames["train"],
+        val=frames["val"],
+        test=frames["test"],
+        species=species,
+        kind=str(manifest.get("kind", "unknown")),
+    )
