@@ -99,7 +99,20 @@ def _potential_from_args(args: argparse.Namespace):  # noqa: ANN202 - LammpsPote
 def _cmd_plan(args: argparse.Namespace) -> int:
     from anharmbench.derivatives.workflow import prepare, write_plan_directory
 
-    prepared = prepare(_job_from_args(args), _primitive_from_args(args))
+    job = _job_from_args(args)
+    primitive = _primitive_from_args(args)
+    choice = None
+    if args.auto_steps:
+        if args.count_only:
+            print("anharmbench plan: --auto-steps evaluates; drop --count-only", file=sys.stderr)
+            return 2
+        from anharmbench.derivatives.workflow import choose_job_steps
+
+        job, choice = choose_job_steps(job, primitive, _potential_from_args(args))
+        for n, (lo, hi) in sorted((job.h_ranges or {}).items()):
+            print(f"order {n}: steps {lo:.4g}..{hi:.4g} A (chosen by measuring)")
+        print(f"  ({choice.n_evaluations} evaluations spent choosing the step windows)")
+    prepared = prepare(job, primitive)
     counts = prepared.counts()
     print(f"irreducible derivatives: {sum(counts.values())}")
     print(f"evaluations: {prepared.plan.n_evaluations}")
@@ -114,6 +127,12 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         args.out, prepared, _potential_from_args(args), chunk_size=args.chunk_size
     )
     print(prepared.plan.summary())
+    if choice is not None and choice.measurements is not None:
+        from anharmbench.derivatives.workflow import store_measurements
+
+        if choice.measurements.plan_hash == prepared.plan.hash:
+            k = store_measurements(out, prepared, choice.measurements)
+            print(f"stored the {k} configurations already evaluated while choosing steps")
     print(f"wrote {out}: run each chunk_*/in.evaluate with lmp, then 'anharmbench collect {out}'")
     return 0
 
@@ -207,6 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="plan directory to write")
     p.add_argument("--potential", default=None, help="'crg' (default) or a potential JSON file")
     p.add_argument("--chunk-size", type=int, default=500, help="configurations per deck")
+    p.add_argument(
+        "--auto-steps", action="store_true",
+        help="choose each order's step window by measuring in process on --potential, "
+        "starting from --h-min..--h-max",
+    )
     p.set_defaults(func=_cmd_plan)
 
     p = sub.add_parser("collect", help="read finished LAMMPS decks of a plan directory")

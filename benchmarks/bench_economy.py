@@ -6,7 +6,8 @@ extrapolated to zero step):
 
 * ours, lone plan, ten steps 0.01..0.08 A (the reference itself; its internal
   consistency is shown by a second, independent step window 0.02..0.12 A);
-* ours, lone plan, three steps;
+* ours, lone plan, three steps, and one step (no extrapolation);
+* ours, bundled plans (random directions, least squares overdetermined 1.2x and 3x);
 * phono3py's own finite-displacement route (displacement 0.03 A, its default, and
   0.01 A), its fc3 projected onto our invariant basis.
 
@@ -40,9 +41,9 @@ def rel_rms(d: np.ndarray, ref: np.ndarray) -> float:
     return float(np.sqrt(np.mean((d - ref) ** 2)) / np.mean(np.abs(ref)))
 
 
-def ours(basis, batch, atoms, h_range, n_steps):  # noqa: ANN001, ANN201
-    plan = build_plan({3: basis}, method="forces", variant="lone", h_range=h_range,
-                      n_steps=n_steps)
+def ours(basis, batch, atoms, h_range, n_steps, variant="lone", over=3.0):  # noqa: ANN001, ANN201
+    plan = build_plan({3: basis}, method="forces", variant=variant, h_range=h_range,
+                      n_steps=n_steps, overdetermination=over)
     t0 = time.perf_counter()
     res = measure_and_fit(plan, displacement_evaluator(batch, atoms.positions), warn=False)
     return res.values[3], plan.n_evaluations, time.perf_counter() - t0
@@ -85,6 +86,11 @@ def main() -> None:
             one, n_one, t_one = ours(basis, batch, atoms, (h, h), 1)
             rows.append((f"ours lone, 1 step {h} A (no extrapolation)", n_one, rel_rms(one, ref),
                          t_one))
+        for over in (1.2, 3.0):
+            for h_range, k in (((0.01, 0.04), 3), ((0.01, 0.01), 1)):
+                b, n_b, t_b = ours(basis, batch, atoms, h_range, k, "bundled", over)
+                rows.append((f"ours bundled x{over}, {k} step(s) {h_range[0]}-{h_range[1]}",
+                             n_b, rel_rms(b, ref), t_b))
         for dist, pm in ((0.03, "auto"), (0.01, "auto"), (0.01, True)):
             d, n, t = phono3py_route(prim, atoms, basis, batch, dist, pm)
             rows.append((f"phono3py fd, {dist} A, plusminus={pm}", n, rel_rms(d, ref), t))

@@ -99,13 +99,31 @@ def test_count_only_cli_small(capsys):
     assert int(out[1].split(":")[1]) > 0
 
 
-@pytest.mark.slow
 def test_count_only_cli(capsys):
-    """The issue's example: 3rd order in the 24-atom 2I cell (plan building takes ~1 min)."""
+    """The issue's example: 3rd order in the 24-atom 2I cell (plan building takes ~5 s)."""
     assert main(["plan", "--supercell", "2 0 0 0 2 0 0 0 2", "--order", "3", "--count-only"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "irreducible derivatives: 155"
     assert out[1].startswith("evaluations: ")
+
+
+def test_auto_steps_move_a_too_large_window_down(tmp_path, capsys):
+    """Started far too large (0.1..0.8 A, where the h^4 terms spoil the quadratic tail), the
+    automatic choice moves the window down; the evaluations it made are stored, so the fit
+    needs no more."""
+    out = tmp_path / "auto"
+    args = ["plan", "--supercell", "prim", "--order", "3", "--h-min", "0.1", "--h-max", "0.8",
+            "--auto-steps", "--out", str(out)]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    job = json.loads((out / "plan.json").read_text())["job"]
+    lo, hi = job["h_ranges"]["3"]
+    assert hi < 0.8 and lo < 0.1
+    assert f"order 3: steps {lo:.4g}..{hi:.4g} A" in text
+    assert "stored the" in text
+    res = fit_directory(out)  # everything is in results.h5 already
+    assert float(res.relative_uncertainty[3].max()) < 1e-5
+    assert float(res.relative_h2[3].max()) < 0.1
 
 
 def test_structure_off_equilibrium_is_refused(tmp_path):

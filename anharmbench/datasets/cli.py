@@ -224,7 +224,8 @@ def add_dataset_commands(subparsers: Any) -> argparse.ArgumentParser:
         "--init",
         choices=("lattice", "harmonic"),
         default=None,
-        help="initial positions (lattice: velocities only, as in the paper)",
+        help="initial state: harmonic (default; positions and velocities drawn at T, which "
+        "gives the paper's 1522-2238 K) or lattice (velocities only; settles near T/2)",
     )
     q.add_argument("--checkpoint-every", type=int, default=None, help="steps")
     q.add_argument(

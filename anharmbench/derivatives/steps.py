@@ -17,17 +17,20 @@ maximised over the order's derivatives:
 
 Both are taken as the 90% quantile over the order's derivatives (``quantile``).
 
-Rules (one window shift by a factor ``shift``, default 2, per iteration and order; ``m`` is
-the finite-difference order):
+Rules (one window shift by a factor ``shift``, default 2, per iteration and order):
 
-1. ``rel_unc > max_rel_uncertainty`` (default 1e-3): the estimates are noise-limited; shift
-   the window up (``h -> shift h``) if ``rel_h2 * shift^2 <= max_rel_h2`` (default 0.1),
-   i.e. if the tail stays quadratic;
-2. otherwise, ``rel_h2 > max_rel_h2``: the window reaches beyond the quadratic regime; shift
-   it down if ``rel_unc * shift^m <= max_rel_uncertainty`` (the noise, amplified as
-   ``h^-m``, stays acceptable);
+1. ``rel_h2 > max_rel_h2`` (default 0.1): the window reaches beyond the quadratic regime
+   (there the uncertainty itself is mostly the misfit of the unmodelled ``h^4`` terms);
+   shift the window down (``h -> h / shift``);
+2. otherwise, ``rel_unc > max_rel_uncertainty`` (default 1e-3): the estimates are
+   noise-limited; shift the window up if ``rel_h2 * shift^2 <= max_rel_h2``, i.e. if the
+   tail stays quadratic;
 3. otherwise (or when the rule's condition fails) the order's window is accepted.
 
+Every shift is checked once measured: when the new uncertainty is above
+``max_rel_uncertainty`` and worse than before the shift (the noise, amplified as ``h^-m``
+for an ``m``-th difference, won over the truncation error, or the reverse), the order goes
+back to its previous window and stops there.
 An order never shifts back in the direction opposite to its first shift (no oscillation),
 stays within ``h_bounds``, and the loop stops after ``max_iter`` iterations. With the default
 geometric steps (ratio ``2^(1/3)``) a shift by 2 keeps seven of the ten steps, and the
@@ -55,7 +58,7 @@ from anharmbench.derivatives.plan import (
     build_plan,
     geometric_steps,
 )
-from anharmbench.derivatives.results import Evaluator, measure
+from anharmbench.derivatives.results import Evaluator, Measurements, measure
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,9 @@ class StepChoice:
         Per iteration, per order: ``(h_min, h_max, rel_h2, rel_unc)``.
     n_evaluations
         Distinct configurations evaluated over all iterations.
+    measurements
+        The evaluated configurations of ``plan`` (to store them, e.g. in a plan
+        directory's results, instead of evaluating them again).
     """
 
     steps: dict[int, np.ndarray]
@@ -81,6 +87,7 @@ class StepChoice:
     result: DerivativeResult
     history: list[dict[int, tuple[float, float, float, float]]]
     n_evaluations: int
+    measurements: Measurements | None = None
 
 
 class _CachedEvaluator:
@@ -177,6 +184,8 @@ def choose_steps(
     window = {n: (float(h_range[0]), float(h_range[1])) for n in orders}
     direction = dict.fromkeys(orders, 0)
     active = set(orders)
+    previous: dict[int, tuple[tuple[float, float], float]] = {}
+    reverted: set[int] = set()
     cached = _CachedEvaluator(evaluate)
     history: list[dict[int, tuple[float, float, float, float]]] = []
     plan: MeasurementPlan | None = None
@@ -194,13 +203,17 @@ def choose_steps(
             record[n] = (*window[n], rel_h2, rel_unc)
             if n not in active:
                 continue
+            if n in previous and rel_unc > max(max_rel_uncertainty, previous[n][1]):
+                window[n] = previous[n][0]  # the last shift made things worse: undo it
+                active.discard(n)
+                reverted.add(n)
+                continue
             lo, hi = window[n]
-            m = plan.measurements[n].stencil.derivative
             move = 0
-            if rel_unc > max_rel_uncertainty:
+            if rel_h2 > max_rel_h2:
+                move = -1
+            elif rel_unc > max_rel_uncertainty:
                 move = 1 if rel_h2 * shift**2 <= max_rel_h2 else 0
-            elif rel_h2 > max_rel_h2:
-                move = -1 if rel_unc * shift**m <= max_rel_uncertainty else 0
             if move and direction[n] == -move:
                 move = 0
             if move == -1 and lo / shift < h_bounds[0]:
@@ -210,16 +223,17 @@ def choose_steps(
             if move == 0:
                 active.discard(n)
             else:
+                previous[n] = (window[n], rel_unc)
                 direction[n] = move
                 window[n] = (lo * shift**move, hi * shift**move)
         history.append(record)
         if not active:
             break
     assert plan is not None and result is not None
-    if active:  # the last shifts were not measured: measure the final windows
+    if active or reverted:  # the final windows were not the last measured: measure them
         steps = {n: geometric_steps(*window[n], n_steps) for n in orders}
         plan = build_plan(bases, method=method, variant=variant, steps=steps, **plan_kwargs)
         data = measure(plan, cached, batch_size=batch_size)
         result = fit(plan, data.energies, data.forces, warn=False)
     return StepChoice(steps=plan.steps, plan=plan, result=result, history=history,
-                      n_evaluations=len(cached.cache))
+                      n_evaluations=len(cached.cache), measurements=data)

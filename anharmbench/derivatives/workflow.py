@@ -27,13 +27,14 @@ from ase import Atoms
 
 from anharmbench import __version__
 from anharmbench.derivatives.fit import DerivativeResult, fit
-from anharmbench.derivatives.plan import MeasurementPlan, build_plan
+from anharmbench.derivatives.plan import MeasurementPlan, build_plan, geometric_steps
 from anharmbench.derivatives.results import (
     Measurements,
     ResultStore,
     displacement_evaluator,
     measure,
 )
+from anharmbench.derivatives.steps import StepChoice, choose_steps
 from anharmbench.lammps.batch import BatchEvaluator
 from anharmbench.lammps.deck import DeckResultError, read_deck_results, write_deck
 from anharmbench.potentials.spec import LammpsPotential
@@ -65,6 +66,9 @@ class DerivativeJob:
         fractional q-points as strings), or ``None`` for all.
     h_range
         Smallest and largest step, Angstrom.
+    h_ranges
+        Per-order windows ``{order: (h_min, h_max)}`` that override ``h_range`` (e.g. the
+        windows chosen by :func:`choose_job_steps`).
     n_steps
         Number of step sizes.
     overdetermination
@@ -79,6 +83,7 @@ class DerivativeJob:
     variant: str = "lone"
     qtuple: tuple[str, ...] | None = None
     h_range: tuple[float, float] = (0.01, 0.08)
+    h_ranges: dict[int, tuple[float, float]] | None = None
     n_steps: int = 10
     overdetermination: float = 3.0
     seed: int = 0
@@ -98,6 +103,23 @@ class DerivativeJob:
         if self.qtuple is not None:
             object.__setattr__(self, "qtuple", tuple(str(q) for q in self.qtuple))
         object.__setattr__(self, "h_range", tuple(float(h) for h in self.h_range))
+        if self.h_ranges is not None:
+            windows = {int(n): (float(w[0]), float(w[1])) for n, w in self.h_ranges.items()}
+            for n, (lo, hi) in windows.items():
+                if n not in orders:
+                    raise ValueError(f"h_ranges names order {n}, which is not in {orders}")
+                if not 0 < lo <= hi:
+                    raise ValueError(f"step window of order {n} must satisfy 0 < h_min <= h_max")
+            object.__setattr__(self, "h_ranges", windows)
+        lo, hi = self.h_range
+        if not 0 < lo <= hi:
+            raise ValueError(f"h_range must satisfy 0 < h_min <= h_max, got {self.h_range}")
+
+    def window(self, order: int) -> tuple[float, float]:
+        """Step window ``(h_min, h_max)`` of one order, Angstrom."""
+        if self.h_ranges is not None and order in self.h_ranges:
+            return self.h_ranges[order]
+        return self.h_range  # type: ignore[return-value]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -105,6 +127,8 @@ class DerivativeJob:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DerivativeJob:
         d = dict(data)
+        if d.get("h_ranges") is not None:
+            d["h_ranges"] = {int(n): tuple(w) for n, w in d["h_ranges"].items()}
         if d.get("qtuple") is not None:
             d["qtuple"] = tuple(d["qtuple"])
         return cls(**d)
@@ -156,8 +180,7 @@ def prepare(job: DerivativeJob, primitive: Atoms) -> Prepared:
         bases,
         method=job.method,  # type: ignore[arg-type]
         variant=job.variant,  # type: ignore[arg-type]
-        h_range=job.h_range,
-        n_steps=job.n_steps,
+        steps={n: geometric_steps(*job.window(n), job.n_steps) for n in job.orders},
         overdetermination=job.overdetermination,
         seed=job.seed,
     )
@@ -273,6 +296,24 @@ def collect(directory: str | Path) -> CollectReport:
     return CollectReport(finished, missing, n_done, prepared.plan.n_evaluations)
 
 
+def store_measurements(directory: str | Path, prepared: Prepared, data: Measurements) -> int:
+    """Write already evaluated configurations of ``prepared.plan`` into the directory's store.
+
+    Returns the number of configurations written. Raises ``ValueError`` when ``data``
+    belongs to another plan.
+    """
+    if data.plan_hash != prepared.plan.hash:
+        raise ValueError(
+            f"measurements of plan {data.plan_hash[:12]} cannot fill plan "
+            f"{prepared.plan.hash[:12]}"
+        )
+    store = ResultStore(Path(directory) / RESULTS_FILE, prepared.plan)
+    idx = np.arange(prepared.plan.n_evaluations)
+    with store.writer() as write:
+        write(idx, data.energies, data.forces)
+    return int(idx.size)
+
+
 def evaluate_in_process(
     directory: str | Path,
     potential: LammpsPotential | None = None,
@@ -291,20 +332,67 @@ def evaluate_in_process(
     prepared, manifest = loaded or load_plan_directory(directory)
     potential = potential or LammpsPotential.from_dict(manifest["potential"])
     with BatchEvaluator(potential, prepared.supercell) as batch:
-        residual = batch.evaluate(prepared.supercell.positions[None], stress=False).forces[0]
-        worst = int(np.argmax(np.linalg.norm(residual, axis=1)))
-        size = float(np.linalg.norm(residual[worst]))
-        if size > force_tol:
-            raise NotAtEquilibriumError(
-                f"the reference supercell is not at equilibrium on potential "
-                f"{potential.name!r}: residual force {size:.3e} eV/A on atom {worst} exceeds "
-                f"{force_tol:.1e} eV/A; relax the structure (lattice constant and internal "
-                "coordinates) on this potential first"
-            )
+        _check_equilibrium(batch, prepared.supercell, potential, force_tol)
         evaluate = displacement_evaluator(batch, prepared.supercell.positions)
         return measure(
             prepared.plan, evaluate, store=directory / RESULTS_FILE, progress=progress
         )
+
+
+def _check_equilibrium(
+    batch: BatchEvaluator, supercell: Atoms, potential: LammpsPotential, force_tol: float
+) -> None:
+    residual = batch.evaluate(supercell.positions[None], stress=False).forces[0]
+    worst = int(np.argmax(np.linalg.norm(residual, axis=1)))
+    size = float(np.linalg.norm(residual[worst]))
+    if size > force_tol:
+        raise NotAtEquilibriumError(
+            f"the reference supercell is not at equilibrium on potential "
+            f"{potential.name!r}: residual force {size:.3e} eV/A on atom {worst} exceeds "
+            f"{force_tol:.1e} eV/A; relax the structure (lattice constant and internal "
+            "coordinates) on this potential first"
+        )
+
+
+def choose_job_steps(
+    job: DerivativeJob,
+    primitive: Atoms,
+    potential: LammpsPotential,
+    *,
+    force_tol: float = 1e-4,
+    **choose_kwargs: Any,
+) -> tuple[DerivativeJob, StepChoice]:
+    """Choose each order's step window by measuring in process (automatic step range).
+
+    Runs :func:`anharmbench.derivatives.steps.choose_steps` from ``job.h_range`` with
+    the batch evaluator on ``potential`` and returns ``job`` with the chosen per-order
+    windows in ``h_ranges`` (write it as a plan directory, or evaluate it, as any job).
+
+    Returns
+    -------
+    (DerivativeJob, StepChoice)
+        The job with ``h_ranges`` set, and the choice (history, evaluations spent).
+    """
+    from dataclasses import replace
+
+    seed_job = replace(job, h_ranges=None)
+    prepared = prepare(seed_job, primitive)
+    with BatchEvaluator(potential, prepared.supercell) as batch:
+        _check_equilibrium(batch, prepared.supercell, potential, force_tol)
+        evaluate = displacement_evaluator(batch, prepared.supercell.positions)
+        choice = choose_steps(
+            prepared.bases,
+            evaluate,
+            method=job.method,  # type: ignore[arg-type]
+            variant=job.variant,  # type: ignore[arg-type]
+            h_range=job.h_range,
+            n_steps=job.n_steps,
+            overdetermination=job.overdetermination,
+            seed=job.seed,
+            **choose_kwargs,
+        )
+    windows = {n: (float(h.min()), float(h.max())) for n, h in choice.steps.items()}
+    return replace(job, h_ranges=windows), choice
 
 
 def fit_directory(

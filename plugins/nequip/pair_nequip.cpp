@@ -1,0 +1,653 @@
+/* ----------------------------------------------------------------------
+   anharmbench: pair style nequip (see pair_nequip.h)
+
+   Evaluates a model compiled ahead of time into an AOTInductor package
+   (.pt2, a zip archive holding a shared library) through libtorch's
+   torch::inductor::AOTIModelPackageLoader, on the CPU, in the process of LAMMPS.
+
+   ======================= THE .pt2 INTERFACE CONTRACT =======================
+   Any model that follows it works with this pair style: NequIP packages made by
+     nequip-compile CKPT OUT.nequip.pt2 --mode aotinductor --device cpu --target pair_nequip
+   and other models exported with torch._inductor.aoti_compile_and_package(...,
+   inductor_configs={"aot_inductor.metadata": {...}}) (e.g. the project's
+   Behler-Parrinello networks).
+
+   Package layout: the AOTInductor model must be named "model" (the default
+   of aoti_compile_and_package and of nequip-compile), i.e. the archive holds
+   <name>/data/aotinductor/model/<hash>.wrapper.so and its metadata json.
+
+   Metadata (string -> string, the "aot_inductor.metadata" dict):
+     required
+       nequip_aoti_inputs   names of the inputs in call order, space separated; exactly
+                            the five names below, in any order
+                            ("pos edge_index atom_types cell edge_cell_shift")
+       nequip_aoti_outputs  names of the outputs in result order, space separated; must
+                            include the three names below (others are ignored)
+                            ("atomic_energy forces virial")
+       r_max                cutoff radius, Angstrom (e.g. "6.0"): the graph holds every
+                            pair i-j (j any periodic image, j != i itself) with |r_ij| < r_max
+       type_names           model type names, space separated (e.g. "O Th"); type index
+                            k of atom_types is the k-th name (0-based)
+       model_dtype          "float32" or "float64" (the precision inside the model; the
+                            inputs and outputs below are float64 in both cases)
+     optional
+       per_edge_type_cutoff ntypes^2 cutoffs (Angstrom, row-major, row = type of the
+                            centre atom edge_index[0], column = neighbour), each <= r_max;
+                            an edge is kept only if shorter than its entry
+       num_types            number of type names (checked when present)
+       torch_version        torch version the package was compiled with (e.g. "2.13.0");
+                            refused if it differs from the libtorch of this plugin
+       AOTI_DEVICE_KEY      written by torch; must be "cpu"
+       AOTI_PLATFORM, AOTI_MACHINE, AOTI_CPU_ISA
+                            written by torch; must be "linux", this machine (uname -m), and
+                            vector ISAs this CPU has (AVX2, AVX512, AVX512_VNNI, AMX_TILE)
+       allow_tf32           ignored (CPU)
+
+   Inputs (all on the CPU, contiguous; N = atoms, E = edges, N >= 2 and E >= 2):
+       pos              (N, 3)    float64  Cartesian positions, Angstrom, of the owned atoms
+       edge_index       (2, E)    int64    row 0 = centre atom i, row 1 = neighbour j (0..N-1)
+       atom_types       (N,)      int64    model type index of each atom
+       cell             (1, 3, 3) float64  rows = lattice vectors a, b, c, Angstrom
+       edge_cell_shift  (E, 3)    float64  integer-valued n: r_ij = pos[j] - pos[i] + n @ cell
+   Outputs (float32 accepted, converted to float64):
+       atomic_energy    (N, 1) or (N,)     eV, per-atom energy; the total energy is the sum
+       forces           (N, 3)             eV/Angstrom, -dE/dpos
+       virial           (1, 3, 3) or (3,3) eV, -dE/d(strain) (= -V * ASE stress), so that
+                                           LAMMPS's pressure is virial / V (plus kinetic)
+
+   How the graph is built here: a full neighbour list of the owned atoms (with
+   ghost atoms); every ghost neighbour j is mapped to its owner (same atom ID) and
+   the lattice vector between them becomes edge_cell_shift. Nodes are therefore
+   exactly the N owned atoms, which is exact for any cell size, including cells
+   smaller than twice the cutoff (an atom then also meets its own images), and
+   message passing over several layers needs no ghost features. Forces land on
+   owned atoms only, so the results do not depend on the newton setting. The
+   virial comes from the model (the cell is an input). All atoms must therefore
+   be owned by one process: the pair style runs on one MPI rank.
+------------------------------------------------------------------------- */
+
+// libtorch before LAMMPS (LAMMPS's headers define short macros)
+#include <torch/csrc/inductor/aoti_package/model_package_loader.h>
+#include <torch/headeronly/version.h>
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include "pair_nequip.h"
+
+#include "atom.h"
+#include "comm.h"
+#include "domain.h"
+#include "error.h"
+#include "force.h"
+#include "memory.h"
+#include "neigh_list.h"
+#include "neighbor.h"
+#include "update.h"
+#include "utils.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <sys/utsname.h>
+
+using namespace LAMMPS_NS;
+
+namespace {
+
+// the AOTInductor model name inside the package (nequip-compile's and torch's default)
+constexpr const char *PACKAGE_MODEL_NAME = "model";
+// a ghost atom must be its owner plus a lattice vector to this tolerance (fractional)
+constexpr double SHIFT_TOL = 1.0e-6;
+
+const char *const REQUIRED_INPUTS[] = {"pos", "edge_index", "atom_types", "cell",
+                                       "edge_cell_shift"};
+const char *const REQUIRED_OUTPUTS[] = {"atomic_energy", "forces", "virial"};
+
+std::vector<std::string> split_words(const std::string &s)
+{
+  std::vector<std::string> out;
+  std::istringstream in(s);
+  std::string w;
+  while (in >> w) out.push_back(w);
+  return out;
+}
+
+std::string join(const std::vector<std::string> &words, const char *sep = " ")
+{
+  std::string out;
+  for (size_t k = 0; k < words.size(); k++) out += (k ? sep : "") + words[k];
+  return out;
+}
+
+// message of an exception thrown by libtorch, without the C++ backtrace
+std::string torch_message(const std::exception &e)
+{
+  if (const auto *c10e = dynamic_cast<const c10::Error *>(&e)) return c10e->what_without_backtrace();
+  return e.what();
+}
+
+// x86 feature flags of this CPU ("flags" line of /proc/cpuinfo); empty when unknown
+std::set<std::string> cpu_flags()
+{
+  std::set<std::string> flags;
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("flags", 0) == 0) {
+      const auto colon = line.find(':');
+      if (colon == std::string::npos) continue;
+      for (const auto &w : split_words(line.substr(colon + 1))) flags.insert(w);
+      break;
+    }
+  }
+  return flags;
+}
+
+// /proc/cpuinfo flags needed by each vector ISA torch names in AOTI_CPU_ISA
+// (torch._inductor.cpu_vec_isa: the -m flags it compiles that ISA with)
+const std::map<std::string, std::vector<std::string>> &isa_flags()
+{
+  static const std::map<std::string, std::vector<std::string>> table = {
+      {"AVX2", {"avx2", "fma", "f16c"}},
+      {"AVX512", {"avx512f", "avx512dq", "avx512vl", "avx512bw", "fma"}},
+      {"AVX512_VNNI", {"avx512_vnni"}},
+      {"AMX_TILE", {"amx_tile", "amx_bf16", "amx_int8"}},
+  };
+  return table;
+}
+
+}    // namespace
+
+/* ---------------------------------------------------------------------- */
+
+PairNequIP::PairNequIP(LAMMPS *lmp) : Pair(lmp), r_max(0.0)
+{
+  single_enable = 0;
+  restartinfo = 0;
+  one_coeff = 1;
+  manybody_flag = 1;
+  no_virial_fdotr_compute = 1;    // the virial is the model's (strain derivative)
+  centroidstressflag = CENTROID_NOTAVAIL;
+}
+
+/* ---------------------------------------------------------------------- */
+
+PairNequIP::~PairNequIP()
+{
+  if (copymode) return;
+  model.reset();
+  if (allocated) {
+    memory->destroy(setflag);
+    memory->destroy(cutsq);
+  }
+}
+
+/* ---------------------------------------------------------------------- */
+
+void PairNequIP::allocate()
+{
+  allocated = 1;
+  const int n = atom->ntypes + 1;
+  memory->create(setflag, n, n, "pair:setflag");
+  memory->create(cutsq, n, n, "pair:cutsq");
+  for (int i = 0; i < n; i++)
+    for (int j = 0; j < n; j++) {
+      setflag[i][j] = 0;
+      cutsq[i][j] = 0.0;
+    }
+}
+
+/* ---------------------------------------------------------------------- */
+
+void PairNequIP::settings(int narg, char ** /*arg*/)
+{
+  if (narg != 0)
+    error->all(FLERR, "Illegal pair_style nequip command: it takes no arguments (got {})", narg);
+}
+
+/* ----------------------------------------------------------------------
+   pair_coeff * * FILE.pt2 Name_1 ... Name_ntypes
+------------------------------------------------------------------------- */
+
+void PairNequIP::coeff(int narg, char **arg)
+{
+  if (!allocated) allocate();
+  const int ntypes = atom->ntypes;
+  if (narg != 3 + ntypes)
+    error->all(FLERR,
+               "Incorrect args for pair_coeff of pair style nequip: expected '* * MODEL.pt2' and "
+               "one model type name for each of the {} atom types, got {} arguments",
+               ntypes, narg);
+  if (strcmp(arg[0], "*") != 0 || strcmp(arg[1], "*") != 0)
+    error->all(FLERR, "Pair style nequip needs 'pair_coeff * * MODEL.pt2 names...' (got {} {})",
+               arg[0], arg[1]);
+
+  read_metadata(arg[2]);
+
+  type_mapper.assign(ntypes + 1, -1);
+  lammps_type_names.assign(ntypes + 1, "");
+  for (int itype = 1; itype <= ntypes; itype++) {
+    const std::string name = arg[2 + itype];
+    lammps_type_names[itype] = name;
+    const auto it = std::find(model_type_names.begin(), model_type_names.end(), name);
+    if (it == model_type_names.end())
+      error->all(FLERR,
+                 "Pair style nequip: type name '{}' given for atom type {} is not a type of model "
+                 "{} (its type_names: {}); give one of these names for every atom type",
+                 name, itype, filename, join(model_type_names));
+    type_mapper[itype] = (int) (it - model_type_names.begin());
+  }
+
+  load_model();
+
+  for (int i = 1; i <= ntypes; i++)
+    for (int j = i; j <= ntypes; j++) setflag[i][j] = 1;
+}
+
+/* ----------------------------------------------------------------------
+   read and check the package's metadata before its library is loaded
+------------------------------------------------------------------------- */
+
+void PairNequIP::read_metadata(const char *file)
+{
+  filename = file;
+  {
+    FILE *fp = fopen(file, "rb");
+    if (fp == nullptr)
+      error->all(FLERR, "Pair style nequip: cannot open model file {}: {}", file,
+                 utils::getsyserror());
+    fclose(fp);
+  }
+
+  std::unordered_map<std::string, std::string> meta;
+  try {
+    meta = torch::inductor::AOTIModelPackageLoader::load_metadata_from_package(
+        file, PACKAGE_MODEL_NAME);
+  } catch (const std::exception &e) {
+    error->all(FLERR,
+               "Pair style nequip: {} is not a readable AOTInductor package (.pt2) holding a "
+               "model named '{}' (compile it with nequip-compile --mode aotinductor --target "
+               "pair_nequip): {}",
+               file, PACKAGE_MODEL_NAME, torch_message(e));
+  }
+  metadata.clear();
+  for (const auto &kv : meta) metadata[kv.first] = kv.second;
+
+  auto get = [&](const char *key) -> std::string {
+    const auto it = metadata.find(key);
+    if (it == metadata.end()) {
+      std::vector<std::string> keys;
+      for (const auto &kv : metadata) keys.push_back(kv.first);
+      error->all(FLERR,
+                 "Pair style nequip: model {} has no metadata key '{}' (keys present: {}); it "
+                 "was not compiled for this pair style (nequip-compile ... --target pair_nequip)",
+                 filename, key, join(keys, ", "));
+    }
+    return it->second;
+  };
+
+  // --- where the compiled library can run
+  const auto dev = metadata.find("AOTI_DEVICE_KEY");
+  if (dev != metadata.end() && dev->second != "cpu")
+    error->all(FLERR,
+               "Pair style nequip: model {} was compiled for device '{}', this pair style runs "
+               "on the CPU: compile it with nequip-compile ... --device cpu",
+               filename, dev->second);
+  const auto plat = metadata.find("AOTI_PLATFORM");
+  if (plat != metadata.end() && plat->second != "linux")
+    error->all(FLERR, "Pair style nequip: model {} was compiled for platform '{}', not linux",
+               filename, plat->second);
+  struct utsname uts;
+  const auto mach = metadata.find("AOTI_MACHINE");
+  if (mach != metadata.end() && uname(&uts) == 0 && mach->second != uts.machine)
+    error->all(FLERR,
+               "Pair style nequip: model {} was compiled for a {} CPU but this machine is {}: "
+               "compile it again on this machine",
+               filename, mach->second, uts.machine);
+  const auto isa = metadata.find("AOTI_CPU_ISA");
+  if (isa != metadata.end()) {
+    const auto flags = cpu_flags();
+    std::vector<std::string> missing;
+    if (!flags.empty())
+      for (const auto &token : split_words(isa->second)) {
+        const auto need = isa_flags().find(token);
+        if (need == isa_flags().end()) continue;
+        for (const auto &flag : need->second)
+          if (!flags.count(flag)) missing.push_back(token + "(" + flag + ")");
+      }
+    if (!missing.empty())
+      error->all(FLERR,
+                 "Pair style nequip: model {} was compiled for a CPU with the vector instruction "
+                 "sets '{}', but this CPU lacks {}: running it would crash with an illegal "
+                 "instruction; compile the model again on this machine (nequip-compile ... "
+                 "--mode aotinductor --device cpu)",
+                 filename, isa->second, join(missing, ", "));
+  }
+  const auto tv = metadata.find("torch_version");
+  if (tv != metadata.end()) {
+    const std::string want = tv->second.substr(0, tv->second.find('+'));
+    if (want != TORCH_VERSION)
+      error->all(FLERR,
+                 "Pair style nequip: model {} was compiled with torch {} but this plugin runs "
+                 "libtorch {}: compile the model again with torch {} (or rebuild the plugin "
+                 "against torch {})",
+                 filename, tv->second, TORCH_VERSION, TORCH_VERSION, want);
+  }
+
+  // --- the calling convention
+  input_names = split_words(get("nequip_aoti_inputs"));
+  output_names = split_words(get("nequip_aoti_outputs"));
+  {
+    std::vector<std::string> sorted_in = input_names, required(std::begin(REQUIRED_INPUTS),
+                                                               std::end(REQUIRED_INPUTS));
+    std::sort(sorted_in.begin(), sorted_in.end());
+    std::sort(required.begin(), required.end());
+    if (sorted_in != required)
+      error->all(FLERR,
+                 "Pair style nequip: model {} takes the inputs '{}', but this pair style "
+                 "provides exactly 'pos edge_index atom_types cell edge_cell_shift' (compile "
+                 "with nequip-compile ... --target pair_nequip)",
+                 filename, join(input_names));
+  }
+  for (const char *name : REQUIRED_OUTPUTS)
+    if (std::find(output_names.begin(), output_names.end(), name) == output_names.end())
+      error->all(FLERR,
+                 "Pair style nequip: model {} has the outputs '{}', which lack '{}' (this pair "
+                 "style needs atomic_energy, forces and virial: nequip-compile ... --target "
+                 "pair_nequip)",
+                 filename, join(output_names), name);
+
+  // --- the model's physics
+  const std::string rmax_str = get("r_max");
+  try {
+    size_t used = 0;
+    r_max = std::stod(rmax_str, &used);
+    if (used != rmax_str.size() && rmax_str.find_first_not_of(" \t\n", used) != std::string::npos)
+      r_max = -1.0;
+  } catch (const std::exception &) {
+    r_max = -1.0;
+  }
+  if (!(r_max > 0.0) || !std::isfinite(r_max))
+    error->all(FLERR, "Pair style nequip: model {} has an invalid cutoff r_max = '{}'", filename,
+               rmax_str);
+
+  model_type_names = split_words(get("type_names"));
+  if (model_type_names.empty())
+    error->all(FLERR, "Pair style nequip: model {} has an empty type_names list", filename);
+  const auto nt = metadata.find("num_types");
+  if (nt != metadata.end() && nt->second != std::to_string(model_type_names.size()))
+    error->all(FLERR,
+               "Pair style nequip: model {} declares num_types = {} but type_names '{}' has {} "
+               "names",
+               filename, nt->second, join(model_type_names), model_type_names.size());
+
+  model_dtype = get("model_dtype");
+  if (model_dtype != "float64" && model_dtype != "float32")
+    error->all(FLERR,
+               "Pair style nequip: model {} has model_dtype '{}'; this pair style runs float32 "
+               "or float64 models",
+               filename, model_dtype);
+
+  type_cutoff.clear();
+  const auto pet = metadata.find("per_edge_type_cutoff");
+  if (pet != metadata.end()) {
+    const auto words = split_words(pet->second);
+    const size_t n = model_type_names.size();
+    if (words.size() != n * n)
+      error->all(FLERR,
+                 "Pair style nequip: model {} has {} per_edge_type_cutoff values, expected {} "
+                 "({} types squared)",
+                 filename, words.size(), n * n, n);
+    for (const auto &w : words) {
+      double rc = -1.0;
+      try {
+        rc = std::stod(w);
+      } catch (const std::exception &) {
+      }
+      if (!(rc > 0.0) || rc > r_max * (1.0 + 1e-12))
+        error->all(FLERR,
+                   "Pair style nequip: model {} has a per_edge_type_cutoff entry '{}' outside "
+                   "(0, r_max = {}]",
+                   filename, w, r_max);
+      type_cutoff.push_back(rc);
+    }
+  }
+}
+
+/* ----------------------------------------------------------------------
+   load the compiled library (extracted by libtorch to a temporary folder)
+------------------------------------------------------------------------- */
+
+void PairNequIP::load_model()
+{
+  model.reset();
+  try {
+    model = std::make_unique<torch::inductor::AOTIModelPackageLoader>(filename,
+                                                                      PACKAGE_MODEL_NAME);
+  } catch (const std::exception &e) {
+    error->all(FLERR,
+               "Pair style nequip: cannot load the compiled model {} with libtorch {} on this "
+               "machine: {}. A .pt2 package runs only with the torch version and on a CPU like "
+               "the ones it was compiled with: compile it again here (nequip-compile ... --mode "
+               "aotinductor --device cpu --target pair_nequip)",
+               filename, TORCH_VERSION, torch_message(e));
+  }
+  if (comm->me == 0)
+    utils::logmesg(lmp,
+                   "Pair style nequip: model {} ({}, r_max = {} A, types {}{}), libtorch {}, "
+                   "{} thread(s)\n",
+                   filename, model_dtype, r_max, join(model_type_names),
+                   type_cutoff.empty() ? "" : ", per-edge-type cutoffs", TORCH_VERSION,
+                   at::get_num_threads());
+}
+
+/* ---------------------------------------------------------------------- */
+
+void PairNequIP::init_style()
+{
+  if (strcmp(update->unit_style, "metal") != 0)
+    error->all(FLERR, "Pair style nequip requires 'units metal' (eV, Angstrom)");
+  if (comm->nprocs != 1)
+    error->all(FLERR,
+               "Pair style nequip runs on one MPI rank (got {}): its message passing needs "
+               "every atom on the rank that evaluates it; use threads (OMP_NUM_THREADS) instead",
+               comm->nprocs);
+  if (atom->tag_enable == 0) error->all(FLERR, "Pair style nequip requires atom IDs");
+  if (!model) error->all(FLERR, "Pair style nequip: no model loaded (pair_coeff missing)");
+  neighbor->add_request(this, NeighConst::REQ_FULL);
+}
+
+/* ---------------------------------------------------------------------- */
+
+double PairNequIP::init_one(int /*i*/, int /*j*/)
+{
+  return r_max;
+}
+
+/* ---------------------------------------------------------------------- */
+
+void PairNequIP::compute(int eflag, int vflag)
+{
+  ev_init(eflag, vflag);
+  if (vflag_atom)
+    error->all(FLERR,
+               "Pair style nequip does not provide per-atom virials (compute stress/atom): the "
+               "model returns only the global virial");
+
+  double **x = atom->x;
+  double **f = atom->f;
+  const int *type = atom->type;
+  const tagint *tag = atom->tag;
+  const int nlocal = atom->nlocal;
+  const int nall = nlocal + atom->nghost;
+  const int inum = list->inum;
+  const int *ilist = list->ilist;
+  const int *numneigh = list->numneigh;
+  int **firstneigh = list->firstneigh;
+
+  // owner (local index) of every atom ID
+  tagint maxtag = 0;
+  for (int i = 0; i < nlocal; i++) maxtag = std::max(maxtag, tag[i]);
+  tag2local.assign((size_t) maxtag + 1, -1);
+  for (int i = 0; i < nlocal; i++) tag2local[tag[i]] = i;
+
+  // box h: rows a = (xprd,0,0), b = (xy,yprd,0), c = (xz,yz,zprd)
+  const double xprd = domain->xprd, yprd = domain->yprd, zprd = domain->zprd;
+  const double xy = domain->triclinic ? domain->xy : 0.0;
+  const double xz = domain->triclinic ? domain->xz : 0.0;
+  const double yz = domain->triclinic ? domain->yz : 0.0;
+  const bool periodic[3] = {domain->xperiodic != 0, domain->yperiodic != 0,
+                            domain->zperiodic != 0};
+
+  // --- edges: owned centre i, neighbour j mapped to its owner plus a lattice shift
+  const size_t ntm = model_type_names.size();
+  const double rmax2 = r_max * r_max;
+  edge_src.clear();
+  edge_dst.clear();
+  edge_shift.clear();
+  for (int ii = 0; ii < inum; ii++) {
+    const int i = ilist[ii];
+    const int ti = type_mapper[type[i]];
+    const int *jlist = firstneigh[i];
+    for (int jj = 0; jj < numneigh[i]; jj++) {
+      const int j = jlist[jj] & NEIGHMASK;
+      const double dx = x[j][0] - x[i][0];
+      const double dy = x[j][1] - x[i][1];
+      const double dz = x[j][2] - x[i][2];
+      const double rsq = dx * dx + dy * dy + dz * dz;
+      double rc2 = rmax2;
+      if (!type_cutoff.empty()) {
+        const double rc = type_cutoff[(size_t) ti * ntm + type_mapper[type[j]]];
+        rc2 = rc * rc;
+      }
+      if (rsq >= rc2) continue;
+      int owner = j;
+      double n[3] = {0.0, 0.0, 0.0};
+      if (j >= nlocal) {
+        const tagint t = tag[j];
+        owner = (t >= 0 && t <= maxtag) ? tag2local[t] : -1;
+        if (owner < 0)
+          error->one(FLERR, "Pair style nequip: ghost atom with ID {} has no owned copy", t);
+        // d = x[j] - x[owner] = n . h  (h lower triangular)
+        const double d[3] = {x[j][0] - x[owner][0], x[j][1] - x[owner][1],
+                             x[j][2] - x[owner][2]};
+        const double s2 = d[2] / zprd;
+        const double s1 = (d[1] - s2 * yz) / yprd;
+        const double s0 = (d[0] - s1 * xy - s2 * xz) / xprd;
+        const double s[3] = {s0, s1, s2};
+        for (int a = 0; a < 3; a++) {
+          n[a] = std::nearbyint(s[a]);
+          if (std::fabs(s[a] - n[a]) > SHIFT_TOL || (n[a] != 0.0 && !periodic[a]))
+            error->one(FLERR,
+                       "Pair style nequip: ghost atom {} (ID {}) is not a periodic image of its "
+                       "owner (fractional offset {:.8g} {:.8g} {:.8g})",
+                       j, t, s0, s1, s2);
+        }
+      }
+      edge_src.push_back(i);
+      edge_dst.push_back(owner);
+      edge_shift.insert(edge_shift.end(), n, n + 3);
+    }
+  }
+  const long nedges = (long) edge_src.size();
+  if (nlocal < 2 || nedges < 2)
+    error->one(FLERR,
+               "Pair style nequip: the compiled model needs at least 2 atoms and 2 edges "
+               "(pairs closer than r_max = {} A); got {} atoms and {} edges",
+               r_max, nlocal, nedges);
+  (void) nall;
+
+  // --- input tensors (float64 / int64, CPU)
+  const auto f64 = at::TensorOptions().dtype(at::kDouble);
+  const auto i64 = at::TensorOptions().dtype(at::kLong);
+  at::Tensor pos = at::empty({nlocal, 3}, f64);
+  at::Tensor types = at::empty({nlocal}, i64);
+  at::Tensor edge_index = at::empty({2, nedges}, i64);
+  at::Tensor cell = at::empty({1, 3, 3}, f64);
+  at::Tensor shifts = at::empty({nedges, 3}, f64);
+  {
+    double *p = pos.data_ptr<double>();
+    int64_t *t = types.data_ptr<int64_t>();
+    for (int i = 0; i < nlocal; i++) {
+      for (int a = 0; a < 3; a++) p[3 * i + a] = x[i][a];
+      t[i] = type_mapper[type[i]];
+    }
+    int64_t *e = edge_index.data_ptr<int64_t>();
+    std::copy(edge_src.begin(), edge_src.end(), e);
+    std::copy(edge_dst.begin(), edge_dst.end(), e + nedges);
+    std::copy(edge_shift.begin(), edge_shift.end(), shifts.data_ptr<double>());
+    const double h[9] = {xprd, 0.0, 0.0, xy, yprd, 0.0, xz, yz, zprd};
+    std::copy(h, h + 9, cell.data_ptr<double>());
+  }
+  std::vector<at::Tensor> inputs;
+  inputs.reserve(input_names.size());
+  for (const auto &name : input_names) {
+    if (name == "pos") inputs.push_back(pos);
+    else if (name == "edge_index") inputs.push_back(edge_index);
+    else if (name == "atom_types") inputs.push_back(types);
+    else if (name == "cell") inputs.push_back(cell);
+    else inputs.push_back(shifts);
+  }
+
+  std::vector<at::Tensor> outputs;
+  try {
+    outputs = model->run(inputs);
+  } catch (const std::exception &e) {
+    error->one(FLERR, "Pair style nequip: model {} failed on {} atoms and {} edges: {}",
+               filename, nlocal, nedges, torch_message(e));
+  }
+  if (outputs.size() != output_names.size())
+    error->one(FLERR, "Pair style nequip: model {} returned {} outputs, its metadata names {}",
+               filename, outputs.size(), output_names.size());
+  at::Tensor energy_t, force_t, virial_t;
+  for (size_t k = 0; k < outputs.size(); k++) {
+    if (output_names[k] == "atomic_energy") energy_t = outputs[k];
+    else if (output_names[k] == "forces") force_t = outputs[k];
+    else if (output_names[k] == "virial") virial_t = outputs[k];
+  }
+  energy_t = energy_t.to(at::kCPU, at::kDouble).contiguous();
+  force_t = force_t.to(at::kCPU, at::kDouble).contiguous();
+  virial_t = virial_t.to(at::kCPU, at::kDouble).contiguous();
+  if (energy_t.numel() != nlocal || force_t.numel() != 3L * nlocal || virial_t.numel() != 9)
+    error->one(FLERR,
+               "Pair style nequip: model {} returned atomic_energy/forces/virial with {}/{}/{} "
+               "values, expected {}/{}/9",
+               filename, energy_t.numel(), force_t.numel(), virial_t.numel(), nlocal,
+               3 * nlocal);
+
+  const double *ea = energy_t.data_ptr<double>();
+  const double *fa = force_t.data_ptr<double>();
+  const double *va = virial_t.data_ptr<double>();
+  double energy = 0.0;
+  for (int i = 0; i < nlocal; i++) {
+    f[i][0] += fa[3 * i + 0];
+    f[i][1] += fa[3 * i + 1];
+    f[i][2] += fa[3 * i + 2];
+    energy += ea[i];
+    if (eflag_atom) eatom[i] += ea[i];
+  }
+  if (eflag_global) eng_vdwl += energy;
+  if (vflag_global) {
+    virial[0] += va[0];
+    virial[1] += va[4];
+    virial[2] += va[8];
+    virial[3] += 0.5 * (va[1] + va[3]);
+    virial[4] += 0.5 * (va[2] + va[6]);
+    virial[5] += 0.5 * (va[5] + va[7]);
+  }
+}
+
+/* ---------------------------------------------------------------------- */
+
+double PairNequIP::memory_usage()
+{
+  double bytes = Pair::memory_usage();
+  bytes += (double) tag2local.size() * sizeof(int);
+  bytes += (double) (edge_src.size() + edge_dst.size()) * sizeof(long);
+  bytes += (double) edge_shift.size() * sizeof(double);
+  return bytes;
+}
