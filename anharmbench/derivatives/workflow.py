@@ -321,28 +321,35 @@ def evaluate_in_process(
     progress: bool = False,
     force_tol: float = 1e-4,
     loaded: tuple[Prepared, dict[str, Any]] | None = None,
+    executor: Any = None,
+    batch_size: int = 256,
 ) -> Measurements:
-    """Evaluate a plan directory's configurations with the batch evaluator (resumable).
+    """Evaluate a plan directory's configurations through an executor (resumable).
 
     The undisplaced supercell must be at equilibrium on the potential (largest residual
     force below ``force_tol``, eV/Angstrom), else :class:`NotAtEquilibriumError`.
     ``loaded`` is the result of :func:`load_plan_directory`, to avoid rebuilding the plan.
+    ``executor`` is an :mod:`anharmbench.executors` executor (default: in process, one
+    LAMMPS instance); finished configurations are stored in ``results.h5`` batch by
+    batch, so an interrupted run continues where it stopped.
     """
+    from anharmbench.executors import InProcessExecutor
+
     directory = Path(directory)
     prepared, manifest = loaded or load_plan_directory(directory)
     potential = potential or LammpsPotential.from_dict(manifest["potential"])
-    with BatchEvaluator(potential, prepared.supercell) as batch:
-        _check_equilibrium(batch, prepared.supercell, potential, force_tol)
-        evaluate = displacement_evaluator(batch, prepared.supercell.positions)
+    executor = executor or InProcessExecutor()
+    with executor.evaluator(potential, prepared.supercell) as evaluate:
+        zero = np.zeros((1, len(prepared.supercell), 3))
+        _check_equilibrium(evaluate(zero)[1][0], potential, force_tol)
         return measure(
-            prepared.plan, evaluate, store=directory / RESULTS_FILE, progress=progress
+            prepared.plan, evaluate, store=directory / RESULTS_FILE, progress=progress,
+            batch_size=batch_size,
         )
 
 
-def _check_equilibrium(
-    batch: BatchEvaluator, supercell: Atoms, potential: LammpsPotential, force_tol: float
-) -> None:
-    residual = batch.evaluate(supercell.positions[None], stress=False).forces[0]
+def _check_equilibrium(residual: np.ndarray, potential: LammpsPotential, force_tol: float
+                       ) -> None:
     worst = int(np.argmax(np.linalg.norm(residual, axis=1)))
     size = float(np.linalg.norm(residual[worst]))
     if size > force_tol:
@@ -378,8 +385,9 @@ def choose_job_steps(
     seed_job = replace(job, h_ranges=None)
     prepared = prepare(seed_job, primitive)
     with BatchEvaluator(potential, prepared.supercell) as batch:
-        _check_equilibrium(batch, prepared.supercell, potential, force_tol)
         evaluate = displacement_evaluator(batch, prepared.supercell.positions)
+        _check_equilibrium(evaluate(np.zeros((1, len(prepared.supercell), 3)))[1][0],
+                           potential, force_tol)
         choice = choose_steps(
             prepared.bases,
             evaluate,

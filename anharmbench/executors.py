@@ -1,0 +1,269 @@
+"""Where batches of displaced configurations are evaluated: in process, local workers, Dask.
+
+The derivative engine (:func:`anharmbench.derivatives.measure`) calls an *evaluator*
+``evaluate(displacements (n, N, 3) Angstrom) -> (energies (n,) eV, forces (n, N, 3)
+eV/Angstrom)``. An :class:`Executor` makes one for a potential and a reference supercell:
+
+* :class:`InProcessExecutor` (default): one LAMMPS instance in this process
+  (:class:`~anharmbench.lammps.BatchEvaluator`);
+* :class:`LocalProcessExecutor`: ``workers`` processes on this machine, each with its own
+  LAMMPS instance, every batch split evenly between them;
+* :class:`DaskExecutor`: the workers of a Dask ``distributed`` cluster (a scheduler
+  address, a ``LocalCluster``, or a dask-jobqueue cluster for Slurm/PBS).
+
+The plain LAMMPS decks written by :func:`anharmbench.derivatives.write_plan_directory`
+are the fourth route: run them as a job array with any ``lmp`` and ``collect`` them.
+
+Every route evaluates a configuration with the same LAMMPS commands, so results agree to
+round-off whichever executor ran them. Work travels as plain data (the potential's
+:meth:`~anharmbench.potentials.spec.LammpsPotential.to_dict`, the structure's arrays and
+the positions); each worker process keeps the LAMMPS instance of the last potential and
+structure it saw, so consecutive batches of one plan reuse it.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import json
+import logging
+import multiprocessing
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+from ase import Atoms
+
+from anharmbench.potentials.spec import LammpsPotential
+
+__all__ = [
+    "DaskExecutor",
+    "Evaluator",
+    "Executor",
+    "InProcessExecutor",
+    "LocalProcessExecutor",
+    "make_executor",
+]
+
+#: evaluate(displacements (n, N, 3)) -> (energies (n,), forces (n, N, 3))
+Evaluator = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+class Executor(Protocol):
+    """Makes evaluators of displaced configurations of one supercell."""
+
+    name: str
+
+    def evaluator(self, potential: LammpsPotential, atoms: Atoms) -> Any:
+        """Context manager yielding an :data:`Evaluator` (displacements from ``atoms``)."""
+        ...
+
+
+def _structure(atoms: Atoms) -> dict[str, Any]:
+    return {
+        "numbers": np.asarray(atoms.numbers).tolist(),
+        "positions": np.asarray(atoms.positions).tolist(),
+        "cell": np.asarray(atoms.cell[:]).tolist(),
+    }
+
+
+def _task_key(potential: dict[str, Any], structure: dict[str, Any]) -> str:
+    text = json.dumps([potential, structure], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# One LAMMPS instance per worker process, for the last (potential, structure) it saw:
+# the worker-local cache that lets consecutive batches of a plan skip LAMMPS set-up.
+_WORKER_STATE: dict[str, Any] = {}
+
+
+def evaluate_positions(
+    potential: dict[str, Any], structure: dict[str, Any], positions: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Energies and forces of ``positions`` (``(k, N, 3)`` Angstrom) in a worker process.
+
+    Parameters
+    ----------
+    potential
+        :meth:`LammpsPotential.to_dict` of the potential.
+    structure
+        ``{"numbers", "positions", "cell"}`` of the reference supercell (periodic).
+    positions
+        Absolute positions of the ``k`` configurations.
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        ``(k,)`` energies in eV and ``(k, N, 3)`` forces in eV/Angstrom.
+    """
+    import anharmbench  # noqa: F401  (loads libmpi for a fresh worker process)
+    from anharmbench.lammps.batch import BatchEvaluator
+
+    key = _task_key(potential, structure)
+    if _WORKER_STATE.get("key") != key:
+        old = _WORKER_STATE.pop("batch", None)
+        if old is not None:
+            old.close()
+        atoms = Atoms(
+            numbers=structure["numbers"],
+            positions=structure["positions"],
+            cell=structure["cell"],
+            pbc=True,
+        )
+        _WORKER_STATE["batch"] = BatchEvaluator(LammpsPotential.from_dict(potential), atoms)
+        _WORKER_STATE["key"] = key
+    res = _WORKER_STATE["batch"].evaluate(np.asarray(positions, dtype=float), stress=False)
+    return res.energies, res.forces
+
+
+def _split(n: int, parts: int) -> list[slice]:
+    bounds = np.linspace(0, n, min(parts, n) + 1).round().astype(int)
+    return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
+
+
+def _gather(
+    displacements: np.ndarray,
+    reference: np.ndarray,
+    submit: Callable[[np.ndarray], Any],
+    result: Callable[[Any], tuple[np.ndarray, np.ndarray]],
+    parts: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    positions = reference[None] + np.asarray(displacements, dtype=float)
+    pieces = _split(len(positions), parts)
+    futures = [submit(positions[s]) for s in pieces]
+    outs = [result(f) for f in futures]
+    if not outs:
+        return np.zeros(0), np.zeros((0, *reference.shape))
+    return (
+        np.concatenate([o[0] for o in outs]),
+        np.concatenate([o[1] for o in outs]),
+    )
+
+
+@dataclass(frozen=True)
+class InProcessExecutor:
+    """Evaluate in this process with one LAMMPS instance (the default)."""
+
+    name: str = "in-process"
+
+    @contextmanager
+    def evaluator(self, potential: LammpsPotential, atoms: Atoms) -> Iterator[Evaluator]:
+        from anharmbench.derivatives.results import displacement_evaluator
+        from anharmbench.lammps.batch import BatchEvaluator
+
+        with BatchEvaluator(potential, atoms) as batch:
+            yield displacement_evaluator(batch, atoms.positions)
+
+
+@dataclass(frozen=True)
+class LocalProcessExecutor:
+    """Evaluate in ``workers`` local processes (spawned, each with its own LAMMPS).
+
+    Parameters
+    ----------
+    workers
+        Number of processes; each batch is split evenly between them.
+    """
+
+    workers: int = 2
+    name: str = "local-processes"
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {self.workers}")
+
+    @contextmanager
+    def evaluator(self, potential: LammpsPotential, atoms: Atoms) -> Iterator[Evaluator]:
+        pot, struct = potential.to_dict(), _structure(atoms)
+        reference = np.asarray(atoms.positions, dtype=float)
+        # spawn, not fork: a forked child would inherit this process's MPI/LAMMPS state
+        ctx = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(self.workers, mp_context=ctx) as pool:
+
+            def evaluate(displacements: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                return _gather(
+                    displacements,
+                    reference,
+                    lambda pos: pool.submit(evaluate_positions, pot, struct, pos),
+                    lambda fut: fut.result(),
+                    self.workers,
+                )
+
+            yield evaluate
+
+
+@dataclass(frozen=True)
+class DaskExecutor:
+    """Evaluate on the workers of a Dask ``distributed`` cluster.
+
+    Parameters
+    ----------
+    address
+        Scheduler address (``"tcp://host:8786"``), or ``None`` to start a
+        ``LocalCluster`` of ``workers`` single-threaded worker processes for the run.
+    workers
+        Local cluster size, and the number of pieces each batch is split into.
+    cluster
+        An existing cluster object (e.g. a dask-jobqueue ``SLURMCluster``), used when
+        given instead of ``address``.
+    """
+
+    address: str | None = None
+    workers: int = 2
+    cluster: Any = None
+    name: str = "dask"
+
+    @contextmanager
+    def evaluator(self, potential: LammpsPotential, atoms: Atoms) -> Iterator[Evaluator]:
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError as exc:  # pragma: no cover - dask is an optional extra
+            raise RuntimeError(
+                "the Dask executor needs dask.distributed: pip install -e '.[dask]'"
+            ) from exc
+        pot, struct = potential.to_dict(), _structure(atoms)
+        reference = np.asarray(atoms.positions, dtype=float)
+        own_cluster = None
+        if self.cluster is not None:
+            client = Client(self.cluster)
+        elif self.address is not None:
+            client = Client(self.address)
+        else:
+            own_cluster = LocalCluster(
+                n_workers=self.workers, threads_per_worker=1, processes=True,
+                dashboard_address=None, silence_logs=logging.ERROR,
+            )
+            client = Client(own_cluster)
+        try:
+            parts = max(1, len(client.scheduler_info().get("workers", {})) or self.workers)
+
+            def evaluate(displacements: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                return _gather(
+                    displacements,
+                    reference,
+                    lambda pos: client.submit(evaluate_positions, pot, struct, pos, pure=False),
+                    lambda fut: fut.result(),
+                    parts,
+                )
+
+            yield evaluate
+        finally:
+            client.close()
+            if own_cluster is not None:
+                own_cluster.close()
+
+
+def make_executor(kind: str = "in-process", *, workers: int = 2, address: str | None = None
+                  ) -> InProcessExecutor | LocalProcessExecutor | DaskExecutor:
+    """The executor named ``kind``: ``"in-process"``, ``"local-processes"`` or ``"dask"``."""
+    if kind == "in-process":
+        return InProcessExecutor()
+    if kind == "local-processes":
+        return LocalProcessExecutor(workers=workers)
+    if kind == "dask":
+        return DaskExecutor(address=address, workers=workers)
+    raise ValueError(
+        f"unknown executor {kind!r}; use 'in-process', 'local-processes' or 'dask'"
+    )

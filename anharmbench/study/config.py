@@ -1,0 +1,305 @@
+"""The study configuration: a typed, validated YAML file (pydantic models).
+
+Unknown keys and bad values are rejected with the key's path and the allowed values,
+e.g. ``models.0.kind: Input should be 'gap', 'bpnn', 'nequip', 'lammps' or 'ase'``.
+Every section has defaults; ``profile`` (``quick`` or ``paper``) fills the sizes that the
+file leaves unset (:func:`load_config`). With no file, :func:`default_config` is the
+embedded ThO2 + CRG study of the paper (Bandi, Jiang, Marianetti 2024).
+
+Example::
+
+    profile: quick
+    crystal: {lattice_constant: 5.580101}
+    reference: {kind: crg}
+    models:
+      - {name: GNN, kind: nequip, dataset: idmd}
+      - name: mine
+        kind: lammps
+        elements: [O, Th]
+        pair_style: "mace no_domain_decomposition"
+        pair_coeff: ["* * model.mace.pt O Th"]
+    executor: {kind: dask, address: "tcp://scheduler:8786"}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+__all__ = [
+    "ConfigError",
+    "CrystalConfig",
+    "DatasetsConfig",
+    "DerivativeSetConfig",
+    "ExecutorConfig",
+    "ModelConfig",
+    "ObservablesConfig",
+    "ReferenceConfig",
+    "StudyConfig",
+    "default_config",
+    "load_config",
+]
+
+Profile = Literal["quick", "paper"]
+ModelKind = Literal["gap", "bpnn", "nequip", "lammps", "ase"]
+
+
+class ConfigError(ValueError):
+    """A study configuration is malformed; the message lists every problem with its path."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CrystalConfig(_Strict):
+    """The crystal: the embedded ThO2 (fluorite) or a primitive cell file.
+
+    ``lattice_constant`` (Angstrom) scales the embedded ThO2; ``None`` relaxes it on
+    the reference surface. ``structure`` is any file ASE reads (then it must already be
+    at equilibrium on the reference).
+    """
+
+    name: str = "ThO2"
+    structure: str | None = None
+    lattice_constant: float | None = Field(default=5.580101, gt=0)
+
+
+class DerivativeSetConfig(_Strict):
+    """One set of irreducible derivatives: an FTG, orders, and how to measure them.
+
+    ``supercell`` is a name (``prim``, ``2I``, ``SC``, ``4I``, ``3SC``) or a 3x3 integer
+    matrix (rows in the primitive basis). ``qtuple`` restricts to one Q-tuple (one
+    q-point name per slot, e.g. ``[L, L, G, G, G]``).
+    """
+
+    name: str
+    supercell: str | list[list[int]]
+    orders: list[int]
+    method: Literal["forces", "energies"] = "forces"
+    variant: Literal["lone", "bundled"] = "lone"
+    qtuple: list[str] | None = None
+    h_range: tuple[float, float] = (0.01, 0.08)
+    n_steps: int | None = Field(default=None, ge=1)
+    overdetermination: float = Field(default=3.0, ge=1.0)
+
+    @field_validator("orders")
+    @classmethod
+    def _orders(cls, v: list[int]) -> list[int]:
+        bad = [n for n in v if not 2 <= n <= 6]
+        if not v or bad:
+            raise ValueError(f"orders must be in 2..6, got {v}")
+        return sorted(set(v))
+
+
+class ReferenceConfig(_Strict):
+    """The reference surface: CRG (default), any LAMMPS pair style, or an ASE calculator.
+
+    ``kind: lammps`` takes the fields of :class:`~anharmbench.potentials.LammpsPotential`
+    (``elements`` in type order, ``pair_style``, ``pair_coeff``, ...); ``kind: ase`` takes
+    ``calculator: "package.module:factory"`` (a callable returning an ASE calculator).
+    """
+
+    kind: Literal["crg", "lammps", "ase"] = "crg"
+    name: str = "reference"
+    elements: list[str] | None = None
+    pair_style: str | None = None
+    pair_coeff: list[str] | None = None
+    atom_style: Literal["atomic", "charge"] = "atomic"
+    charges: dict[str, float] = Field(default_factory=dict)
+    kspace_style: str | None = None
+    commands: list[str] = Field(default_factory=list)
+    files: list[str] = Field(default_factory=list)
+    calculator: str | None = None
+
+
+class DatasetsConfig(_Strict):
+    """The two training datasets (sizes from the profile unless given)."""
+
+    idmd: bool = True
+    refmd: bool = True
+    idmd_supercell: str = "4I"
+    idmd_steps: int | None = Field(default=None, ge=1)
+    idmd_test_steps: int | None = Field(default=None, ge=1)
+    refmd_supercell: str | None = None
+    refmd_snapshots: int | None = Field(default=None, ge=2)
+    seed: int = 2024
+
+
+class ModelConfig(_Strict):
+    """A model to train (``gap``, ``bpnn``, ``nequip``) or one the user already has.
+
+    Trained models name their ``dataset`` (``idmd`` or ``refmd``); ``profile`` overrides
+    the study's for this model and ``settings`` passes options to the trainer's config.
+    Existing models: ``kind: lammps`` with LAMMPS fields (as :class:`ReferenceConfig`), or
+    ``kind: ase`` with ``calculator: "module:factory"``.
+    """
+
+    name: str
+    kind: ModelKind
+    dataset: Literal["idmd", "refmd"] | None = None
+    profile: Profile | None = None
+    settings: dict[str, Any] = Field(default_factory=dict)
+    elements: list[str] | None = None
+    pair_style: str | None = None
+    pair_coeff: list[str] | None = None
+    atom_style: Literal["atomic", "charge"] = "atomic"
+    charges: dict[str, float] = Field(default_factory=dict)
+    kspace_style: str | None = None
+    commands: list[str] = Field(default_factory=list)
+    files: list[str] = Field(default_factory=list)
+    calculator: str | None = None
+
+    @property
+    def trained(self) -> bool:
+        return self.kind in ("gap", "bpnn", "nequip")
+
+
+class ObservablesConfig(_Strict):
+    """Phonon observables (Figs. 2-5 of the paper)."""
+
+    enabled: bool = True
+    temperatures: list[float] = Field(default_factory=lambda: [300.0, 600.0, 900.0, 1200.0,
+                                                               1500.0])
+    linewidth_temperature: float = Field(default=300.0, gt=0)
+    mesh: tuple[int, int, int] | None = None
+    path: list[str] = Field(default_factory=lambda: ["G", "X", "K", "G", "L"])
+    smearing_thz: float = Field(default=0.1, gt=0)
+
+
+class ExecutorConfig(_Strict):
+    """Where batches of configurations are evaluated (:mod:`anharmbench.executors`)."""
+
+    kind: Literal["in-process", "local-processes", "dask"] = "in-process"
+    workers: int = Field(default=2, ge=1)
+    address: str | None = None
+
+
+class StudyConfig(_Strict):
+    """The whole study."""
+
+    profile: Profile = "quick"
+    crystal: CrystalConfig = Field(default_factory=CrystalConfig)
+    reference: ReferenceConfig = Field(default_factory=ReferenceConfig)
+    derivative_sets: list[DerivativeSetConfig] = Field(default_factory=list)
+    datasets: DatasetsConfig = Field(default_factory=DatasetsConfig)
+    models: list[ModelConfig] = Field(default_factory=list)
+    observables: ObservablesConfig = Field(default_factory=ObservablesConfig)
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
+    seed: int = 2024
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the canonical JSON of the config."""
+        return hashlib.sha256(
+            json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        ).hexdigest()
+
+
+#: The paper's derivative sets (Sec. II): 2nd and 3rd order in 2I, 4th in S_C, 5th at
+#: Q = (L, L, G, G, G) and (G, G, G, G, G), 6th in the primitive cell.
+PAPER_DERIVATIVE_SETS: tuple[dict[str, Any], ...] = (
+    {"name": "2I", "supercell": "2I", "orders": [2, 3]},
+    {"name": "SC", "supercell": "SC", "orders": [4]},
+    {"name": "5-LLGGG", "supercell": "2I", "orders": [5], "qtuple": ["L", "L", "G", "G", "G"]},
+    {"name": "5-GGGGG", "supercell": "prim", "orders": [5]},
+    {"name": "prim6", "supercell": "prim", "orders": [6]},
+)
+
+#: The paper's models: GAP on IDMD only; BPNN and GNN (NequIP) on both datasets.
+PAPER_MODELS: tuple[dict[str, Any], ...] = (
+    {"name": "GAP", "kind": "gap", "dataset": "idmd"},
+    {"name": "BPNN", "kind": "bpnn", "dataset": "idmd"},
+    {"name": "GNN", "kind": "nequip", "dataset": "idmd"},
+    {"name": "BPNN", "kind": "bpnn", "dataset": "refmd"},
+    {"name": "GNN", "kind": "nequip", "dataset": "refmd"},
+)
+
+
+def _with_defaults(data: dict[str, Any]) -> dict[str, Any]:
+    out = dict(data)
+    out.setdefault("derivative_sets", [dict(d) for d in PAPER_DERIVATIVE_SETS])
+    out.setdefault("models", [dict(m) for m in PAPER_MODELS])
+    return out
+
+
+def _format_errors(exc: ValidationError, source: str) -> str:
+    lines = [f"invalid study config {source}:"]
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+            parent = err["loc"][:-1]
+            allowed = _allowed_keys(parent)
+            if allowed:
+                msg += f" (allowed here: {', '.join(allowed)})"
+        lines.append(f"  {loc}: {msg}")
+    return "\n".join(lines)
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    model: Any = StudyConfig
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return []
+        ann = field.annotation
+        args = getattr(ann, "__args__", ())
+        cand = [a for a in (ann, *args) if isinstance(a, type) and issubclass(a, BaseModel)]
+        if not cand:
+            return []
+        model = cand[0]
+    return sorted(model.model_fields)
+
+
+def _parse(data: dict[str, Any], source: str) -> StudyConfig:
+    try:
+        return StudyConfig.model_validate(_with_defaults(data))
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, source)) from None
+
+
+def default_config(profile: Profile = "quick") -> StudyConfig:
+    """The embedded ThO2 + CRG study (the paper's sets and models) at ``profile``."""
+    return _parse({"profile": profile}, "(embedded default)")
+
+
+def load_config(path: str | Path | None, *, profile: Profile | None = None) -> StudyConfig:
+    """Read and validate a YAML study config (``None``: :func:`default_config`).
+
+    Parameters
+    ----------
+    path
+        YAML file, or ``None``.
+    profile
+        Overrides the file's ``profile``.
+
+    Raises
+    ------
+    ConfigError
+        Unreadable YAML, or keys/values that fail validation (each with its path).
+    """
+    if path is None:
+        data: dict[str, Any] = {}
+        source = "(embedded default)"
+    else:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"study config {path} does not exist")
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"study config {path} is not valid YAML: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"study config {path} must be a mapping at the top level")
+        data, source = loaded, str(path)
+    if profile is not None:
+        data = {**data, "profile": profile}
+    return _parse(data, source)

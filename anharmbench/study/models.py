@@ -1,0 +1,150 @@
+"""Training and deployment of each model kind inside the study.
+
+One small adapter per kind maps the study's :class:`~anharmbench.study.config.ModelConfig`
+(profile, ``settings`` overrides) onto the trainer of :mod:`anharmbench.mlip` and returns
+the :class:`~anharmbench.potentials.spec.LammpsPotential` that deploys the trained model
+through the project's plugins (``pair_style quip`` for GAP, ``pair_style nequip`` for
+NequIP and the BPNN). Every kind gets the same held-out parity evaluation, through LAMMPS,
+written with :func:`anharmbench.mlip.parity.write_parity`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from anharmbench.potentials.spec import LammpsPotential
+from anharmbench.study.config import ModelConfig, StudyConfig
+from anharmbench.study.runner import Stage
+
+__all__ = ["deployed_potential", "training_stage"]
+
+MODEL_DIR = "model"
+PARITY_DIR = "parity"
+
+
+@dataclass(frozen=True)
+class _Kind:
+    train: Callable[[Path, Path, str, dict[str, Any], int], dict[str, Any]]
+    potential: Callable[[Path, tuple[str, ...]], LammpsPotential]
+
+
+# ---------------------------------------------------------------- GAP (QUIP)
+def _gap_train(dataset: Path, model_dir: Path, profile: str, settings: dict[str, Any],
+               seed: int) -> dict[str, Any]:
+    from anharmbench.mlip.gap import GapConfig, train_gap
+
+    factory = GapConfig.paper if profile == "paper" else GapConfig.quick
+    cfg = factory(**settings)
+    model = train_gap(dataset, model_dir, cfg, progress=True)
+    return {"model": str(getattr(model, "xml", model_dir))}
+
+
+def _gap_potential(stage_dir: Path, elements: tuple[str, ...]) -> LammpsPotential:
+    from anharmbench.mlip.gap import gap_potential
+
+    return gap_potential(stage_dir / MODEL_DIR, elements)
+
+
+# ---------------------------------------------------------------- NequIP
+def _nequip_train(dataset: Path, model_dir: Path, profile: str, settings: dict[str, Any],
+                  seed: int) -> dict[str, Any]:
+    from anharmbench.mlip.nequip import NequIPConfig, train_nequip
+
+    factory = NequIPConfig.paper if profile == "paper" else NequIPConfig.quick
+    cfg = factory(**{"seed": seed, **settings}) if "seed" in _fields(NequIPConfig) else factory(
+        **settings)
+    run = train_nequip(dataset, model_dir, cfg, compile_model=True, progress=True)
+    if run.model is None:
+        raise RuntimeError(f"NequIP training in {model_dir} produced no compiled model")
+    return {"model": str(run.model), "epochs": run.epochs, "metrics": run.metrics}
+
+
+def _nequip_potential(stage_dir: Path, elements: tuple[str, ...]) -> LammpsPotential:
+    from anharmbench.mlip.nequip import nequip_potential
+
+    found = sorted((stage_dir / MODEL_DIR).rglob("*.nequip.pt2"))
+    if not found:
+        raise FileNotFoundError(f"no compiled NequIP model (*.nequip.pt2) in {stage_dir}")
+    return nequip_potential(found[0], elements)
+
+
+# ---------------------------------------------------------------- BPNN
+def _bpnn_train(dataset: Path, model_dir: Path, profile: str, settings: dict[str, Any],
+                seed: int) -> dict[str, Any]:
+    from anharmbench.mlip.bpnn.export import export_pt2
+    from anharmbench.mlip.bpnn.train import TrainConfig, train
+
+    factory = TrainConfig.paper if profile == "paper" else TrainConfig.quick
+    cfg = factory(**{"seed": seed, **settings}) if "seed" in _fields(TrainConfig) else factory(
+        **settings)
+    res = train(dataset, model_dir, cfg)
+    package = export_pt2(model_dir)
+    return {"model": str(package), "best_epoch": res.best_epoch, "stop": res.stop_reason,
+            "seconds_per_epoch": res.seconds_per_epoch}
+
+
+def _bpnn_potential(stage_dir: Path, elements: tuple[str, ...]) -> LammpsPotential:
+    from anharmbench.mlip.bpnn.export import bpnn_potential
+
+    return bpnn_potential(stage_dir / MODEL_DIR, elements)
+
+
+def _fields(cls: Any) -> set[str]:
+    from dataclasses import fields, is_dataclass
+
+    return {f.name for f in fields(cls)} if is_dataclass(cls) else set()
+
+
+KINDS: dict[str, _Kind] = {
+    "gap": _Kind(_gap_train, _gap_potential),
+    "nequip": _Kind(_nequip_train, _nequip_potential),
+    "bpnn": _Kind(_bpnn_train, _bpnn_potential),
+}
+
+
+def deployed_potential(model: ModelConfig, stage_dir: Path, elements: tuple[str, ...]
+                       ) -> LammpsPotential:
+    """The LAMMPS potential of a model trained in ``stage_dir``."""
+    return KINDS[model.kind].potential(stage_dir, elements)
+
+
+def training_stage(model: ModelConfig, config: StudyConfig, dataset: Path, dataset_key: str,
+                   elements: tuple[str, ...]) -> Stage:
+    """Train ``model`` on ``dataset``, then its held-out parity through LAMMPS."""
+    kind = KINDS[model.kind]
+    profile = model.profile or config.profile
+    label = f"{model.name}@{model.dataset}"
+
+    def run(directory: Path) -> dict[str, Any]:
+        from anharmbench.lammps import LammpsCalculator
+        from anharmbench.mlip.data import load_splits
+        from anharmbench.mlip.parity import evaluate_parity, write_parity
+
+        summary = kind.train(dataset, directory / MODEL_DIR, profile, dict(model.settings),
+                             config.seed)
+        potential = kind.potential(directory, elements)
+        splits = load_splits(dataset, require=("test",))
+        calc = LammpsCalculator(potential)
+
+        def predict(atoms: Any) -> tuple[float, Any]:
+            atoms.calc = calc
+            return atoms.get_potential_energy(), atoms.get_forces()
+
+        par = evaluate_parity(label, predict, splits.test)
+        write_parity(par, directory / PARITY_DIR)
+        stats = par.stats
+        summary.update({
+            "parity": str(directory / PARITY_DIR),
+            "test_energy_rmse_eV_per_atom": stats["energy"]["rmse"],
+            "test_force_rmse_eV_per_A": stats["forces"]["rmse"],
+            "line": f"{label}: test RMSE {stats['energy']['rmse']:.2e} eV/atom, "
+            f"{stats['forces']['rmse']:.2e} eV/A",
+        })
+        return summary
+
+    inputs = {"kind": model.kind, "profile": profile, "settings": model.settings,
+              "dataset": dataset_key, "seed": config.seed, "elements": list(elements)}
+    return Stage(f"train-{model.name}-{model.dataset}", inputs, run)

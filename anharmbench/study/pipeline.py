@@ -1,0 +1,412 @@
+"""The study, stage by stage (``anharmbench run [CONFIG]``).
+
+structure -> reference derivatives (one stage per derivative set) -> datasets (IDMD on
+the Taylor Hamiltonian of the reference derivatives, reference MD) -> training (one stage
+per model and dataset) -> model derivatives (per model and set) -> observables -> report.
+
+Every stage is keyed by a hash of its inputs (:mod:`anharmbench.study.runner`); the
+profile (:mod:`anharmbench.study.profiles`) fills sizes the config leaves unset.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+
+from anharmbench.executors import make_executor
+from anharmbench.potentials.spec import LammpsPotential
+from anharmbench.study.config import (
+    DerivativeSetConfig,
+    ModelConfig,
+    ReferenceConfig,
+    StudyConfig,
+)
+from anharmbench.study.profiles import profile_settings
+from anharmbench.study.runner import Stage, StageResult, StageRunner
+
+__all__ = ["StudyResult", "run_study"]
+
+DERIVATIVES_FILE = "derivatives.h5"
+
+
+@dataclass
+class StudyResult:
+    """What :func:`run_study` produced.
+
+    Attributes
+    ----------
+    directory
+        The study directory.
+    stages
+        Every stage by name.
+    derivatives
+        ``{potential label: {set name: derivatives.h5 path}}``; the reference is
+        ``"reference"``, models are ``"<name>@<dataset>"`` (or ``"<name>"``).
+    report
+        Files of the report stage by kind.
+    """
+
+    directory: Path
+    stages: dict[str, StageResult] = field(default_factory=dict)
+    derivatives: dict[str, dict[str, Path]] = field(default_factory=dict)
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------- potentials
+def _lammps_from_fields(cfg: ReferenceConfig | ModelConfig, name: str) -> LammpsPotential:
+    missing = [k for k in ("elements", "pair_style", "pair_coeff") if getattr(cfg, k) is None]
+    if missing:
+        raise ValueError(
+            f"{name}: kind 'lammps' needs {', '.join(missing)} (e.g. elements: [O, Th], "
+            "pair_style: 'eam/alloy', pair_coeff: ['* * ThO2.eam.alloy O Th'])"
+        )
+    return LammpsPotential(
+        elements=tuple(cfg.elements or ()),
+        pair_style=str(cfg.pair_style),
+        pair_coeff=tuple(cfg.pair_coeff or ()),
+        atom_style=cfg.atom_style,
+        charges=dict(cfg.charges),
+        kspace_style=cfg.kspace_style,
+        commands=tuple(cfg.commands),
+        files=tuple(str(Path(f).resolve()) for f in cfg.files),
+        name=name,
+    )
+
+
+def _ase_calculator(spec: str | None, name: str) -> Any:
+    import importlib
+
+    if not spec or ":" not in spec:
+        raise ValueError(f"{name}: kind 'ase' needs calculator: 'package.module:factory'")
+    module, _, attr = spec.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"{name}: cannot import the ASE calculator {spec!r}: {exc}") from None
+    return factory()
+
+
+def reference_potential(cfg: ReferenceConfig) -> LammpsPotential | None:
+    """The reference as a LAMMPS potential (``None`` for an ASE calculator)."""
+    if cfg.kind == "crg":
+        from anharmbench.potentials.crg import crg_potential
+
+        return crg_potential()
+    if cfg.kind == "lammps":
+        return _lammps_from_fields(cfg, cfg.name)
+    return None
+
+
+def primitive_cell(config: StudyConfig) -> Atoms:
+    """The crystal's primitive cell (the embedded ThO2, scaled, or the config's file)."""
+    from anharmbench.structures import tho2_primitive
+
+    if config.crystal.structure is not None:
+        from ase.io import read
+
+        return read(config.crystal.structure)
+    if config.crystal.lattice_constant is None:
+        from anharmbench.structures import relax_cubic_lattice
+
+        pot = reference_potential(config.reference)
+        if pot is None:
+            raise ValueError("crystal.lattice_constant: give it when the reference is an ASE "
+                             "calculator")
+        a0 = relax_cubic_lattice(pot)
+        return tho2_primitive(a0)
+    return tho2_primitive(config.crystal.lattice_constant)
+
+
+# ------------------------------------------------------------------- stages
+def _job(dset: DerivativeSetConfig, n_steps: int) -> Any:
+    from anharmbench.derivatives.workflow import DerivativeJob
+    from anharmbench.structures import supercell_matrix
+
+    return DerivativeJob(
+        supercell=supercell_matrix(dset.supercell if isinstance(dset.supercell, str)
+                                   else np.asarray(dset.supercell)),
+        orders=tuple(dset.orders),
+        method=dset.method,
+        variant=dset.variant,
+        qtuple=tuple(dset.qtuple) if dset.qtuple else None,
+        h_range=dset.h_range,
+        n_steps=dset.n_steps or n_steps,
+        overdetermination=dset.overdetermination,
+    )
+
+
+def derivative_stage(
+    label: str,
+    dset: DerivativeSetConfig,
+    prim: Atoms,
+    potential: LammpsPotential | None,
+    calculator_spec: str | None,
+    upstream: dict[str, Any],
+    config: StudyConfig,
+) -> Stage:
+    """Measure one derivative set on one potential (LAMMPS through the executor, or ASE)."""
+    settings = profile_settings(config)
+    job = _job(dset, settings.n_steps)
+    executor_cfg = config.executor
+
+    def run(directory: Path) -> dict[str, Any]:
+        from anharmbench.derivatives.workflow import (
+            evaluate_in_process,
+            fit_directory,
+            load_plan_directory,
+            prepare,
+            write_plan_directory,
+        )
+
+        plan_dir = directory / "plan"
+        if (plan_dir / "plan.json").is_file():
+            loaded = load_plan_directory(plan_dir)
+        else:
+            prepared = prepare(job, prim)
+            pot = potential
+            if pot is None:
+                pot = LammpsPotential(elements=tuple(sorted(set(prim.get_chemical_symbols()))),
+                                      pair_style="zero 1.0", pair_coeff=("* *",),
+                                      name=f"{label} (ASE calculator; decks not runnable)")
+            write_plan_directory(plan_dir, prepared, pot)
+            loaded = load_plan_directory(plan_dir)
+        prepared = loaded[0]
+        if potential is not None:
+            executor = make_executor(executor_cfg.kind, workers=executor_cfg.workers,
+                                     address=executor_cfg.address)
+            evaluate_in_process(plan_dir, potential, loaded=loaded, executor=executor)
+        else:
+            from anharmbench.derivatives.results import ase_evaluator, measure
+
+            calc = _ase_calculator(calculator_spec, label)
+            measure(prepared.plan, ase_evaluator(prepared.supercell, calc),
+                    store=plan_dir / "results.h5")
+        result = fit_directory(plan_dir, loaded=loaded)
+        (directory / DERIVATIVES_FILE).write_bytes((plan_dir / DERIVATIVES_FILE).read_bytes())
+        counts = {n: int(len(result.values[n])) for n in result.orders}
+        worst = {n: float(np.nanmax(result.relative_uncertainty[n]))
+                 if len(result.values[n]) else 0.0 for n in result.orders}
+        return {
+            "derivatives": str(directory / DERIVATIVES_FILE),
+            "counts": counts,
+            "evaluations": int(prepared.plan.n_evaluations),
+            "max_relative_uncertainty": worst,
+            "line": f"{label} {dset.name}: "
+            + ", ".join(f"order {n}: {k}" for n, k in counts.items())
+            + f" ({prepared.plan.n_evaluations} evaluations)",
+        }
+
+    pot_id = potential.content_hash() if potential is not None else calculator_spec
+    inputs = {
+        "job": job.to_dict(),
+        "primitive": _atoms_record(prim),
+        "potential": pot_id,
+        **upstream,
+    }
+    return Stage(f"derivatives-{_safe(label)}-{_safe(dset.name)}", inputs, run)
+
+
+def _atoms_record(atoms: Atoms) -> dict[str, Any]:
+    return {
+        "numbers": atoms.numbers.tolist(),
+        "positions": np.round(atoms.positions, 10).tolist(),
+        "cell": np.round(atoms.cell.array, 10).tolist(),
+    }
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def idmd_stage(config: StudyConfig, prim: Atoms, ref_files: dict[int, Path],
+               upstream: dict[str, Any]) -> Stage:
+    """IDMD: the Taylor Hamiltonian of the reference derivatives (orders 2-4) in the MD
+    cell, NVE at the profile's temperature."""
+    settings = profile_settings(config)
+    ds = config.datasets
+    idmd = replace(
+        settings.idmd,
+        **{k: v for k, v in {"n_steps": ds.idmd_steps, "test_steps": ds.idmd_test_steps,
+                             "seed": ds.seed}.items() if v is not None},
+    )
+
+    def run(directory: Path) -> dict[str, Any]:
+        from anharmbench.datasets import run_idmd
+        from anharmbench.datasets.cli import derivatives_from_files
+        from anharmbench.hamiltonian import taylor_expansion
+
+        ham = directory / "hamiltonian.taylor"
+        data_dir = directory / "dataset"
+        if ham.is_file():
+            terms: Any = ham
+        else:
+            files = sorted({str(p) for p in ref_files.values()})
+            p, derivs = derivatives_from_files(files)
+            derivs = {n: derivs[n] for n in (2, 3, 4) if n in derivs}
+            terms = taylor_expansion(p, derivs, ds.idmd_supercell, require_orders=(2, 3, 4))
+            tmp = terms.write(directory / "hamiltonian.taylor.tmp")
+            tmp.replace(ham)
+            terms = ham
+        res = run_idmd(terms, data_dir, idmd, progress=True)
+        return _dataset_summary("idmd", res)
+
+    inputs = {"settings": _asdict(idmd), "supercell": ds.idmd_supercell, **upstream}
+    return Stage("dataset-idmd", inputs, run)
+
+
+def refmd_stage(config: StudyConfig, potential: LammpsPotential) -> Stage:
+    """Reference MD: NVT on the reference surface at 2000 K and 3000 K."""
+    settings = profile_settings(config)
+    ds = config.datasets
+    refmd = replace(
+        settings.refmd,
+        **{k: v for k, v in {"supercell": ds.refmd_supercell, "n_snapshots": ds.refmd_snapshots,
+                             "seed": ds.seed}.items() if v is not None},
+    )
+
+    def run(directory: Path) -> dict[str, Any]:
+        from anharmbench.datasets import run_refmd
+
+        kwargs: dict[str, Any] = {}
+        if config.reference.kind != "crg":
+            kwargs["potential"] = potential
+        res = run_refmd(directory / "dataset", refmd, progress=True, **kwargs)
+        return _dataset_summary("refmd", res)
+
+    inputs = {"settings": _asdict(refmd), "potential": potential.content_hash()}
+    return Stage("dataset-refmd", inputs, run)
+
+
+def _asdict(obj: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return json.loads(json.dumps(asdict(obj), default=str))
+
+
+def _dataset_summary(kind: str, res: Any) -> dict[str, Any]:
+    splits = res.manifest.get("splits", {})
+    counts = {k: v["frames"] for k, v in splits.items() if isinstance(v, dict)}
+    temps = [tr.temperature for tr in res.trajectories.values()]
+    t_lo = min(t["min"] for t in temps) if temps else float("nan")
+    t_hi = max(t["max"] for t in temps) if temps else float("nan")
+    return {
+        "dataset": str(res.directory),
+        "frames": counts,
+        "temperature_range": [t_lo, t_hi],
+        "line": f"{kind}: frames {counts}, T {t_lo:.0f}-{t_hi:.0f} K",
+    }
+
+
+# ------------------------------------------------------------------- the study
+def _model_label(model: ModelConfig) -> str:
+    return f"{model.name}@{model.dataset}" if model.dataset else model.name
+
+
+def run_study(config: StudyConfig, directory: str | Path, *, verbose: bool = True
+              ) -> StudyResult:
+    """Run (or continue) the study of ``config`` in ``directory``.
+
+    Returns
+    -------
+    StudyResult
+    """
+    from anharmbench.study import models as model_kinds
+    from anharmbench.study.report import write_report
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "config.json").write_text(
+        json.dumps(config.model_dump(mode="json"), indent=1) + "\n"
+    )
+    runner = StageRunner(directory, verbose=verbose)
+    out = StudyResult(directory)
+    try:
+        prim = primitive_cell(config)
+        ref_pot = reference_potential(config.reference)
+        # reference derivatives
+        ref: dict[str, Path] = {}
+        for dset in config.derivative_sets:
+            st = derivative_stage("reference", dset, prim, ref_pot,
+                                  config.reference.calculator, {}, config)
+            ref[dset.name] = Path(runner.run(st).summary["derivatives"])
+        out.derivatives["reference"] = ref
+        # datasets
+        datasets: dict[str, tuple[Path, str]] = {}
+        needed = {m.dataset for m in config.models if m.trained}
+        if config.datasets.idmd and "idmd" in needed:
+            by_order = _order_files(config, ref)
+            up = {"reference": {k: runner.results[f"derivatives-reference-{_safe(k)}"].key
+                                for k in ref}}
+            res = runner.run(idmd_stage(config, prim, by_order, up))
+            datasets["idmd"] = (Path(res.summary["dataset"]), res.key)
+        if config.datasets.refmd and "refmd" in needed:
+            if ref_pot is None:
+                raise ValueError("reference MD needs a LAMMPS reference (kind crg or lammps)")
+            res = runner.run(refmd_stage(config, ref_pot))
+            datasets["refmd"] = (Path(res.summary["dataset"]), res.key)
+        # models
+        parity: dict[str, Path] = {}
+        elements = tuple(sorted(set(prim.get_chemical_symbols())))
+        for model in config.models:
+            label = _model_label(model)
+            if model.trained:
+                if model.dataset not in datasets:
+                    raise ValueError(
+                        f"model {label}: dataset {model.dataset!r} is disabled in datasets"
+                    )
+                data_dir, data_key = datasets[model.dataset]
+                st = model_kinds.training_stage(model, config, data_dir, data_key, elements)
+                tres = runner.run(st)
+                pot = model_kinds.deployed_potential(model, tres.directory, elements)
+                if "parity" in tres.summary:
+                    parity[label] = Path(tres.summary["parity"])
+                upstream = {"model": tres.key}
+                calc_spec = None
+            elif model.kind == "lammps":
+                pot = _lammps_from_fields(model, model.name)
+                upstream, calc_spec = {}, None
+            else:
+                pot, upstream, calc_spec = None, {}, model.calculator
+            sets: dict[str, Path] = {}
+            for dset in config.derivative_sets:
+                st = derivative_stage(label, dset, prim, pot, calc_spec, upstream, config)
+                sets[dset.name] = Path(runner.run(st).summary["derivatives"])
+            out.derivatives[label] = sets
+        # observables and report
+        obs: dict[str, Any] = {}
+        if config.observables.enabled:
+            from anharmbench.study.observables import observables_stage
+
+            st = observables_stage(config, prim, out.derivatives,
+                                   {k: r.key for k, r in runner.results.items()})
+            if st is not None:
+                obs = runner.run(st).summary
+        out.report = write_report(directory, config, out.derivatives, parity, obs,
+                                  runner.timings())
+        out.stages = dict(runner.results)
+    finally:
+        runner.close()
+    return out
+
+
+def _order_files(config: StudyConfig, ref: dict[str, Path]) -> dict[int, Path]:
+    """The reference derivative file holding each order 2-4 over the full basis."""
+    by_order: dict[int, Path] = {}
+    for dset in config.derivative_sets:
+        if dset.qtuple:
+            continue
+        for n in dset.orders:
+            if n in (2, 3, 4) and n not in by_order:
+                by_order[n] = ref[dset.name]
+    missing = [n for n in (2, 3, 4) if n not in by_order]
+    if missing:
+        raise ValueError(
+            f"IDMD needs reference derivatives of orders 2-4 over full FTGs; order(s) {missing} "
+            "are in no derivative set without a qtuple (add one, or set datasets.idmd: false)"
+        )
+    return by_order

@@ -1,0 +1,251 @@
+"""The study's report: Table I, parity figures, and one self-contained HTML page.
+
+* ``table1.csv`` / ``table1.md``: RMSE of each model's irreducible derivatives against the
+  reference, divided by the mean magnitude of the reference derivatives, per model,
+  dataset and order (the paper's Table I); all derivative sets of an order are pooled.
+* ``fig1ab_parity_<dataset>.png``: energies and forces on the held-out test set;
+* ``fig_derivatives_<dataset>.png``: derivative parity per order (Figs. 1c-d and 6);
+* the observables' figures (Figs. 2-5) when that stage ran;
+* ``report.html``: everything above, inline, with the config and software versions.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from anharmbench.study.config import StudyConfig
+
+__all__ = ["error_table", "write_report"]
+
+COLORS = {"GAP": "tab:green", "BPNN": "tab:blue", "GNN": "tab:red", "reference": "black"}
+
+
+def _load(path: Path) -> dict[int, dict[str, np.ndarray]]:
+    from anharmbench.derivatives.workflow import load_derivatives
+
+    return load_derivatives(path)
+
+
+def _pooled(files: dict[str, Path]) -> dict[int, tuple[list[str], np.ndarray]]:
+    """``{order: (labels, values)}`` pooled over the derivative sets (labels prefixed)."""
+    out: dict[int, tuple[list[str], list[float]]] = {}
+    for set_name in sorted(files):
+        for n, d in _load(files[set_name]).items():
+            labels, values = out.setdefault(n, ([], []))
+            labels.extend(f"{set_name}:{lab}" for lab in d["labels"])
+            values.extend(np.asarray(d["values"], dtype=float).tolist())
+    return {n: (lab, np.asarray(v)) for n, (lab, v) in out.items()}
+
+
+def error_table(derivatives: dict[str, dict[str, Path]]) -> list[dict[str, Any]]:
+    """Rows ``{model, dataset, order, n, rel_rmse, rmse, mean_abs_ref}`` of Table I.
+
+    ``rel_rmse = sqrt(mean((d_model - d_ref)^2)) / mean(|d_ref|)`` over the order's
+    irreducible derivatives (all sets pooled).
+    """
+    ref = _pooled(derivatives["reference"])
+    rows: list[dict[str, Any]] = []
+    for label, files in derivatives.items():
+        name, _, dataset = label.partition("@")
+        pooled = _pooled(files)
+        for n in sorted(pooled):
+            if n not in ref:
+                continue
+            r_lab, r_val = ref[n]
+            m_lab, m_val = pooled[n]
+            if r_lab != m_lab:
+                raise ValueError(f"{label}: order-{n} derivatives are not those of the reference")
+            rmse = float(np.sqrt(np.mean((m_val - r_val) ** 2)))
+            scale = float(np.mean(np.abs(r_val)))
+            rows.append({
+                "model": name, "dataset": dataset or "-", "order": n, "n": int(r_val.size),
+                "rel_rmse": rmse / scale if scale > 0 else float("nan"),
+                "rmse": rmse, "mean_abs_ref": scale,
+            })
+    return rows
+
+
+def _write_table(rows: list[dict[str, Any]], directory: Path) -> dict[str, Path]:
+    csv_path, md_path = directory / "table1.csv", directory / "table1.md"
+    keys = ["model", "dataset", "order", "n", "rel_rmse", "rmse", "mean_abs_ref"]
+    with csv_path.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+    orders = sorted({r["order"] for r in rows})
+    datasets = sorted({r["dataset"] for r in rows})
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    cols = [(d, n) for d in datasets for n in orders
+            if any(r["dataset"] == d and r["order"] == n for r in rows)]
+    head = "| model | " + " | ".join(f"{d} order {n}" for d, n in cols) + " |"
+    lines = [
+        "RMSE of the irreducible derivatives divided by the mean magnitude of the reference "
+        "derivatives (Table I of Bandi, Jiang, Marianetti 2024).",
+        "",
+        head,
+        "|" + "---|" * (len(cols) + 1),
+    ]
+    for m in models:
+        cells = []
+        for d, n in cols:
+            hit = [r for r in rows if r["model"] == m and r["dataset"] == d and r["order"] == n]
+            cells.append(f"{hit[0]['rel_rmse']:.4f}" if hit else "-")
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    md_path.write_text("\n".join(lines) + "\n")
+    return {"table_csv": csv_path, "table_md": md_path}
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _color(name: str, i: int) -> str:
+    return COLORS.get(name, f"C{i % 10}")
+
+
+def _derivative_figures(derivatives: dict[str, dict[str, Path]], directory: Path
+                        ) -> dict[str, Path]:
+    plt = _plt()
+    ref = _pooled(derivatives["reference"])
+    by_dataset: dict[str, list[str]] = {}
+    for label in derivatives:
+        if label == "reference":
+            continue
+        by_dataset.setdefault(label.partition("@")[2] or "external", []).append(label)
+    out: dict[str, Path] = {}
+    for dataset, labels in sorted(by_dataset.items()):
+        orders = sorted(n for n in ref if n >= 3) or sorted(ref)
+        fig, axes = plt.subplots(1, len(orders), figsize=(3.4 * len(orders), 3.4), squeeze=False)
+        for ax, n in zip(axes[0], orders, strict=True):
+            r = ref[n][1]
+            lo, hi = float(r.min()), float(r.max())
+            ax.plot([lo, hi], [lo, hi], color="0.6", lw=0.8)
+            for i, label in enumerate(labels):
+                m = _pooled(derivatives[label]).get(n)
+                if m is None:
+                    continue
+                name = label.partition("@")[0]
+                ax.scatter(r, m[1], s=8, alpha=0.7, color=_color(name, i), label=name)
+            ax.set_title(f"order {n}")
+            ax.set_xlabel(f"reference (eV/$\\AA^{n}$)")
+            ax.set_ylabel("model")
+        axes[0][0].legend(fontsize=7)
+        fig.suptitle(f"irreducible derivatives, models trained on {dataset}", fontsize=10)
+        fig.tight_layout()
+        path = directory / f"fig_derivatives_{dataset}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        out[f"derivatives_{dataset}"] = path
+    return out
+
+
+def _parity_figures(parity: dict[str, Path], directory: Path) -> dict[str, Path]:
+    plt = _plt()
+    by_dataset: dict[str, list[tuple[str, Path]]] = {}
+    for label, pdir in parity.items():
+        by_dataset.setdefault(label.partition("@")[2] or "-", []).append((label, pdir))
+    out: dict[str, Path] = {}
+    for dataset, items in sorted(by_dataset.items()):
+        fig, axes = plt.subplots(1, 2, figsize=(8, 3.8))
+        for i, (label, pdir) in enumerate(items):
+            name = label.partition("@")[0]
+            e = np.loadtxt(pdir / "parity_energy.csv", delimiter=",", skiprows=1, ndmin=2)
+            f = np.genfromtxt(pdir / "parity_forces.csv", delimiter=",", skip_header=1,
+                              usecols=(1, 2), ndmin=2)
+            axes[0].scatter(e[:, 0], e[:, 1], s=6, color=_color(name, i), label=name)
+            axes[1].scatter(f[:, 0], f[:, 1], s=3, alpha=0.5, color=_color(name, i), label=name)
+        for ax, what in zip(axes, ("energy (eV/atom)", "force (eV/$\\AA$)"), strict=True):
+            lo, hi = ax.get_xlim()
+            ax.plot([lo, hi], [lo, hi], color="0.6", lw=0.8)
+            ax.set_xlabel(f"reference {what}")
+            ax.set_ylabel(f"model {what}")
+        axes[0].legend(fontsize=7)
+        fig.suptitle(f"test set of {dataset}", fontsize=10)
+        fig.tight_layout()
+        path = directory / f"fig1ab_parity_{dataset}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        out[f"parity_{dataset}"] = path
+    return out
+
+
+def _versions() -> dict[str, str]:
+    from anharmbench.datasets.io import software_versions
+
+    v = dict(software_versions())
+    for mod in ("phonopy", "phono3py", "spglib", "torch", "nequip", "quippy"):
+        try:
+            m = __import__(mod)
+            v[mod] = str(getattr(m, "__version__", "?"))
+        except Exception:  # noqa: BLE001 - optional packages
+            continue
+    return v
+
+
+def write_report(
+    directory: Path,
+    config: StudyConfig,
+    derivatives: dict[str, dict[str, Path]],
+    parity: dict[str, Path],
+    observables: dict[str, Any],
+    timings: list[tuple[str, float, bool]],
+) -> dict[str, Any]:
+    """Write the table, figures and ``report.html`` into ``<directory>/report``."""
+    out_dir = Path(directory) / "report"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = error_table(derivatives)
+    files: dict[str, Any] = _write_table(rows, out_dir)
+    files.update(_parity_figures(parity, out_dir))
+    files.update(_derivative_figures(derivatives, out_dir))
+    for key, path in (observables.get("figures") or {}).items():
+        files[f"observable_{key}"] = Path(path)
+    (out_dir / "timings.json").write_text(json.dumps(
+        [{"stage": s, "seconds": t, "skipped": k} for s, t, k in timings], indent=1) + "\n")
+    figs = [(k, Path(v)) for k, v in files.items() if str(v).endswith(".png")]
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>anharmbench study</title>",
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}"
+        "table{border-collapse:collapse}td,th{border:1px solid #999;padding:3px 8px}"
+        "img{max-width:100%}</style></head><body>",
+        "<h1>anharmbench study</h1>",
+        f"<p>profile <b>{html.escape(config.profile)}</b>; crystal "
+        f"{html.escape(config.crystal.name)}; reference {html.escape(config.reference.kind)}"
+        "</p><h2>Table I</h2>",
+        "<table><tr><th>model</th><th>dataset</th><th>order</th><th>n</th>"
+        "<th>RMSE / mean |ref|</th></tr>",
+    ]
+    for r in rows:
+        parts.append(
+            f"<tr><td>{html.escape(r['model'])}</td><td>{html.escape(r['dataset'])}</td>"
+            f"<td>{r['order']}</td><td>{r['n']}</td><td>{r['rel_rmse']:.4g}</td></tr>"
+        )
+    parts.append("</table><h2>Figures</h2>")
+    for key, path in figs:
+        if path.is_file():
+            data = base64.b64encode(path.read_bytes()).decode()
+            parts.append(f"<h3>{html.escape(key)}</h3><img src='data:image/png;base64,{data}'>")
+    parts.append("<h2>Stages</h2><table><tr><th>stage</th><th>seconds</th><th>status</th></tr>")
+    for s, t, k in timings:
+        parts.append(f"<tr><td>{html.escape(s)}</td><td>{t:.1f}</td>"
+                     f"<td>{'done before' if k else 'ran'}</td></tr>")
+    parts.append("</table><h2>Settings</h2><pre>"
+                 + html.escape(json.dumps(config.model_dump(mode="json"), indent=1))
+                 + "</pre><h2>Versions</h2><pre>"
+                 + html.escape(json.dumps(_versions(), indent=1)) + "</pre></body></html>")
+    report = out_dir / "report.html"
+    report.write_text("\n".join(parts))
+    files["html"] = report
+    files["table"] = rows
+    return files

@@ -1,0 +1,148 @@
+"""The study end to end: config validation, stages keyed by inputs, resume, executors."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+
+import numpy as np
+import pytest
+import yaml
+
+from anharmbench.derivatives.workflow import (
+    DerivativeJob,
+    evaluate_in_process,
+    fit_directory,
+    prepare,
+    write_plan_directory,
+)
+from anharmbench.executors import DaskExecutor, LocalProcessExecutor
+from anharmbench.potentials.crg import crg_potential
+from anharmbench.structures import CONVENTIONAL, tho2_primitive
+from anharmbench.study import ConfigError, load_config, run_study
+
+A0 = 5.580101
+
+
+def _crg_as_user_model(name: str) -> dict:
+    """The CRG reference written as a user's own LAMMPS model (kind: lammps)."""
+    d = crg_potential().to_dict()
+    return {
+        "name": name,
+        "kind": "lammps",
+        "elements": list(d["elements"]),
+        "pair_style": d["pair_style"],
+        "pair_coeff": list(d["pair_coeff"]),
+        "atom_style": d["atom_style"],
+        "charges": d["charges"],
+        "kspace_style": d["kspace_style"],
+        "commands": list(d["commands"]),
+        "files": [str(crg_potential().files[0])],
+    }
+
+
+def _tiny_config(tmp_path, **extra):
+    data = {
+        "profile": "quick",
+        "derivative_sets": [{"name": "prim", "supercell": "prim", "orders": [2, 3],
+                             "n_steps": 3}],
+        "datasets": {"idmd": False, "refmd": False},
+        "models": [_crg_as_user_model("CRGcopy")],
+        "observables": {"enabled": False},
+        **extra,
+    }
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_unknown_keys_and_bad_values_name_their_path(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({
+        "profile": "fast",
+        "models": [{"name": "x", "kind": "mace", "datset": "idmd"}],
+        "executor": {"kind": "dask", "wrkers": 3},
+    }))
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    msg = str(err.value)
+    assert "profile: Input should be 'quick' or 'paper'" in msg
+    assert "models.0.kind: Input should be 'gap', 'bpnn', 'nequip', 'lammps' or 'ase'" in msg
+    assert "models.0.datset: unknown key (allowed here:" in msg and "dataset" in msg
+    assert "executor.wrkers: unknown key (allowed here: address, kind, workers)" in msg
+
+
+def test_default_config_is_the_paper_study():
+    cfg = load_config(None)
+    assert cfg.profile == "quick"
+    assert [m.kind for m in cfg.models] == ["gap", "bpnn", "nequip", "bpnn", "nequip"]
+    orders = sorted(n for s in cfg.derivative_sets for n in s.orders)
+    assert orders == [2, 3, 4, 5, 5, 6]
+
+
+def test_reference_against_itself_gives_zero_and_rerun_skips(tmp_path, capsys):
+    cfg = load_config(_tiny_config(tmp_path))
+    res = run_study(cfg, tmp_path / "study", verbose=False)
+    rows = list(csv.DictReader(open(res.report["table_csv"])))
+    assert {(r["model"], r["order"]) for r in rows} >= {("CRGcopy", "2"), ("CRGcopy", "3")}
+    for r in rows:
+        assert np.isfinite(float(r["rel_rmse"])) and float(r["rel_rmse"]) < 1e-10
+    assert res.report["html"].is_file() and res.report["table_md"].is_file()
+    ran = {k: v.skipped for k, v in res.stages.items()}
+    assert not any(ran.values())
+    again = run_study(cfg, tmp_path / "study", verbose=False)
+    assert all(v.skipped for v in again.stages.values())
+    # a changed setting reruns only what depends on it (the model's stages)
+    data = yaml.safe_load(_tiny_config(tmp_path).read_text())
+    data["models"][0]["name"] = "CRGcopy2"
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump(data))
+    third = run_study(load_config(tmp_path / "b.yaml"), tmp_path / "study", verbose=False)
+    assert third.stages["derivatives-reference-prim"].skipped
+    assert not third.stages["derivatives-CRGcopy2-prim"].skipped
+
+
+def test_an_interrupted_stage_continues_from_its_stored_results(tmp_path):
+    """Kill a model's derivative stage after part of its configurations: finished stages
+    are not redone, the stage keeps what it stored, and the numbers are the same."""
+    cfg = load_config(_tiny_config(tmp_path))
+    first = run_study(cfg, tmp_path / "study", verbose=False)
+    table = first.report["table_csv"].read_text()
+    stage = first.stages["derivatives-CRGcopy-prim"]
+    # what a kill mid-stage leaves: no stage.json, no fit, part of results.h5
+    (stage.directory / "stage.json").unlink()
+    (stage.directory / "derivatives.h5").unlink()
+    (stage.directory / "plan" / "derivatives.h5").unlink()
+    import h5py
+
+    with h5py.File(stage.directory / "plan" / "results.h5", "a") as h5:
+        done = h5["done"][...]
+        done[done.size // 2:] = False
+        h5["done"][...] = done
+    second = run_study(cfg, tmp_path / "study", verbose=False)
+    assert second.stages["derivatives-reference-prim"].skipped
+    assert not second.stages["derivatives-CRGcopy-prim"].skipped
+    assert second.report["table_csv"].read_text() == table
+
+
+@pytest.mark.parametrize("executor", [LocalProcessExecutor(workers=2), DaskExecutor(workers=2)],
+                         ids=["local-processes", "dask"])
+def test_executors_give_the_in_process_derivatives(tmp_path, executor):
+    job = DerivativeJob(supercell=CONVENTIONAL, orders=(2, 3), n_steps=3)
+    prepared = prepare(job, tho2_primitive(A0))
+    values = []
+    for name, ex in (("in", None), ("other", executor)):
+        d = write_plan_directory(tmp_path / name, prepared, crg_potential())
+        evaluate_in_process(d, executor=ex, batch_size=64)
+        values.append(fit_directory(d).values)
+    for n in (2, 3):
+        assert np.abs(values[0][n] - values[1][n]).max() <= 1e-12 * np.abs(values[0][n]).max()
+
+
+def test_run_cli_rejects_a_bad_config(tmp_path, capsys):
+    from anharmbench.cli import main
+
+    path = tmp_path / "c.yaml"
+    path.write_text("derivative_sets:\n  - {name: a, supercell: prim, orders: [7]}\n")
+    assert main(["run", str(path), "--out", str(tmp_path / "o")]) == 1
+    assert "derivative_sets.0.orders" in capsys.readouterr().err
+    shutil.rmtree(tmp_path / "o", ignore_errors=True)
