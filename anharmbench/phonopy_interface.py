@@ -12,6 +12,7 @@ position.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from ase import Atoms
@@ -114,3 +115,58 @@ def phonopy_fd_force_constants(
     phonon.forces = forces
     phonon.produce_force_constants()
     return len(positions)
+
+
+def supercell_atom_map(atoms_sc: Atoms, supercell: PhonopyAtoms, tol: float = 1e-6) -> np.ndarray:
+    """``perm`` with ``supercell atom i == atoms_sc[perm[i]]`` for any phonopy cell.
+
+    Same as :func:`phonopy_atom_map` for a bare ``PhonopyAtoms`` (e.g. phono3py's
+    ``phonon_supercell`` or a phono4py supercell).
+    """
+
+    class _Owner:
+        pass
+
+    owner = _Owner()
+    owner.supercell = supercell  # type: ignore[attr-defined]
+    return phonopy_atom_map(atoms_sc, owner, tol)  # type: ignore[arg-type]
+
+
+def supercell_tensor_to_phonopy(
+    tensor: np.ndarray, atoms_sc: Atoms, supercell: PhonopyAtoms
+) -> np.ndarray:
+    """Our Cartesian n-th derivatives to phonopy's full layout ``(N,)*n + (3,)*n``.
+
+    Parameters
+    ----------
+    tensor
+        ``(3N,)*n`` derivatives of the energy in the atom order of ``atoms_sc``,
+        eV/Angstrom^n.
+    atoms_sc
+        Our supercell.
+    supercell
+        phonopy's supercell of the same crystal (``phonon.supercell``).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N,)*n + (3,)*n`` float64 in phonopy's atom order (fc2: ``(N, N, 3, 3)``, phono3py's
+        fc3: ``(N, N, N, 3, 3, 3)``, phono4py's fc4: ``(N, N, N, N, 3, 3, 3, 3)``).
+    """
+    t = np.asarray(tensor, dtype=float)
+    n, natoms = t.ndim, len(atoms_sc)
+    t = t.reshape((natoms, 3) * n)
+    perm = supercell_atom_map(atoms_sc, supercell)
+    for axis in range(0, 2 * n, 2):
+        t = np.take(t, perm, axis=axis)
+    order = list(range(0, 2 * n, 2)) + list(range(1, 2 * n, 2))
+    return np.ascontiguousarray(t.transpose(order))
+
+
+def fc3_to_phono3py(fc3: np.ndarray, atoms_sc: Atoms, ph3: Any) -> np.ndarray:
+    """Our Cartesian third derivatives ``(3N,)*3`` (eV/A^3) to phono3py's full fc3.
+
+    ``ph3`` is a :class:`phono3py.Phono3py` whose ``supercell`` is the same crystal as
+    ``atoms_sc``; the result is ``(N, N, N, 3, 3, 3)`` in its atom order (``ph3.fc3``).
+    """
+    return supercell_tensor_to_phonopy(fc3, atoms_sc, ph3.supercell)

@@ -261,7 +261,7 @@ def test_forces_and_stress_are_energy_derivatives(model):
         e = batch.evaluate(np.stack(configs), stress=False).energies.reshape(len(coords), 4)
         ref = batch.evaluate(base[None])
     grad = (e[:, 0] - 8 * e[:, 1] + 8 * e[:, 2] - e[:, 3]) / (12 * h)
-    np.testing.assert_allclose(grad, [-ref.forces[0][i, a] for i, a in coords], atol=1e-6)
+    np.testing.assert_allclose(grad, [-ref.forces[0][i, a] for i, a in coords], atol=1e-8)
 
     # xx and yz strain derivatives (cell and positions strained together)
     eps = 1e-4
@@ -279,7 +279,7 @@ def test_forces_and_stress_are_energy_derivatives(model):
             strained.calc = LammpsCalculator(pot)
             energies.append(strained.get_potential_energy())
         d = (energies[0] - 8 * energies[1] + 8 * energies[2] - energies[3]) / (12 * eps)
-        assert d / volume == pytest.approx(ref.stresses[0][voigt], abs=1e-7)
+        assert d / volume == pytest.approx(ref.stresses[0][voigt], abs=1e-9)
 
 
 def test_per_atom_energy_sums_to_total(model):
@@ -347,7 +347,7 @@ def test_nve_conserves_energy(model):
         spread[dt] = float(np.abs(etot_arr - etot_arr[0]).max())
         assert min(ke) > 0.01 * len(atoms) * 0.0259 / 2  # the atoms do move
         assert spread[dt] < 1e-3 * max(ke), (dt, spread[dt], max(ke))
-    assert spread[0.002] > 2.5 * spread[0.001], spread
+    assert spread[0.002] > 3.5 * spread[0.001], spread  # measured: 4.0
 
 
 # ------------------------------------------------------------------ parity

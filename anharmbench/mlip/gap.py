@@ -724,15 +724,23 @@ def _stage(log: Path, n_coordinates: list[int]) -> str:
     return "starting"
 
 
-def _rss_bytes(pid: int) -> float | None:
-    """Resident set size of a running process (Linux), bytes."""
+def _rss_bytes(pid: int) -> tuple[float | None, float | None]:
+    """Current and peak (high-water) resident set size of a running process, bytes.
+
+    Read from ``/proc/<pid>/status`` (Linux). The peak is that of the program itself:
+    ``getrusage``'s ``ru_maxrss`` of a child would also count the forked Python
+    interpreter before ``exec``.
+    """
+    rss = hwm = None
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
-                return float(line.split()[1]) * 1024.0
-    except OSError:
-        return None
-    return None
+                rss = float(line.split()[1]) * 1024.0
+            elif line.startswith("VmHWM:"):
+                hwm = float(line.split()[1]) * 1024.0
+    except (OSError, IndexError, ValueError):
+        return None, None
+    return rss, hwm
 
 
 def _log_tail(log: Path, n: int = LOG_TAIL_LINES) -> str:
@@ -756,33 +764,31 @@ def _run_gap_fit(
     start = time.perf_counter()
     n_coordinates = [0]
     last = 0.0
+    peak = 0.0
     with open(log, "wb") as out:
         proc = subprocess.Popen(  # noqa: S603 - argv built here, no shell
             argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
         )
         try:
-            while True:
-                pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-                if pid != 0:
-                    proc.returncode = os.waitstatus_to_exitcode(status)
-                    break
+            while proc.poll() is None:
+                rss, hwm = _rss_bytes(proc.pid)
+                peak = max(peak, hwm or 0.0, rss or 0.0)
                 now = time.perf_counter()
                 if progress is not None and now - last >= interval:
                     last = now
-                    rss = _rss_bytes(proc.pid)
                     rss_text = f"{rss / 1e9:.2f} GB" if rss is not None else "?"
                     progress(
                         f"gap_fit {_clock(now - start)}  RSS {rss_text} "
                         f"(est. peak {estimate.peak_gb:.1f} GB)  {_stage(log, n_coordinates)}"
                     )
-                time.sleep(0.1)
+                time.sleep(0.05)
         except BaseException:
             proc.kill()
             proc.wait()
             raise
     return {
         "wall_seconds": time.perf_counter() - start,
-        "peak_rss_bytes": float(usage.ru_maxrss) * 1024.0,
+        "peak_rss_bytes": peak,
         "returncode": float(proc.returncode),
     }
 

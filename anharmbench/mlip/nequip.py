@@ -816,11 +816,13 @@ def nequip_potential(
         raise PotentialError(
             f"NequIP model {path} has no type(s) {unknown} (its type_names: {model_types})"
         )
+    # LAMMPS splits commands at whitespace unless the word is quoted
+    quoted = f'"{path}"' if any(c.isspace() for c in str(path)) else str(path)
     stem = path.name[: -len(".nequip.pt2")] if path.name.endswith(".nequip.pt2") else path.stem
     return LammpsPotential(
         elements=tuple(elements),
         pair_style="nequip",
-        pair_coeff=(f"* * {path} {' '.join(elements)}",),
+        pair_coeff=(f"* * {quoted} {' '.join(elements)}",),
         files=(str(path),),
         name=name or f"nequip:{stem}",
     )
@@ -839,10 +841,15 @@ def nequip_ase_calculator(checkpoint: str | Path, *, device: str = "cpu") -> Any
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
         raise FileNotFoundError(f"checkpoint {checkpoint} does not exist")
+    import warnings
+
     # type names are chemical symbols in anharmbench's models (identity species map)
-    return NequIPCalculator._from_saved_model(
-        str(checkpoint), device=device, chemical_species_to_atom_type_map=True
-    )
+    with warnings.catch_warnings():
+        # nequip's global set-up calls a torch.jit API that torch 2.13 deprecates
+        warnings.filterwarnings("ignore", message=".*set_fusion_strategy.*")
+        return NequIPCalculator._from_saved_model(
+            str(checkpoint), device=device, chemical_species_to_atom_type_map=True
+        )
 
 
 def nequip_parity(

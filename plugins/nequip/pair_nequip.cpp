@@ -483,7 +483,6 @@ void PairNequIP::compute(int eflag, int vflag)
   const int *type = atom->type;
   const tagint *tag = atom->tag;
   const int nlocal = atom->nlocal;
-  const int nall = nlocal + atom->nghost;
   const int inum = list->inum;
   const int *ilist = list->ilist;
   const int *numneigh = list->numneigh;
@@ -559,7 +558,6 @@ void PairNequIP::compute(int eflag, int vflag)
                "Pair style nequip: the compiled model needs at least 2 atoms and 2 edges "
                "(pairs closer than r_max = {} A); got {} atoms and {} edges",
                r_max, nlocal, nedges);
-  (void) nall;
 
   // --- input tensors (float64 / int64, CPU)
   const auto f64 = at::TensorOptions().dtype(at::kDouble);

@@ -493,22 +493,38 @@ void PairQUIP::compute(int eflag, int vflag)
   const int *numneigh = list->numneigh;
   int **firstneigh = list->firstneigh;
 
+  // Pack the full neighbor list for QUIP, keeping only pairs within the model's
+  // cutoff: LAMMPS's list also holds the skin shell (2 A by default in metal
+  // units), which QUIP's descriptors would scan and discard (the 3-body term
+  // scans pairs of neighbours, so the skin costs about (1 + skin/rc)^6).
+  double **x = atom->x;
+  const double cutoffsq = cutoff * cutoff;
   num_neigh.resize(std::max(inum, 1));
+  if (neigh.size() < 1024) neigh.resize(1024);
   bigint nneigh = 0;
   for (int ii = 0; ii < inum; ii++) {
-    num_neigh[ii] = numneigh[ilist[ii]];
-    nneigh += numneigh[ilist[ii]];
+    const int i = ilist[ii];
+    const int *jlist = firstneigh[i];
+    const int jnum = numneigh[i];
+    if (nneigh + jnum > (bigint) neigh.size()) neigh.resize(nneigh + jnum + neigh.size() / 2);
+    int kept = 0;
+    for (int jj = 0; jj < jnum; jj++) {
+      const int j = jlist[jj] & NEIGHMASK;
+      const double dx = x[j][0] - x[i][0];
+      const double dy = x[j][1] - x[i][1];
+      const double dz = x[j][2] - x[i][2];
+      if (dx * dx + dy * dy + dz * dz <= cutoffsq) {
+        neigh[nneigh + kept] = j + 1;    // QUIP numbers atoms from 1
+        kept++;
+      }
+    }
+    num_neigh[ii] = kept;
+    nneigh += kept;
   }
   if (nneigh > MAXSMALLINT)
     error->one(FLERR, "Pair style quip: {} neighbors on one rank exceed QUIP's int range",
                nneigh);
   const int sum_num_neigh = (int) nneigh;
-  neigh.resize(std::max(sum_num_neigh, 1));
-  int k = 0;
-  for (int ii = 0; ii < inum; ii++) {
-    const int *jlist = firstneigh[ilist[ii]];
-    for (int jj = 0; jj < num_neigh[ii]; jj++) neigh[k++] = (jlist[jj] & NEIGHMASK) + 1;
-  }
 
   const int *type = atom->type;
   const tagint *tag = atom->tag;
@@ -534,7 +550,7 @@ void PairQUIP::compute(int eflag, int vflag)
   double energy = 0.0;
   double vir[9] = {0.0};
   const int nhandle = (int) quip_handle.size();
-  double *xflat = ntotal > 0 ? &atom->x[0][0] : nullptr;
+  double *xflat = ntotal > 0 ? &x[0][0] : nullptr;
   double xdummy[3] = {0.0, 0.0, 0.0};
 
   const bool ok = call_quip([&] {

@@ -30,7 +30,8 @@ Metadata (strings, as nequip writes them): ``model_dtype`` = ``float64``,
 ``type_names`` (space separated, type order), ``num_types``, ``r_max`` (the radial
 cutoff, 10 A by default: the neighbour-list cutoff), ``allow_tf32`` = ``0``,
 ``nequip_aoti_inputs`` = ``pos edge_index atom_types cell edge_cell_shift``,
-``nequip_aoti_outputs`` = ``atomic_energy forces virial``, plus ``anharmbench_model`` =
+``nequip_aoti_outputs`` = ``atomic_energy forces virial``, ``torch_version`` (the plugin
+refuses a package from another torch), plus ``anharmbench_model`` =
 ``bpnn``, ``bpnn_fingerprint`` (the symmetry-function set), ``bpnn_r_angular``. The
 angular functions need only the edges shorter than ``bpnn_r_angular``: the model
 selects them itself from the one edge list.
@@ -136,6 +137,7 @@ def _metadata(model: BPNN) -> dict[str, str]:
         "num_types": str(len(model.elements)),
         "r_max": str(float(model.r_max)),
         "allow_tf32": "0",
+        "torch_version": torch.__version__,
         "nequip_aoti_inputs": " ".join(AOTI_INPUTS),
         "nequip_aoti_outputs": " ".join(AOTI_OUTPUTS),
         "anharmbench_model": "bpnn",
