@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -18,7 +20,7 @@ from anharmbench.derivatives.workflow import (
     prepare,
     write_plan_directory,
 )
-from anharmbench.lammps.deck import run_deck
+from anharmbench.lammps.deck import lmp_executable, run_deck
 from anharmbench.potentials.crg import crg_potential
 from anharmbench.structures import CONVENTIONAL, NotAtEquilibriumError, tho2_primitive
 
@@ -41,8 +43,15 @@ def test_decks_run_by_lmp_equal_in_process(tmp_path, prepared):
     rep = collect(a)
     assert rep.n_done == 0 and len(rep.missing) == len(rep.finished) + len(rep.missing)
     manifest = json.loads((a / "plan.json").read_text())
-    for chunk in manifest["chunks"]:
-        run_deck(a / chunk["name"])
+    # half of the chunks as tasks of the plan's job-array script, half by run_deck
+    lmp = lmp_executable()
+    env = {**os.environ, "LMP": " ".join(lmp)} if len(lmp) == 1 else None
+    for i, chunk in enumerate(manifest["chunks"]):
+        if i % 2 == 0 and env is not None:
+            subprocess.run(["bash", str(a / "jobarray.sh")], env={**env, "TASK_ID": str(i)},
+                           check=True)
+        else:
+            run_deck(a / chunk["name"])
     rep = collect(a)
     assert rep.missing == [] and rep.n_done == rep.n_total == prepared.plan.n_evaluations
     res_decks = fit_directory(a)

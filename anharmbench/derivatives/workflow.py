@@ -36,7 +36,12 @@ from anharmbench.derivatives.results import (
 )
 from anharmbench.derivatives.steps import StepChoice, choose_steps
 from anharmbench.lammps.batch import BatchEvaluator
-from anharmbench.lammps.deck import DeckResultError, read_deck_results, write_deck
+from anharmbench.lammps.deck import (
+    DeckResultError,
+    read_deck_results,
+    render_template,
+    write_deck,
+)
 from anharmbench.potentials.spec import LammpsPotential
 from anharmbench.structures import NotAtEquilibriumError, build_supercell, supercell_matrix
 from anharmbench.symmetry import irreducible_basis
@@ -236,6 +241,11 @@ def write_plan_directory(
         "chunks": chunks,
     }
     (directory / PLAN_MANIFEST).write_text(json.dumps(manifest, indent=1))
+    script = directory / "jobarray.sh"
+    script.write_text(render_template("jobarray.sh.j2",
+        directory_name=directory.name, n_chunks=len(chunks), chunks=[c["name"] for c in chunks]
+    ))
+    script.chmod(0o755)
     return directory
 
 

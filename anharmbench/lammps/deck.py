@@ -62,6 +62,11 @@ def _env() -> jinja2.Environment:
     )
 
 
+def render_template(name: str, **values: object) -> str:
+    """Render one template of ``lammps_inputs/`` (undefined values are an error)."""
+    return _env().get_template(name).render(**values)
+
+
 @dataclass(frozen=True)
 class Deck:
     """A written deck.
