@@ -744,11 +744,19 @@ def _rss_bytes(pid: int) -> tuple[float | None, float | None]:
 
 
 def _log_tail(log: Path, n: int = LOG_TAIL_LINES) -> str:
+    """The last ``n`` lines of a log, preceded by any abort/error lines found earlier."""
     try:
         lines = log.read_text(errors="replace").rstrip().splitlines()
     except OSError:
         return "(no log written)"
-    return "\n".join(lines[-n:])
+    tail = lines[-n:]
+    errors = [
+        ln.strip()
+        for ln in lines[:-n]
+        if "ABORT" in ln or "ERROR" in ln or ln.startswith(("STOP", "Error", "error"))
+    ]
+    head = ("gap_fit reported:\n" + "\n".join(errors) + "\n...\n") if errors else ""
+    return head + "\n".join(tail)
 
 
 def _run_gap_fit(
@@ -765,10 +773,21 @@ def _run_gap_fit(
     n_coordinates = [0]
     last = 0.0
     peak = 0.0
+    # unbuffered Fortran output: the log (and the progress line) follow gap_fit live,
+    # and an abort message lands where it happened rather than before the output
+    env = {**os.environ, "GFORTRAN_UNBUFFERED_PRECONNECTED": "y"}
     with open(log, "wb") as out:
-        proc = subprocess.Popen(  # noqa: S603 - argv built here, no shell
-            argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-        )
+        try:
+            proc = subprocess.Popen(  # noqa: S603 - argv built here, no shell
+                argv,
+                cwd=cwd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+            )
+        except OSError as exc:
+            raise GapFitError(f"cannot run gap_fit ({argv[0]}): {exc}") from exc
         try:
             while proc.poll() is None:
                 rss, hwm = _rss_bytes(proc.pid)

@@ -2,7 +2,7 @@
 
 ``paper`` is the paper's setting (ten step sizes; 4000-step IDMD in 4I; 1346 reference-MD
 snapshots in 3 S_C; the paper's architectures). ``quick`` runs the whole study on a
-2-core machine in about half an hour: four step sizes, a 400-step IDMD, 100 reference-MD
+2-core machine in about half an hour: four step sizes, a 200-step IDMD (10 frames of 192 atoms), 100 reference-MD
 snapshots in S_C, and the trainers' quick profiles.
 """
 
@@ -43,6 +43,6 @@ def profile_settings(config: StudyConfig) -> ProfileSettings:
     return ProfileSettings(
         "quick",
         4,
-        IDMDSettings.quick(),
+        IDMDSettings.quick(n_steps=200, stride=20, test_steps=60, checkpoint_every=100),
         RefMDSettings.quick(n_snapshots=100, equilibration_steps=200),
     )

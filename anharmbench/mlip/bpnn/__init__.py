@@ -16,11 +16,13 @@ Typical use::
     potential = bpnn_potential("models/bpnn")       # LammpsPotential (pair_style nequip)
 
 Modules: :mod:`.symmetry_functions`, :mod:`.neighbors`, :mod:`.model`, :mod:`.train`,
-:mod:`.n2p2`, :mod:`.export`.
+:mod:`.n2p2`, :mod:`.export`; command line: ``python -m anharmbench.mlip.bpnn``
+(``train``, ``export``, ``parity``, ``to-n2p2``, ``from-n2p2``).
 """
 
 from anharmbench.mlip.bpnn.export import (
     ExportError,
+    bpnn_parity,
     bpnn_potential,
     export_pt2,
     load_pt2,
@@ -65,6 +67,7 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "TrainingError",
+    "bpnn_parity",
     "bpnn_potential",
     "default_tho2_set",
     "energy_forces_virial",

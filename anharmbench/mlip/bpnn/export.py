@@ -46,9 +46,11 @@ against the eager model on two structures of different sizes before it is kept.
 from __future__ import annotations
 
 import json
+import warnings
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -69,6 +71,7 @@ __all__ = [
     "AOTI_OUTPUTS",
     "ExportError",
     "PT2_NAME",
+    "bpnn_parity",
     "bpnn_potential",
     "export_pt2",
     "load_pt2",
@@ -205,27 +208,39 @@ def export_pt2(
         {0: dims["edge"], 1: static},
     )
     duck = torch.fx.experimental._config.use_duck_shape
+    tmp = path.with_name(path.name + ".tmp.pt2")
     try:
-        torch.fx.experimental._config.use_duck_shape = False
-        graph = make_fx(module, tracing_mode="symbolic", _allow_non_fake_inputs=True)(
-            *[t.clone() for t in inputs]
-        )
-        exported = torch.export.export(graph, tuple(inputs), dynamic_shapes=dynamic_shapes)
-        tmp = path.with_name(path.name + ".tmp.pt2")
-        out = torch._inductor.aoti_compile_and_package(
-            exported,
-            package_path=str(tmp),
-            inductor_configs={"aot_inductor.metadata": _metadata(model)},
-        )
+        with warnings.catch_warnings():
+            # torch's own deprecation notices from its internals
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.fx.experimental._config.use_duck_shape = False
+            graph = make_fx(module, tracing_mode="symbolic", _allow_non_fake_inputs=True)(
+                *[t.clone() for t in inputs]
+            )
+            exported = torch.export.export(graph, tuple(inputs), dynamic_shapes=dynamic_shapes)
+            out = Path(
+                torch._inductor.aoti_compile_and_package(
+                    exported,
+                    package_path=str(tmp),
+                    inductor_configs={"aot_inductor.metadata": _metadata(model)},
+                )
+            )
     except Exception as exc:  # torch raises many kinds; keep its message
+        tmp.unlink(missing_ok=True)
         raise ExportError(f"exporting the BPNN failed: {type(exc).__name__}: {exc}") from exc
     finally:
         torch.fx.experimental._config.use_duck_shape = duck
-    if check:
-        other = _example_structure(model.elements, 2, 1) if example is None else _bigger(example)
-        for probe in (atoms, other):
-            _check_package(model, Path(out), probe)
-    Path(out).replace(path)
+    try:
+        if check:
+            other = (
+                _example_structure(model.elements, 2, 1) if example is None else _bigger(example)
+            )
+            for probe in (atoms, other):
+                _check_package(model, out, probe)
+        out.replace(path)
+    finally:
+        out.unlink(missing_ok=True)
     return path
 
 
@@ -237,7 +252,7 @@ def _bigger(atoms: Atoms) -> Atoms:
 
 def _check_package(model: BPNN, package: Path, atoms: Atoms) -> None:
     inputs = atoms_inputs(model, atoms)
-    compiled = torch._inductor.aoti_load_package(str(package))
+    compiled = load_pt2(package)
     e_pkg, f_pkg, v_pkg = compiled(*inputs)
     e_ref, f_ref, v_ref = energy_forces_virial(model, *inputs)
     dev = max(
@@ -276,7 +291,9 @@ def load_pt2(path: str | Path) -> torch.nn.Module:
     docstring).
     """
     pt2_metadata(path)
-    return torch._inductor.aoti_load_package(str(path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch's internals
+        return torch._inductor.aoti_load_package(str(path))
 
 
 def bpnn_potential(
@@ -336,3 +353,57 @@ def bpnn_potential(
         files=(str(path),),
         name=name or f"bpnn:{path.name}",
     )
+
+
+def bpnn_parity(
+    model: str | Path,
+    dataset: str | Path,
+    directory: str | Path,
+    *,
+    split: str = "test",
+    backend: str = "lammps",
+    elements: Sequence[str] | None = None,
+) -> dict[str, Path]:
+    """Energy/force parity of a trained BPNN on a dataset split (the paper's Fig. 1a-b).
+
+    Parameters
+    ----------
+    model
+        A model directory (``model.json`` and, for ``backend="lammps"``,
+        ``model.nequip.pt2``) or, for LAMMPS, a ``.pt2`` package.
+    dataset
+        A dataset directory.
+    directory
+        Where :func:`~anharmbench.mlip.parity.write_parity` writes ``parity.json``,
+        ``parity_energy.csv``, ``parity_forces.csv`` and ``parity.png``.
+    split
+        ``"test"`` (default), ``"val"`` or ``"train"``.
+    backend
+        ``"lammps"`` (``pair_style nequip`` running the package) or ``"torch"`` (the
+        model in Python).
+    elements
+        LAMMPS type order (default: the package's).
+    """
+    from anharmbench.lammps import LammpsCalculator
+    from anharmbench.mlip.bpnn.model import BPNNCalculator
+    from anharmbench.mlip.data import load_splits
+    from anharmbench.mlip.parity import evaluate_parity, write_parity
+
+    if split not in ("train", "val", "test"):
+        raise ValueError(f"split {split!r}: use 'train', 'val' or 'test'")
+    frames = getattr(load_splits(dataset, require=(split,)), split)
+    if backend == "lammps":
+        potential = bpnn_potential(model, elements)
+        calc: Any = LammpsCalculator(potential)
+        name = potential.name
+    elif backend == "torch":
+        calc = BPNNCalculator(load_model(model))
+        name = f"bpnn:{Path(model).name}"
+    else:
+        raise ValueError(f"backend {backend!r}: use 'lammps' or 'torch'")
+
+    def predict(atoms: Atoms) -> tuple[float, np.ndarray]:
+        atoms.calc = calc
+        return float(atoms.get_potential_energy()), np.asarray(atoms.get_forces())
+
+    return write_parity(evaluate_parity(name, predict, frames), directory)

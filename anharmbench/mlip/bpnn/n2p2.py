@@ -3,9 +3,9 @@
 :func:`write_n2p2` writes a :class:`~anharmbench.mlip.bpnn.model.BPNN` so that n2p2
 (``nnp-predict``) and LAMMPS's ``pair_style hdnnp`` run it::
 
-    pair_style hdnnp 10.0 dir ./n2p2 showew no showewsum 0 resetew no maxew 0 &
+    pair_style hdnnp 10.0 dir ./n2p2/ showew no showewsum 0 resetew no maxew 0 &
                cflength 1.0 cfenergy 1.0
-    pair_coeff * * O Th          # n2p2 element of each LAMMPS type
+    pair_coeff * * Th O          # element of each LAMMPS type (type 1 = Th here)
 
 :func:`read_n2p2` reads such a directory (ours or n2p2's) back into a model.
 
@@ -111,7 +111,6 @@ def write_n2p2(model: BPNN, directory: str | Path) -> dict[str, Path]:
         f"# n2p2 settings written by anharmbench: BPNN, fingerprint {fp}",
         "# units: eV and Angstrom. The energy scale and per-element shifts of the model are",
         "# " + ("folded into the linear output layers." if fold else "given below."),
-        "nnp_type 2G-HDNNP",
         f"number_of_elements {len(els)}",
         f"elements {' '.join(els)}",
         f"cutoff_type {model.sf_set.cutoff.n2p2_type} {model.sf_set.cutoff.alpha!r}",

@@ -651,11 +651,13 @@ class Descriptor(torch.nn.Module):
     ``(1 + lambda cos)^zeta`` per distinct ``(lambda, zeta)``, radial factors per
     distinct ``(narrow, eta, r_shift, r_cut)`` and cutoff factors per distinct
     ``r_cut``. Each edge (radial) or pair of edges of one centre (angular) computes
-    every distinct term once; a table indexed by the element combination sends each
-    term to its column, or to a sink column that is dropped when the combination has
-    no such function. Radial terms sum over edges; angular terms over the unordered
-    pairs of edges of a centre within the angular cutoff, enumerated inside the forward
-    pass (data-dependent sizes, which torch.export supports).
+    every distinct term once; the terms are summed per atom and neighbour element (or
+    unordered pair of neighbour elements) with row-wise scatter-adds, and each atom's
+    columns are then gathered from these sums by a table indexed by its element (a
+    zero where an element has fewer functions). Radial terms sum over edges; angular
+    terms over the unordered pairs of edges of a centre within the angular cutoff,
+    enumerated inside the forward pass (data-dependent sizes, which torch.export
+    supports).
     """
 
     def __init__(self, sf_set: SymmetryFunctionSet, elements: Sequence[str]) -> None:
@@ -728,6 +730,21 @@ class Descriptor(torch.nn.Module):
         self.register_buffer("ang_term_x", torch.tensor([t[1] for t in terms], dtype=torch.long))
         self.register_buffer("ang_term_norm", torch.tensor([t[2] for t in terms], **f64))
         self.register_buffer("ang_cols", a_col)
+        # forward assembly: per atom, the radial sums (T neighbour types x C_r terms), the
+        # angular sums (T*T unordered neighbour pairs x C_a terms) and a zero; column col of
+        # an atom of type c reads slot col_source[c, col]
+        c_r, c_a = r_par.shape[0], len(terms)
+        zero_slot = n_types * c_r + n_types * n_types * c_a
+        source = torch.full((n_types, self.width), zero_slot, dtype=torch.long)
+        for (pair, k), col in rad_cols.items():
+            c, nt = divmod(pair, n_types)
+            source[c, col] = nt * c_r + k
+        for (trip, k), col in ang_cols.items():
+            c, rest = divmod(trip, n_types * n_types)
+            p, q = divmod(rest, n_types)
+            pt = min(p, q) * n_types + max(p, q)
+            source[c, col] = n_types * c_r + pt * c_a + k
+        self.register_buffer("col_source", source)
 
     def forward(
         self, vectors: torch.Tensor, edge_index: torch.Tensor, atom_types: torch.Tensor
@@ -794,7 +811,7 @@ class Descriptor(torch.nn.Module):
         n_edges = vectors.shape[0]
         src, dst = edge_index[0], edge_index[1]
         r = torch.linalg.vector_norm(vectors, dim=-1)
-        out = torch.zeros(n_atoms * w, dtype=vectors.dtype, device=vectors.device)
+        like = {"dtype": vectors.dtype, "device": vectors.device}
 
         # ---- radial: (E, C_r) distinct terms, each to its column (or the sink)
         rr = r.unsqueeze(-1)
@@ -804,12 +821,14 @@ class Descriptor(torch.nn.Module):
         d = rr - rs
         gauss = torch.exp(-eta * d * d)
         val = gauss * fc
-        pair = atom_types[src] * self.n_types + atom_types[dst]
-        cols = self.rad_cols[pair]
-        out = out.index_add(0, (src.unsqueeze(-1) * w + cols).reshape(-1), val.reshape(-1))
+        n_t = self.n_types
+        rad_sum = torch.zeros(n_atoms * n_t, val.shape[1], dtype=val.dtype, device=val.device)
+        rad_sum = rad_sum.index_add(0, src * n_t + atom_types[dst], val)
+        blocks = [rad_sum.view(n_atoms, -1)]
         jac_rad = None
         if jacobian:
             assert dfc is not None  # internal invariant
+            cols = self.rad_cols[atom_types[src] * self.n_types + atom_types[dst]]
             dval = gauss * (dfc[:, self.rad_rc_index] - 2.0 * eta * d * fc)
             jac_rad = dval.unsqueeze(-1) * (vectors / rr).unsqueeze(1)  # (E, C_r, 3)
 
@@ -862,13 +881,14 @@ class Descriptor(torch.nn.Module):
             rad = expo * f_ij * f_ik * f_jk
             t_lz, t_x = self.ang_term_lz, self.ang_term_x
             val = self.ang_term_norm * ang[:, t_lz] * rad[:, t_x]
-            trip = (atom_types[centre] * self.n_types + atom_types[dst[ej]]) * self.n_types + (
-                atom_types[dst[ek]]
+            tj, tk = atom_types[dst[ej]], atom_types[dst[ek]]
+            slot = centre * (n_t * n_t) + torch.minimum(tj, tk) * n_t + torch.maximum(tj, tk)
+            ang_sum = torch.zeros(
+                n_atoms * n_t * n_t, val.shape[1], dtype=val.dtype, device=val.device
             )
-            a_cols = self.ang_cols[trip]
-            flat = centre.unsqueeze(-1) * w + a_cols
-            out = out.index_add(0, flat.reshape(-1), val.reshape(-1))
+            blocks.append(ang_sum.index_add(0, slot, val).view(n_atoms, -1))
             if jacobian:
+                a_cols = self.ang_cols[(atom_types[centre] * n_t + tj) * n_t + tk]
                 assert df_ij is not None and df_ik is not None and df_jk is not None
                 dang = torch.where(positive, self.ang_lz[:, 0] * self.ang_lz[:, 1] * powers, zero)
                 df_jk = torch.where(is_narrow, df_jk[:, ix], torch.zeros_like(f_jk))
@@ -906,7 +926,10 @@ class Descriptor(torch.nn.Module):
                     0, (second.unsqueeze(-1) * w + a_cols).reshape(-1), d_k.reshape(-1, 3)
                 )
                 jac_ang = jac_ang.view(n_ang, w, 3)
-        g = out.view(n_atoms, w)[:, : self.width]
+        else:
+            blocks.append(torch.zeros(n_atoms, self.ang_cols.shape[1] * n_t * n_t, **like))
+        blocks.append(torch.zeros(n_atoms, 1, **like))
+        g = torch.cat(blocks, dim=1).gather(1, self.col_source[atom_types])
         if not jacobian:
             return g, None
         assert jac_rad is not None

@@ -11,6 +11,13 @@ or temperature). Adam, learning rate reduced on plateaus of the validation loss,
 early stopping when the validation loss has not improved for ``patience`` epochs; the
 best model (by validation loss) is kept.
 
+Forces in the loss are ``-J^T dE/dG`` with ``J`` the analytic derivatives of the symmetry
+functions by the edge vectors (:meth:`~.symmetry_functions.Descriptor.with_jacobian`, n2p2's
+approach): autograd runs only through the networks. The functions and ``J`` depend on
+the positions only, so they are computed once and cached when they fit in
+``cache_mb`` (3 MB per 12-atom frame, about 25 MB per 96-atom frame); otherwise they
+are recomputed for every batch (same numbers, slower).
+
 Before the first epoch: the symmetry-function scaling statistics are taken over the
 training atoms (as n2p2's ``nnp-scaling``), the per-element energy shift is the mean
 training energy per atom (least squares over compositions when they vary) and the
