@@ -2,8 +2,8 @@
 
 ``paper`` is the paper's setting (ten step sizes; 4000-step IDMD in 4I; 1346 reference-MD
 snapshots in 3 S_C; the paper's architectures). ``quick`` runs the whole study on a
-2-core machine in about half an hour: four step sizes, a 200-step IDMD (10 frames of 192 atoms), 100 reference-MD
-snapshots in S_C, and the trainers' quick profiles.
+2-core machine in about half an hour: four step sizes, a 200-step IDMD (10 frames of 192
+atoms), 100 reference-MD snapshots in S_C, and the trainers' quick profiles.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 /* ----------------------------------------------------------------------
-   anharmbench: pair style quip (see pair_quip.h and plugins/README.md)
+   anharmbench: pair style quip (see pair_quip.h and plugins/quip/README.md)
 
    QUIP's libPotentials exports a small C interface for LAMMPS:
      quip_lammps_api_version()            -> 1

@@ -8,7 +8,7 @@
 
    Z_k is the atomic number of atom type k. The model file is read by QUIP; the
    plugin also scans it for the species its descriptors cover and refuses types
-   (and structures) the model does not describe. See plugins/README.md.
+   (and structures) the model does not describe. See plugins/quip/README.md.
 ------------------------------------------------------------------------- */
 
 #ifndef LMP_PAIR_QUIP_ANHARMBENCH_H
