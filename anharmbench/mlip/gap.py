@@ -32,12 +32,16 @@ Memory
 ``gap_fit`` keeps every descriptor of the training set with its derivatives in memory.
 With the 6 A three-body term this dominates: each atom has ~60 neighbours within 6 A,
 hence ~3,500 ordered neighbour pairs (``angle_3b`` instances), each stored with
-derivatives with respect to its three atoms. The estimate counts descriptor instances
-on (a sample of) the training frames and sizes them the way ``gap_fit`` itself does in
-its "Memory Estimate" report, adds the covariance matrices, and converts the result to
-a peak resident set size with a linear calibration measured here (see
-:data:`MEMORY_CALIBRATION`). It reproduces gap_fit's measured peaks (10 frames x 96
-atoms: 3.7 GB; 30 frames: 11 GB) within about 10%.
+derivatives with respect to its three atoms. :func:`estimate_gap_memory` counts the
+descriptor instances on (a sample of) the training frames, sizes them the way gap_fit
+does in its own "Memory Estimate" report (it matches that report to 1%), adds the
+covariance matrices, and converts the sum to a peak resident set size with a linear
+calibration measured on this machine (:data:`MEMORY_CALIBRATION`): peak RSS 1.28, 1.72
+and 3.32 GB for 20 x 12, 3 x 96 and 6 x 96 atoms (2b + 3b at 6 A + SOAP), predicted
+within 2%; with SOAP ``n_max=4, l_max=3`` it gives 3.7 and 11.2 GB for 10 and 30
+frames of 96 atoms, the peaks measured there (3.7 and 11 GB). Memory grows linearly
+with the number of training atoms: about 0.6 GB per 96-atom frame with the paper's
+SOAP (``n_max=8, l_max=6``), 0.4 GB with the quick profile's.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ import shutil
 import subprocess
 import sys
 import time
+import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -102,9 +107,9 @@ LOG_TAIL_LINES = 30
 #: Fraction of the machine's memory a fit may plan to use.
 MEMORY_HEADROOM = 0.9
 
-#: Peak RSS of gap_fit = ``base + factor * (gap_fit-style estimate)``, in bytes.
-#: Measured on this machine with /usr/bin/time -v (quippy-ase 0.10.3); see the module
-#: docstring and the test/benchmark report of issue 5.
+#: Peak RSS of gap_fit = ``base + factor * (gap_fit-style estimate)``, in bytes. Fitted
+#: to peaks measured here (quippy-ase 0.10.3, /usr/bin/time -v and /proc VmHWM):
+#: gap_fit-style 0.70 / 0.97 / 1.95 GB -> peak RSS 1.28 / 1.72 / 3.32 GB.
 MEMORY_CALIBRATION = {"base": 0.13e9, "factor": 1.64}
 
 
@@ -306,24 +311,56 @@ class GapConfig:
     profile: str = "custom"
 
     def __post_init__(self) -> None:
+        # descriptor settings may come as plain mappings (JSON, YAML study configs)
+        for key, kind in _TERMS.items():
+            value = getattr(self, key)
+            if isinstance(value, Mapping):
+                object.__setattr__(self, key, _term_from_mapping(kind, key, value))
+        if isinstance(self.e0, Mapping):
+            object.__setattr__(self, "e0", dict(self.e0))
         self.validate()
+
+    @classmethod
+    def _profile(cls, base: dict[str, Any], overrides: Mapping[str, Any]) -> GapConfig:
+        """``base`` updated by ``overrides``; a mapping given for a descriptor changes
+        only the named fields of the profile's descriptor."""
+        allowed = {f.name for f in fields(cls)}
+        unknown = set(overrides) - allowed
+        if unknown:
+            raise ValueError(
+                f"unknown GapConfig key(s) {sorted(unknown)}; allowed {sorted(allowed)}"
+            )
+        merged = dict(base)
+        for key, value in overrides.items():
+            if key in _TERMS and isinstance(value, Mapping):
+                current = merged.get(key) or _TERMS[key]()
+                known = {f.name for f in fields(_TERMS[key])}
+                bad = set(value) - known
+                if bad:
+                    raise ValueError(f"unknown {key} key(s) {sorted(bad)}; allowed {sorted(known)}")
+                merged[key] = replace(current, **dict(value))
+            else:
+                merged[key] = value
+        return cls(**merged)
 
     @classmethod
     def paper(cls, **overrides: Any) -> GapConfig:
         """The paper's descriptors: 2b and 3b at 6 A, SOAP at 4 A; all training frames.
 
         With a few hundred frames of 96+ atoms this needs far more memory than a
-        workstation has (~0.37 GB per 96-atom frame); :func:`train_gap` then refuses and
-        says how many frames fit (set ``max_frames``).
+        workstation has (~0.6 GB per 96-atom frame); :func:`train_gap` then refuses and
+        says how many frames fit (set ``max_frames``). ``overrides`` replace fields; a
+        mapping for ``two_body``/``three_body``/``soap`` changes only the fields it names,
+        ``None`` drops that descriptor.
         """
-        return cls(**{"profile": "paper", **overrides})
+        return cls._profile({"profile": "paper"}, overrides)
 
     @classmethod
     def quick(cls, **overrides: Any) -> GapConfig:
         """Same descriptors, fewer sparse points and SOAP channels, at most 1920 atoms.
 
-        1920 atoms is 20 frames of 96 atoms (or 160 of 12); the estimate stays near
-        7 GB and the profile refuses anything above 12 GB.
+        1920 atoms is 20 frames of 96 atoms (or 160 of 12); the estimate is about
+        8.5 GB for 96-atom frames and the profile refuses anything above 12 GB.
         """
         base: dict[str, Any] = {
             "two_body": DistanceTwoBody(n_sparse=20),
@@ -333,8 +370,7 @@ class GapConfig:
             "memory_limit_gb": 12.0,
             "profile": "quick",
         }
-        base.update(overrides)
-        return cls(**base)
+        return cls._profile(base, overrides)
 
     # ------------------------------------------------------------------ checks
     def validate(self) -> None:
@@ -406,20 +442,20 @@ class GapConfig:
             raise ValueError(
                 f"unknown GapConfig key(s) {sorted(unknown)}; allowed {sorted(allowed)}"
             )
-        kwargs = dict(data)
-        for key, kind in _TERMS.items():
-            value = kwargs.get(key)
-            if isinstance(value, Mapping):
-                known = {f.name for f in fields(kind)}
-                bad = set(value) - known
-                if bad:
-                    raise ValueError(f"unknown {key} key(s) {sorted(bad)}; allowed {sorted(known)}")
-                kwargs[key] = kind(**value)
-        return cls(**kwargs)
+        return cls(**dict(data))
 
     def with_(self, **changes: Any) -> GapConfig:
         """A copy with some fields replaced (validated)."""
         return replace(self, **changes)
+
+
+def _term_from_mapping(kind: type, key: str, value: Mapping[str, Any]) -> Any:
+    """A descriptor dataclass from a mapping of its fields (unknown keys rejected)."""
+    known = {f.name for f in fields(kind)}
+    bad = set(value) - known
+    if bad:
+        raise ValueError(f"unknown {key} key(s) {sorted(bad)}; allowed {sorted(known)}")
+    return kind(**dict(value))
 
 
 def _num(value: float) -> str:
@@ -470,14 +506,22 @@ class MemoryEstimate:
 
 
 def machine_memory() -> dict[str, float | None]:
-    """Memory of this machine in bytes: ``total`` and ``free`` (``os.sysconf``) and
-    ``cgroup_limit`` (the container's limit, or ``None``)."""
+    """Memory of this machine in bytes: ``total`` (``os.sysconf``), ``free`` (available
+    now: ``MemAvailable`` of /proc/meminfo, else ``os.sysconf``) and ``cgroup_limit``
+    (the container's limit, or ``None``)."""
     page = os.sysconf("SC_PAGE_SIZE")
     total = float(page * os.sysconf("SC_PHYS_PAGES"))
     try:
         free: float | None = float(page * os.sysconf("SC_AVPHYS_PAGES"))
     except (ValueError, OSError):  # pragma: no cover - not on Linux
         free = None
+    try:  # free + reclaimable cache (Linux); better than SC_AVPHYS_PAGES alone
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                free = float(line.split()[1]) * 1024.0
+                break
+    except (OSError, IndexError, ValueError):
+        pass
     limit: float | None = None
     for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
         try:
@@ -585,6 +629,30 @@ def _memory_allowance(config: GapConfig) -> tuple[float, str]:
     return allowance, what
 
 
+def _warn_if_busy(estimate: MemoryEstimate) -> None:
+    """Warn when other jobs hold the memory or the CPUs gap_fit is about to need."""
+    free = machine_memory()["free"]
+    if free is not None and estimate.peak_bytes > free:
+        warnings.warn(
+            f"gap_fit needs about {estimate.peak_gb:.1f} GB but only {free / 1e9:.1f} GB are "
+            "available now: other jobs hold the rest; gap_fit may be killed or swap",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # pragma: no cover - not available
+        return
+    cpus = os.cpu_count() or 1
+    if load >= cpus:
+        warnings.warn(
+            f"the machine is busy (load average {load:.1f} on {cpus} CPUs): gap_fit is "
+            "single-threaded and heavy; running it beside other heavy jobs slows both",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
 def _frames_that_fit(frames: Sequence[Atoms], config: GapConfig, allowance: float) -> int:
     """Largest number of (evenly spaced) frames whose estimate fits ``allowance``."""
     lo, hi = 0, len(frames)
@@ -650,7 +718,7 @@ def gap_argv(
     and ``virial`` (:mod:`anharmbench.datasets.io`); with ``use_virials=False`` the
     virial and stress keys point at names the frames do not have.
     """
-    e0_text = "{" + ":".join(f"{s}:{v!r}" for s, v in e0.items()) + "}"
+    e0_text = "{" + ":".join(f"{s}:{_num(v)}" for s, v in e0.items()) + "}"
     sigma = (
         "{"
         + " ".join(_num(v) for v in (config.energy_sigma, config.force_sigma, config.virial_sigma))
@@ -837,10 +905,14 @@ class _ProgressLine:
             self.stream.write(text + "\n")
             self.stream.flush()
 
-    def close(self) -> None:
+    def close(self, final: str | None = None) -> None:
+        """End the line; ``final`` (if given) is printed last in any case."""
+        if final is not None:
+            self.last = -1e9
+            self(final)
         if self.tty and self.width:
             self.stream.write("\n")
-            self.stream.flush()
+        self.stream.flush()
 
 
 # ------------------------------------------------------------------------ models
@@ -912,8 +984,8 @@ def model_species(xml: str | Path) -> tuple[tuple[str, ...], list[Path]]:
                 found, anyz = _descriptor_species(elem.text or "")
                 zs |= found
                 any_species |= anyz
-            if tag in ("sparseX", "e0", "theta", "permutation"):
-                elem.clear()
+            if tag in ("sparseX", "e0", "theta", "permutation", "XYZ_data"):
+                elem.clear()  # keep memory flat on large models
     except ET.ParseError as exc:
         raise GapModelError(f"{path} is not a GAP model: it is not valid XML ({exc})") from None
     if not has_gap or n_desc == 0:
@@ -956,7 +1028,7 @@ def _descriptor_species(text: str) -> tuple[set[int], bool]:
             named = True
             if z <= 0:
                 any_species = True
-            else:
+            elif z < len(chemical_symbols):
                 zs.add(z)
         i += 1
     return zs, any_species or not named
@@ -1058,6 +1130,11 @@ def gap_potential(
             f"{[p.name for p in missing]}"
         )
     xml = str(gm.xml.resolve())
+    if any(c.isspace() or c in "\"'#$&" for c in xml):
+        raise GapModelError(
+            f"the path of GAP model {xml!r} holds whitespace or one of \"'#$&, which a "
+            "LAMMPS pair_coeff line cannot carry; move the model to a plainer path"
+        )
     zs = " ".join(str(atomic_numbers[el]) for el in elements)
     return LammpsPotential(
         elements=elements,
@@ -1147,6 +1224,8 @@ def train_gap(
             f"gap_fit would need about {estimate.describe()}; {where}. Refusing to start: {hint}."
         )
 
+    _warn_if_busy(estimate)
+
     model_dir.mkdir(parents=True, exist_ok=True)
     for stale in (xml, model_dir / MODEL_RECORD):
         stale.unlink(missing_ok=True)
@@ -1166,11 +1245,19 @@ def train_gap(
     elif callable(progress):
         report = progress
     log = model_dir / LOG_FILE
+    final = None
     try:
         run = _run_gap_fit(argv, model_dir, log, progress=report, estimate=estimate)
+        final = (
+            f"gap_fit finished in {_clock(run['wall_seconds'])} (exit "
+            f"{int(run['returncode'])}), peak RSS {run['peak_rss_bytes'] / 1e9:.2f} GB "
+            f"(estimated {estimate.peak_gb:.2f} GB)"
+        )
     finally:
         if line is not None:
-            line.close()
+            line.close(final)
+        elif report is not None and final is not None:
+            report(final)
     if run["returncode"] != 0 or not xml.is_file():
         why = (
             f"exit status {int(run['returncode'])}"
