@@ -374,6 +374,8 @@ def run_study(config: StudyConfig, directory: str | Path, *, verbose: bool = Tru
                 pot, upstream, calc_spec = None, {}, model.calculator
             sets: dict[str, Path] = {}
             for dset in config.derivative_sets:
+                if model.orders is not None and not set(dset.orders) & set(model.orders):
+                    continue
                 st = derivative_stage(label, dset, prim, pot, calc_spec, upstream, config)
                 sets[dset.name] = Path(runner.run(st).summary["derivatives"])
             out.derivatives[label] = sets

@@ -231,7 +231,13 @@ def write_report(
             f"<tr><td>{html.escape(r['model'])}</td><td>{html.escape(r['dataset'])}</td>"
             f"<td>{r['order']}</td><td>{r['n']}</td><td>{r['rel_rmse']:.4g}</td></tr>"
         )
-    parts.append("</table><h2>Figures</h2>")
+    parts.append("</table>")
+    if observables:
+        parts.append("<h2>Observables</h2><pre>" + html.escape(str(observables.get("summary", "")))
+                     + "</pre>")
+        for label, why in (observables.get("failed") or {}).items():
+            parts.append(f"<p><b>{html.escape(label)}</b>: not computed: {html.escape(why)}</p>")
+    parts.append("<h2>Figures</h2>")
     for key, path in figs:
         if path.is_file():
             data = base64.b64encode(path.read_bytes()).decode()
