@@ -146,3 +146,50 @@ def test_run_cli_rejects_a_bad_config(tmp_path, capsys):
     assert main(["run", str(path), "--out", str(tmp_path / "o")]) == 1
     assert "derivative_sets.0.orders" in capsys.readouterr().err
     shutil.rmtree(tmp_path / "o", ignore_errors=True)
+
+
+def test_quick_study_end_to_end_with_trained_models(tmp_path):
+    """The quick study on a reduced setting: every stage (reference derivatives, IDMD and
+    reference MD, GAP/BPNN/NequIP trained, deployed in LAMMPS and measured, observables,
+    report) runs and writes every table and figure; the reference against itself is zero."""
+    data = {
+        "profile": "quick",
+        "derivative_sets": [
+            {"name": "prim234", "supercell": "prim", "orders": [2, 3, 4], "n_steps": 3},
+            {"name": "prim56", "supercell": "prim", "orders": [5, 6], "n_steps": 3},
+        ],
+        "datasets": {"idmd_supercell": "SC", "idmd_steps": 200, "idmd_test_steps": 40,
+                     "refmd_supercell": "SC", "refmd_snapshots": 24},
+        "models": [
+            {"name": "GAP", "kind": "gap", "dataset": "idmd", "orders": [2, 3, 4],
+             "settings": {"three_body": None, "two_body": {"n_sparse": 10},
+                          "soap": {"n_max": 3, "l_max": 2, "n_sparse": 20}}},
+            {"name": "BPNN", "kind": "bpnn", "dataset": "idmd", "settings": {"max_epochs": 3}},
+            {"name": "GNN", "kind": "nequip", "dataset": "refmd", "settings": {"max_epochs": 2}},
+            _crg_as_user_model("CRGcopy"),
+        ],
+        "observables": {"mesh": [4, 4, 4], "temperatures": [300.0, 900.0]},
+    }
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(data))
+    res = run_study(load_config(path), tmp_path / "study", verbose=False)
+    rows = list(csv.DictReader(open(res.report["table_csv"])))
+    got = {(r["model"], r["dataset"], int(r["order"])) for r in rows}
+    for order in (2, 3, 4):
+        assert ("GAP", "idmd", order) in got and ("BPNN", "idmd", order) in got
+    for order in (2, 3, 4, 5, 6):
+        assert ("GNN", "refmd", order) in got and ("CRGcopy", "external", order) in got
+        assert ("reference", "self", order) in got
+    assert ("GAP", "idmd", 5) not in got  # orders limited to 2-4
+    for r in rows:
+        assert np.isfinite(float(r["rel_rmse"]))
+        if r["model"] == "CRGcopy":
+            assert float(r["rel_rmse"]) < 1e-10
+    report = res.report
+    for key in ("table_md", "html", "parity_idmd", "parity_refmd", "derivatives_idmd",
+                "derivatives_refmd"):
+        assert report[key].is_file(), key
+    figs = [k for k in report if k.startswith("observable_")]
+    assert {"observable_dispersion", "observable_kappa"} <= set(figs)
+    for k in figs:
+        assert report[k].is_file()

@@ -65,7 +65,9 @@ def error_table(derivatives: dict[str, dict[str, Path]]) -> list[dict[str, Any]]
             rmse = float(np.sqrt(np.mean((m_val - r_val) ** 2)))
             scale = float(np.mean(np.abs(r_val)))
             rows.append({
-                "model": name, "dataset": dataset or "-", "order": n, "n": int(r_val.size),
+                "model": name,
+                "dataset": dataset or ("self" if label == "reference" else "external"),
+                "order": n, "n": int(r_val.size),
                 "rel_rmse": rmse / scale if scale > 0 else float("nan"),
                 "rmse": rmse, "mean_abs_ref": scale,
             })
@@ -80,7 +82,8 @@ def _write_table(rows: list[dict[str, Any]], directory: Path) -> dict[str, Path]
         w.writeheader()
         w.writerows(rows)
     orders = sorted({r["order"] for r in rows})
-    datasets = sorted({r["dataset"] for r in rows})
+    rows = [r for r in rows if r["dataset"] != "self"]  # the reference's self-check: CSV only
+    datasets = sorted({r["dataset"] for r in rows}, key=lambda d: (d == "external", d))
     models = list(dict.fromkeys(r["model"] for r in rows))
     cols = [(d, n) for d in datasets for n in orders
             if any(r["dataset"] == d and r["order"] == n for r in rows)]
