@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--temperature", type=float, default=300.0, help="K, path figures")
     ap.add_argument("--tmin", type=float, default=300.0)
     ap.add_argument("--tmax", type=float, default=1500.0)
-    ap.add_argument("--tstep", type=float, default=100.0)
+    ap.add_argument("--tstep", type=float, default=200.0)
     ap.add_argument("--branches", type=int, nargs="*", default=None,
                     help="branches of the path figures (default all)")
     args = ap.parse_args(argv)

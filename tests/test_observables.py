@@ -39,8 +39,9 @@ from anharmbench.observables import (
     thermal_conductivity,
     write_force_constants,
 )
+from anharmbench.observables.force_constants import phonopy_unit_cell
 from anharmbench.observables.harmonic import Mesh
-from anharmbench.phonopy_interface import make_phonopy, to_phonopy_atoms
+from anharmbench.phonopy_interface import make_phonopy
 from anharmbench.potentials.crg import crg_potential
 from anharmbench.structures import build_supercell, tho2_primitive
 from anharmbench.symmetry import S_2I, S_C, irreducible_basis
@@ -224,7 +225,7 @@ def test_kappa_matches_phono3py_finite_displacement_route(prim, crg_sc):
     ours = thermal_conductivity(crg_sc, mesh=8, temperatures=temps, lifetimes=("bubble",))
     k_ours = ours.kappa["bubble"]
 
-    ph3 = Phono3py(to_phonopy_atoms(prim), supercell_matrix=np.asarray(S_C).T,
+    ph3 = Phono3py(phonopy_unit_cell(prim), supercell_matrix=np.asarray(S_C).T,
                    primitive_matrix="P")
     ph3.generate_displacements(distance=0.03)
     sc = ph3.supercell

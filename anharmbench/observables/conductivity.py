@@ -32,8 +32,8 @@ from anharmbench.observables.sunset import SunsetTiming, sunset_gamma_from_tenso
 
 __all__ = ["DEFAULT_TEMPERATURES", "KappaResult", "thermal_conductivity"]
 
-#: Default temperatures of the conductivity, K (the paper's range).
-DEFAULT_TEMPERATURES = np.arange(300.0, 1501.0, 100.0)
+#: Default temperatures of the conductivity, K (the paper's range, every 200 K).
+DEFAULT_TEMPERATURES = np.arange(300.0, 1501.0, 200.0)
 
 LIFETIMES = ("bubble", "sunset", "combined")
 
@@ -109,7 +109,7 @@ def thermal_conductivity(
     mesh
         Sampling mesh (phono3py's and the sunset's internal sums).
     temperatures
-        ``(nT,)`` K; default 300-1500 K in steps of 100 K.
+        ``(nT,)`` K; default 300-1500 K in steps of 200 K.
     lifetimes
         Subset of ``("bubble", "sunset", "combined")``; default all those whose orders are
         present (at least the bubble).

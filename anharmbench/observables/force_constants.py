@@ -59,15 +59,14 @@ import h5py
 import numpy as np
 from ase import Atoms
 from ase.geometry import minkowski_reduce
+from phonopy.structure.atoms import PhonopyAtoms
 
 from anharmbench.hamiltonian.expansion import TIE_DIRECTION, TIE_TOL, SupercellSites
 from anharmbench.observables.errors import MissingOrderError, ObservableError
 from anharmbench.phonopy_interface import (
     fc2_to_phonopy,
     fc3_to_phono3py,
-    make_phonopy,
     supercell_tensor_to_phonopy,
-    to_phonopy_atoms,
 )
 from anharmbench.structures import build_supercell
 from anharmbench.symmetry import IrreducibleBasis, irreducible_basis
@@ -80,6 +79,7 @@ __all__ = [
     "DerivativeSet",
     "LatticeTensor",
     "load_derivative_set",
+    "phonopy_unit_cell",
     "write_force_constants",
 ]
 
@@ -186,7 +186,7 @@ class DerivativeSet:
         self.require([2], "the harmonic phonons")
         if "phonopy" not in self._cache:
             S = self.ftg(2)
-            phonon = make_phonopy(self.primitive, S)
+            phonon = _phonopy(self.primitive, S)
             phonon.force_constants = fc2_to_phonopy(self.cartesian(2), self.supercell(2), phonon)
             self._cache["phonopy"] = phonon
         return self._cache["phonopy"]
@@ -222,7 +222,7 @@ class DerivativeSet:
         S3 = self.ftg(3) if with_fc3 else S2
         same = np.array_equal(S2, S3)
         ph3 = Phono3py(
-            to_phonopy_atoms(self.primitive),
+            phonopy_unit_cell(self.primitive),
             supercell_matrix=S3.T,
             primitive_matrix="P",
             phonon_supercell_matrix=None if same else S2.T,
@@ -251,6 +251,29 @@ class DerivativeSet:
         parts = ", ".join(f"{n}: {len(b)} in S={b.sym.S.tolist()}"
                           for n, (b, _) in sorted(self.orders.items()))
         return f"DerivativeSet({self.name!r}, {{{parts}}})"
+
+
+def phonopy_unit_cell(primitive: Atoms, decimals: int = 12) -> PhonopyAtoms:
+    """phonopy's cell of ``primitive`` with fractional positions rounded to ``decimals``.
+
+    phono3py's fc3 interpolation breaks ties between equidistant supercell images with a
+    tolerance, and round-off such as 0.7500000000000001 instead of 0.75 (ASE's fluorite
+    after a Cartesian round trip) flips some ties: the CRG bubble kappa then moves by 0.2 %.
+    Exact positions make our in-memory objects identical to those phono3py reads back from
+    the files we write.
+    """
+    x = np.round(primitive.get_scaled_positions(wrap=True), decimals) % 1.0
+    return PhonopyAtoms(symbols=primitive.get_chemical_symbols(),
+                        cell=np.asarray(primitive.cell.array), scaled_positions=x,
+                        masses=primitive.get_masses())
+
+
+def _phonopy(primitive: Atoms, S: np.ndarray) -> Phonopy:
+    """:class:`phonopy.Phonopy` for our (row) supercell matrix ``S`` (phonopy's is ``S.T``)."""
+    from phonopy import Phonopy
+
+    return Phonopy(phonopy_unit_cell(primitive), supercell_matrix=np.asarray(S, dtype=int).T,
+                   primitive_matrix=None)
 
 
 def mesh_numbers(mesh: Sequence[int] | int | np.ndarray) -> np.ndarray:
@@ -643,7 +666,7 @@ def write_force_constants(dset: DerivativeSet, directory: str | Path) -> dict[st
         written["phono3py_params.yaml"] = out / "phono3py_params.yaml"
     if 4 in dset.orders:
         S4 = dset.ftg(4)
-        phonon4 = make_phonopy(dset.primitive, S4)
+        phonon4 = _phonopy(dset.primitive, S4)
         fc4 = supercell_tensor_to_phonopy(dset.cartesian(4), dset.supercell(4), phonon4.supercell)
         with h5py.File(out / "fc4.hdf5", "w") as h5:
             h5.create_dataset("fc4", data=fc4, compression="gzip")

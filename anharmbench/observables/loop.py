@@ -2,8 +2,10 @@
 
 phono3py has no production quartic vertex (``phono3py.phonon4`` is an experimental,
 unvectorized port), so this diagram is ours. The loop diagram of Bandi, Jiang and
-Marianetti (2024, Fig. 4; Xiao and Marianetti, PRB 107, 094303 (2023), ref. [4] of the
-paper) is the static, first-order-in-``Phi4`` self-energy::
+Marianetti (2024, Fig. 4) is the static, first-order-in-``Phi4`` self-energy of their ref.
+[4] (Xiao and Marianetti, PRB 107, 094303 (2023)); the paper prints no formula, so we use
+the standard one in the paper's Hamiltonian convention
+(``H = sum_n (1/n!) sum Phi^(n) u^n``, derivatives in eV/A^n)::
 
     Delta_l = (hbar / (8 N omega_l)) sum_{l'} Phi~(l, -l, l', -l') (2 n_l' + 1) / omega_l'
 

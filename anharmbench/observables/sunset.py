@@ -1,10 +1,12 @@
 """Sunset linewidth: the two-loop (second order in ``Phi4``) self-energy (our own code).
 
 phono3py stops at the cubic vertex, so this diagram is ours. The sunset diagram of Bandi,
-Jiang and Marianetti (2024, Fig. 5b; Xiao and Marianetti, PRB 107, 094303 (2023), ref. [4]
-of the paper) is the lowest-order decay of a phonon into (and scattering with) three
-phonons through the quartic vertex. Its imaginary part at ``omega = omega_lambda``
-(golden rule; ``Gamma = -Im Sigma``, half the linewidth, phono3py's ``gamma``)::
+Jiang and Marianetti (2024, Fig. 5b) is the lowest-order decay of a phonon into (and
+scattering with) three phonons through the quartic vertex, from their ref. [4] (Xiao and
+Marianetti, PRB 107, 094303 (2023)); the paper prints no formula, so we use the standard
+golden-rule one in the paper's Hamiltonian convention (``H = sum_n (1/n!) sum Phi^(n)
+u^n``). Its imaginary part at ``omega = omega_lambda`` (``Gamma = -Im Sigma``, half the
+linewidth, phono3py's ``gamma``)::
 
     Gamma_lambda = (pi hbar^2 / (96 N^2)) sum_{q1 q2} sum_{j1 j2 j3}
                    |Phi~(-lambda, lambda1, lambda2, lambda3)|^2 / (w w1 w2 w3)
@@ -155,12 +157,12 @@ def _plane_wave_sums(ps: _PairStructure, A: np.ndarray, q2: np.ndarray) -> np.nd
     return (S @ A).reshape(ny, ps.n_d1, -1)
 
 
-#: Energy conservation is evaluated within this many sigmas (the Gaussian is exp(-40.5)).
-SIGMA_CUTOFF = 9.0
+#: Energy conservation is evaluated within this many sigmas (the Gaussian is exp(-32)).
+SIGMA_CUTOFF = 8.0
 
 
-def _near(nu0: np.ndarray, y: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray,
-                                                                  np.ndarray]:
+def _near(nu0: np.ndarray, y: np.ndarray, sigma: float
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Entries with ``|nu0[j] - y[r]| < SIGMA_CUTOFF sigma`` and their Gaussian weights.
 
     Parameters
@@ -172,8 +174,10 @@ def _near(nu0: np.ndarray, y: np.ndarray, sigma: float) -> tuple[np.ndarray, np.
 
     Returns
     -------
-    r, j, g
-        Flat index into ``y``, external branch index, normalised Gaussian (1/THz).
+    rows, owner, j, g
+        ``rows``: sorted distinct indices into ``y`` with at least one entry; per entry the
+        index ``owner`` into ``rows``, the external branch ``j`` and the normalised Gaussian
+        ``g`` (1/THz).
     """
     order = np.argsort(nu0, kind="stable")
     s0 = nu0[order]
@@ -181,14 +185,14 @@ def _near(nu0: np.ndarray, y: np.ndarray, sigma: float) -> tuple[np.ndarray, np.
     lo = np.searchsorted(s0, y - width, side="left")
     hi = np.searchsorted(s0, y + width, side="right")
     cnt = hi - lo
-    nz = np.flatnonzero(cnt)
-    c = cnt[nz]
-    r = np.repeat(nz, c)
+    rows = np.flatnonzero(cnt)
+    c = cnt[rows]
+    owner = np.repeat(np.arange(len(rows)), c)
     first = np.repeat(np.cumsum(c) - c, c)
-    j = order[np.repeat(lo[nz], c) + (np.arange(len(r)) - first)]
-    x = (nu0[j] - y[r]) / sigma
+    j = order[lo[rows][owner] + (np.arange(len(owner)) - first)]
+    x = (nu0[j] - y[rows][owner]) / sigma
     g = np.exp(-0.5 * x * x) / (sigma * np.sqrt(2.0 * np.pi))
-    return r, j, g
+    return rows, owner, j, g
 
 
 #: Sign patterns ``(s1, s2, s3)`` with at least one ``+``; the last three are the negatives
@@ -355,14 +359,16 @@ def _sunset_one(
         for s, fac in _patterns(symmetric):
             yv = (s[1] * n2[:, :, None, None] + s[0] * n1[:, None, :, None]
                   + s[2] * n3[:, None, None, :]).reshape(-1)
-            r, j, g = _near(nu0, yv, sigma)
-            p_, k_ = r // kk, r % kk
+            rows, owner, j, g = _near(nu0, yv, sigma)
+            t0 = tm.add("energy conservation", t0)
+            # occupation factors once per resonant (pair, j2, j1, j3), shared by the j0
+            p_, k_ = rows // kk, rows % kk
             j2, j1, j3 = k_ // (nb * nb), (k_ // nb) % nb, k_ % nb
             F = _occupation_factor(s, occ_m[x[p_], j1], occ_m[y[p_], j2], occ_3[m3[p_], j3])
-            contrib = (fac * g * inv[r] * v2[p_, j, k_])[:, None] * F
-            for it in range(len(temps)):
-                out[:, it] += np.bincount(j, weights=contrib[:, it], minlength=nb0)
-        t0 = tm.add("energy conservation", t0)
+            t0 = tm.add("occupations", t0)
+            wgt = fac * g * inv[rows][owner] * v2[p_[owner], j, k_[owner]]
+            out += sp.csr_matrix((wgt, (j, owner)), shape=(nb0, len(rows))) @ F
+            t0 = tm.add("energy conservation", t0)
     return out
 
 

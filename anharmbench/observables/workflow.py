@@ -67,7 +67,7 @@ class ObservableSettings:
     kappa_mesh
         Mesh of the conductivity (and of the sunset lifetimes feeding it).
     kappa_temperatures
-        K, default 300-1500 K by 100 K.
+        K, default 300-1500 K by 200 K.
     kappa_lifetimes
         Subset of ``("bubble", "sunset", "combined")``.
     """
