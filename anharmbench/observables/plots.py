@@ -26,7 +26,8 @@ from anharmbench.observables.conductivity import KappaResult  # noqa: E402
 from anharmbench.observables.dispersion import Dispersion  # noqa: E402
 from anharmbench.observables.modes import ModeData  # noqa: E402
 
-__all__ = ["PAPER_COLORS", "color_of", "plot_dispersion", "plot_kappa", "plot_mode_data"]
+__all__ = ["PAPER_COLORS", "color_of", "linestyle_of", "plot_dispersion", "plot_kappa",
+           "plot_mode_data"]
 
 #: The paper's colours by potential name (case-insensitive).
 PAPER_COLORS = {"reference": "black", "crg": "black", "dft": "black", "gap": "green",
@@ -51,6 +52,12 @@ def color_of(name: str, index: int) -> str:
     return others[index % len(others)]
 
 
+def linestyle_of(name: str) -> str:
+    """Solid for a model's first dataset (``NAME@idmd``, or no dataset), dashed for
+    ``NAME@refmd``, so one model trained on both datasets keeps its colour."""
+    return "--" if name.lower().endswith("@refmd") else "-"
+
+
 def _is_reference(name: str) -> bool:
     return color_of(name, 0) == "black"
 
@@ -69,8 +76,9 @@ def plot_dispersion(results: Sequence[Dispersion], path: str | Path, *,
     fig, ax = plt.subplots(figsize=(6.0, 4.2))
     for i, d in enumerate(results):
         c = color_of(d.potential, i)
-        ax.plot(d.path.distances, d.frequencies, color=c, lw=1.0)
-        ax.plot([], [], color=c, lw=1.0, marker="o", ms=4, label=d.potential)
+        ls = linestyle_of(d.potential)
+        ax.plot(d.path.distances, d.frequencies, color=c, lw=1.0, ls=ls)
+        ax.plot([], [], color=c, lw=1.0, ls=ls, marker="o", ms=4, label=d.potential)
         if len(d.ftg_distances):
             for j in range(d.ftg_frequencies.shape[1]):
                 ax.plot(d.ftg_distances, d.ftg_frequencies[:, j], ls="none", marker="o", ms=4,
@@ -119,7 +127,8 @@ def plot_mode_data(results: Sequence[ModeData], path: str | Path, *,
             c = color_of(r.potential, i)
             mk = "D" if _is_reference(r.potential) else "o"
             if on_path and r.distances is not None:
-                ax.plot(r.distances, vals, color=c, lw=1.0, marker=mk, ms=3, label=r.potential)
+                ax.plot(r.distances, vals, color=c, lw=1.0, ls=linestyle_of(r.potential),
+                        marker=mk, ms=3, label=r.potential)
             else:
                 ax.plot(r.frequencies[:, b], vals, ls="none", color=c, marker=mk, ms=3,
                         label=r.potential)
@@ -151,7 +160,8 @@ def plot_kappa(results: Sequence[KappaResult], path: str | Path, *,
                 continue
             c = color_of(r.potential, i)
             ref = _is_reference(r.potential)
-            ax.plot(r.temperatures, r.kappa[key], color=c, lw=1.0, marker="D" if ref else "o",
+            ax.plot(r.temperatures, r.kappa[key], color=c, lw=1.0, ls=linestyle_of(r.potential),
+                    marker="D" if ref else "o",
                     ms=5 if ref else 4, label=r.potential, zorder=3 if ref else 2)
         ax.set_xlabel("Temperature (K)")
         ax.set_title(f"({chr(97 + a)}) {key} lifetimes", fontsize=9)
