@@ -296,7 +296,9 @@ def test_box_change_within_instance(tiny_model, quippy_gap):
     with LammpsSystem(gap_potential(tiny_model), atoms) as system:
         system.command("thermo_style custom step pe pxx")
         for scale in (1.01, 1.03, 0.99):
-            system.command(f"change_box all x scale {scale} y scale {scale} z scale {scale} remap")
+            # the raw LAMMPS handle: LammpsSystem.command refuses box changes (fixed frame)
+            s = scale
+            system.lmp.command(f"change_box all x scale {s} y scale {s} z scale {s} remap")
             system.run0()
             lmp = system.lmp
             x = np.ctypeslib.as_array(lmp.gather_atoms("x", 1, 3)).reshape(n, 3).copy()

@@ -122,7 +122,18 @@ class LammpsSystem:
 
     # ------------------------------------------------------------- plumbing
     def command(self, line: str) -> None:
-        """Issue one LAMMPS command; a LAMMPS error becomes :class:`LammpsError`."""
+        """Issue one LAMMPS command; a LAMMPS error becomes :class:`LammpsError`.
+
+        The box is fixed for the life of the instance (positions are scattered in the
+        frame of the cell it was made with): ``change_box`` is refused; make a new
+        :class:`LammpsSystem` (or :class:`~anharmbench.lammps.LammpsCalculator`, which does
+        so by itself when the cell changes) for another cell.
+        """
+        if line.split(maxsplit=1)[:1] == ["change_box"]:
+            raise LammpsError(
+                f"'{line}': the box of a LammpsSystem is fixed (positions are mapped into the "
+                "frame of its cell); create a new LammpsSystem for the new cell instead"
+            )
         try:
             self.lmp.command(line)  # type: ignore[attr-defined]
         except Exception as exc:  # LAMMPS raises a bare Exception with its message
