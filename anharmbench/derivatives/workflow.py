@@ -167,8 +167,8 @@ def _parse_qtuple(qtuple: tuple[str, ...]) -> list[Any]:
     return out
 
 
-def prepare(job: DerivativeJob, primitive: Atoms) -> Prepared:
-    """Bases for every order of ``job`` and the measurement plan."""
+def job_bases(job: DerivativeJob, primitive: Atoms) -> dict[int, Any]:
+    """The irreducible basis of every order of ``job`` (its Q-tuple, if any, applied)."""
     smat = np.asarray(job.supercell)
     bases: dict[int, Any] = {}
     for n in job.orders:
@@ -181,6 +181,12 @@ def prepare(job: DerivativeJob, primitive: Atoms) -> Prepared:
                 )
             kwargs["qtuple"] = _parse_qtuple(job.qtuple)
         bases[n] = irreducible_basis(primitive, smat, order=n, **kwargs)
+    return bases
+
+
+def prepare(job: DerivativeJob, primitive: Atoms) -> Prepared:
+    """Bases for every order of ``job`` and the measurement plan."""
+    bases = job_bases(job, primitive)
     plan = build_plan(
         bases,
         method=job.method,  # type: ignore[arg-type]
@@ -189,11 +195,13 @@ def prepare(job: DerivativeJob, primitive: Atoms) -> Prepared:
         overdetermination=job.overdetermination,
         seed=job.seed,
     )
-    return Prepared(job, primitive.copy(), build_supercell(primitive, smat), bases, plan)
+    supercell = build_supercell(primitive, np.asarray(job.supercell))
+    return Prepared(job, primitive.copy(), supercell, bases, plan)
 
 
 # --------------------------------------------------------------------- decks
-def _atoms_dict(atoms: Atoms) -> dict[str, Any]:
+def atoms_record(atoms: Atoms) -> dict[str, Any]:
+    """Symbols, cell and scaled positions of ``atoms`` as JSON-ready data."""
     return {
         "symbols": atoms.get_chemical_symbols(),
         "cell": np.asarray(atoms.cell.array).tolist(),
@@ -232,7 +240,7 @@ def write_plan_directory(
         "format": _FORMAT,
         "anharmbench": __version__,
         "job": prepared.job.to_dict(),
-        "primitive": _atoms_dict(prepared.primitive),
+        "primitive": atoms_record(prepared.primitive),
         "potential": potential.to_dict(),
         "potential_hash": potential.content_hash(),
         "plan_hash": plan.hash,
@@ -350,16 +358,18 @@ def evaluate_in_process(
     potential = potential or LammpsPotential.from_dict(manifest["potential"])
     executor = executor or InProcessExecutor()
     with executor.evaluator(potential, prepared.supercell) as evaluate:
-        zero = np.zeros((1, len(prepared.supercell), 3))
-        _check_equilibrium(evaluate(zero)[1][0], potential, force_tol)
+        _check_equilibrium(evaluate, len(prepared.supercell), potential, force_tol)
         return measure(
             prepared.plan, evaluate, store=directory / RESULTS_FILE, progress=progress,
             batch_size=batch_size,
         )
 
 
-def _check_equilibrium(residual: np.ndarray, potential: LammpsPotential, force_tol: float
-                       ) -> None:
+def _check_equilibrium(evaluate: Any, natoms: int, potential: LammpsPotential,
+                       force_tol: float) -> None:
+    """Raise :class:`NotAtEquilibriumError` when the undisplaced supercell has a residual
+    force above ``force_tol`` (eV/Angstrom) on ``potential``."""
+    residual = evaluate(np.zeros((1, natoms, 3)))[1][0]
     worst = int(np.argmax(np.linalg.norm(residual, axis=1)))
     size = float(np.linalg.norm(residual[worst]))
     if size > force_tol:
@@ -392,14 +402,13 @@ def choose_job_steps(
     """
     from dataclasses import replace
 
-    seed_job = replace(job, h_ranges=None)
-    prepared = prepare(seed_job, primitive)
-    with BatchEvaluator(potential, prepared.supercell) as batch:
-        evaluate = displacement_evaluator(batch, prepared.supercell.positions)
-        _check_equilibrium(evaluate(np.zeros((1, len(prepared.supercell), 3)))[1][0],
-                           potential, force_tol)
+    bases = job_bases(job, primitive)
+    supercell = build_supercell(primitive, np.asarray(job.supercell))
+    with BatchEvaluator(potential, supercell) as batch:
+        evaluate = displacement_evaluator(batch, supercell.positions)
+        _check_equilibrium(evaluate, len(supercell), potential, force_tol)
         choice = choose_steps(
-            prepared.bases,
+            bases,
             evaluate,
             method=job.method,  # type: ignore[arg-type]
             variant=job.variant,  # type: ignore[arg-type]

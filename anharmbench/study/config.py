@@ -31,6 +31,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from anharmbench.potentials.spec import LammpsPotential
+
 __all__ = [
     "ConfigError",
     "CrystalConfig",
@@ -97,16 +99,10 @@ class DerivativeSetConfig(_Strict):
         return sorted(set(v))
 
 
-class ReferenceConfig(_Strict):
-    """The reference surface: CRG (default), any LAMMPS pair style, or an ASE calculator.
+class _PotentialFields(_Strict):
+    """How a potential is given: LAMMPS fields (those of
+    :class:`~anharmbench.potentials.LammpsPotential`) or an ASE ``calculator`` factory."""
 
-    ``kind: lammps`` takes the fields of :class:`~anharmbench.potentials.LammpsPotential`
-    (``elements`` in type order, ``pair_style``, ``pair_coeff``, ...); ``kind: ase`` takes
-    ``calculator: "package.module:factory"`` (a callable returning an ASE calculator).
-    """
-
-    kind: Literal["crg", "lammps", "ase"] = "crg"
-    name: str = "reference"
     elements: list[str] | None = None
     pair_style: str | None = None
     pair_coeff: list[str] | None = None
@@ -116,6 +112,39 @@ class ReferenceConfig(_Strict):
     commands: list[str] = Field(default_factory=list)
     files: list[str] = Field(default_factory=list)
     calculator: str | None = None
+
+    def lammps_potential(self, name: str) -> LammpsPotential:
+        """The :class:`LammpsPotential` of the LAMMPS fields (``kind: lammps``)."""
+        missing = [k for k in ("elements", "pair_style", "pair_coeff")
+                   if getattr(self, k) is None]
+        if missing:
+            raise ValueError(
+                f"{name}: kind 'lammps' needs {', '.join(missing)} (e.g. elements: [O, Th], "
+                "pair_style: 'eam/alloy', pair_coeff: ['* * ThO2.eam.alloy O Th'])"
+            )
+        return LammpsPotential(
+            elements=tuple(self.elements or ()),
+            pair_style=str(self.pair_style),
+            pair_coeff=tuple(self.pair_coeff or ()),
+            atom_style=self.atom_style,
+            charges=dict(self.charges),
+            kspace_style=self.kspace_style,
+            commands=tuple(self.commands),
+            files=tuple(str(Path(f).resolve()) for f in self.files),
+            name=name,
+        )
+
+
+class ReferenceConfig(_PotentialFields):
+    """The reference surface: CRG (default), any LAMMPS pair style, or an ASE calculator.
+
+    ``kind: lammps`` takes the fields of :class:`~anharmbench.potentials.LammpsPotential`
+    (``elements`` in type order, ``pair_style``, ``pair_coeff``, ...); ``kind: ase`` takes
+    ``calculator: "package.module:factory"`` (a callable returning an ASE calculator).
+    """
+
+    kind: Literal["crg", "lammps", "ase"] = "crg"
+    name: str = "reference"
 
 
 class DatasetsConfig(_Strict):
@@ -131,7 +160,7 @@ class DatasetsConfig(_Strict):
     seed: int = 2024
 
 
-class ModelConfig(_Strict):
+class ModelConfig(_PotentialFields):
     """A model to train (``gap``, ``bpnn``, ``nequip``) or one the user already has.
 
     Trained models name their ``dataset`` (``idmd`` or ``refmd``); ``profile`` overrides
@@ -148,15 +177,6 @@ class ModelConfig(_Strict):
     orders: list[int] | None = None
     profile: Profile | None = None
     settings: dict[str, Any] = Field(default_factory=dict)
-    elements: list[str] | None = None
-    pair_style: str | None = None
-    pair_coeff: list[str] | None = None
-    atom_style: Literal["atomic", "charge"] = "atomic"
-    charges: dict[str, float] = Field(default_factory=dict)
-    kspace_style: str | None = None
-    commands: list[str] = Field(default_factory=list)
-    files: list[str] = Field(default_factory=list)
-    calculator: str | None = None
 
     @property
     def trained(self) -> bool:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
+from anharmbench.derivatives.workflow import DERIVATIVES_FILE, atoms_record
 from anharmbench.executors import make_executor
 from anharmbench.potentials.spec import LammpsPotential
 from anharmbench.study.config import (
@@ -31,7 +32,6 @@ from anharmbench.study.runner import Stage, StageResult, StageRunner
 
 __all__ = ["StudyResult", "run_study"]
 
-DERIVATIVES_FILE = "derivatives.h5"
 
 
 @dataclass
@@ -58,26 +58,6 @@ class StudyResult:
 
 
 # ------------------------------------------------------------------- potentials
-def _lammps_from_fields(cfg: ReferenceConfig | ModelConfig, name: str) -> LammpsPotential:
-    missing = [k for k in ("elements", "pair_style", "pair_coeff") if getattr(cfg, k) is None]
-    if missing:
-        raise ValueError(
-            f"{name}: kind 'lammps' needs {', '.join(missing)} (e.g. elements: [O, Th], "
-            "pair_style: 'eam/alloy', pair_coeff: ['* * ThO2.eam.alloy O Th'])"
-        )
-    return LammpsPotential(
-        elements=tuple(cfg.elements or ()),
-        pair_style=str(cfg.pair_style),
-        pair_coeff=tuple(cfg.pair_coeff or ()),
-        atom_style=cfg.atom_style,
-        charges=dict(cfg.charges),
-        kspace_style=cfg.kspace_style,
-        commands=tuple(cfg.commands),
-        files=tuple(str(Path(f).resolve()) for f in cfg.files),
-        name=name,
-    )
-
-
 def _ase_calculator(spec: str | None, name: str) -> Any:
     import importlib
 
@@ -98,7 +78,7 @@ def reference_potential(cfg: ReferenceConfig) -> LammpsPotential | None:
 
         return crg_potential()
     if cfg.kind == "lammps":
-        return _lammps_from_fields(cfg, cfg.name)
+        return cfg.lammps_potential(cfg.name)
     return None
 
 
@@ -186,13 +166,12 @@ def derivative_stage(
             calc = _ase_calculator(calculator_spec, label)
             measure(prepared.plan, ase_evaluator(prepared.supercell, calc),
                     store=plan_dir / "results.h5")
-        result = fit_directory(plan_dir, loaded=loaded)
-        (directory / DERIVATIVES_FILE).write_bytes((plan_dir / DERIVATIVES_FILE).read_bytes())
+        result = fit_directory(plan_dir, loaded=loaded)  # writes plan/derivatives.h5
         counts = {n: int(len(result.values[n])) for n in result.orders}
         worst = {n: float(np.nanmax(result.relative_uncertainty[n]))
                  if len(result.values[n]) else 0.0 for n in result.orders}
         return {
-            "derivatives": str(directory / DERIVATIVES_FILE),
+            "derivatives": str(plan_dir / DERIVATIVES_FILE),
             "counts": counts,
             "evaluations": int(prepared.plan.n_evaluations),
             "max_relative_uncertainty": worst,
@@ -204,19 +183,11 @@ def derivative_stage(
     pot_id = potential.content_hash() if potential is not None else calculator_spec
     inputs = {
         "job": job.to_dict(),
-        "primitive": _atoms_record(prim),
+        "primitive": atoms_record(prim),
         "potential": pot_id,
         **upstream,
     }
     return Stage(f"derivatives-{_safe(label)}-{_safe(dset.name)}", inputs, run)
-
-
-def _atoms_record(atoms: Atoms) -> dict[str, Any]:
-    return {
-        "numbers": atoms.numbers.tolist(),
-        "positions": np.round(atoms.positions, 10).tolist(),
-        "cell": np.round(atoms.cell.array, 10).tolist(),
-    }
 
 
 def _safe(name: str) -> str:
@@ -229,11 +200,8 @@ def idmd_stage(config: StudyConfig, prim: Atoms, ref_files: dict[int, Path],
     cell, NVE at the profile's temperature."""
     settings = profile_settings(config)
     ds = config.datasets
-    idmd = replace(
-        settings.idmd,
-        **{k: v for k, v in {"n_steps": ds.idmd_steps, "test_steps": ds.idmd_test_steps,
-                             "seed": ds.seed}.items() if v is not None},
-    )
+    idmd = _overridden(settings.idmd, n_steps=ds.idmd_steps, test_steps=ds.idmd_test_steps,
+                       seed=ds.seed)
 
     def run(directory: Path) -> dict[str, Any]:
         from anharmbench.datasets import run_idmd
@@ -263,11 +231,8 @@ def refmd_stage(config: StudyConfig, potential: LammpsPotential) -> Stage:
     """Reference MD: NVT on the reference surface at 2000 K and 3000 K."""
     settings = profile_settings(config)
     ds = config.datasets
-    refmd = replace(
-        settings.refmd,
-        **{k: v for k, v in {"supercell": ds.refmd_supercell, "n_snapshots": ds.refmd_snapshots,
-                             "seed": ds.seed}.items() if v is not None},
-    )
+    refmd = _overridden(settings.refmd, supercell=ds.refmd_supercell,
+                        n_snapshots=ds.refmd_snapshots, seed=ds.seed)
 
     def run(directory: Path) -> dict[str, Any]:
         from anharmbench.datasets import run_refmd
@@ -280,6 +245,11 @@ def refmd_stage(config: StudyConfig, potential: LammpsPotential) -> Stage:
 
     inputs = {"settings": _asdict(refmd), "potential": potential.content_hash()}
     return Stage("dataset-refmd", inputs, run)
+
+
+def _overridden(settings: Any, **values: Any) -> Any:
+    """``settings`` (a frozen dataclass) with the fields of ``values`` that are not None."""
+    return replace(settings, **{k: v for k, v in values.items() if v is not None})
 
 
 def _asdict(obj: Any) -> dict[str, Any]:
@@ -368,7 +338,7 @@ def run_study(config: StudyConfig, directory: str | Path, *, verbose: bool = Tru
                 upstream = {"model": tres.key}
                 calc_spec = None
             elif model.kind == "lammps":
-                pot = _lammps_from_fields(model, model.name)
+                pot = model.lammps_potential(model.name)
                 upstream, calc_spec = {}, None
             else:
                 pot, upstream, calc_spec = None, {}, model.calculator

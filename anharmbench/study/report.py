@@ -185,14 +185,16 @@ def _parity_figures(parity: dict[str, Path], directory: Path) -> dict[str, Path]
 
 
 def _versions() -> dict[str, str]:
+    """Versions of the software that made the study (package metadata: nothing imported)."""
+    import importlib.metadata
+
     from anharmbench.datasets.io import software_versions
 
     v = dict(software_versions())
-    for mod in ("phonopy", "phono3py", "spglib", "torch", "nequip", "quippy"):
+    for dist in ("phonopy", "phono3py", "spglib", "torch", "nequip", "quippy-ase"):
         try:
-            m = __import__(mod)
-            v[mod] = str(getattr(m, "__version__", "?"))
-        except Exception:  # noqa: BLE001 - optional packages
+            v[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:  # optional extras
             continue
     return v
 
