@@ -13,6 +13,33 @@ from anharmbench.potentials import LammpsPotential
 LJ_EPS, LJ_SIGMA, LJ_RC = 0.0104, 3.4, 8.0
 
 
+def tho2_cell(kind: str) -> Atoms:
+    """ThO2 supercells of the plugin tests: 'SC' = 12-atom cubic cell (narrower than twice
+    a 6 A cutoff), '2I' = 24-atom FCC-shaped cell (triclinic in LAMMPS), '96' = S_C x 2I."""
+    from anharmbench.structures import build_supercell, supercell_matrix, tho2_primitive
+
+    matrix = {
+        "SC": supercell_matrix("SC"),
+        "2I": supercell_matrix("2I"),
+        "96": supercell_matrix("SC") @ supercell_matrix("2I"),
+    }[kind]
+    return build_supercell(tho2_primitive(), matrix)
+
+
+def displaced_positions(atoms: Atoms, rng: np.random.Generator, amplitude: float = 0.1
+                        ) -> np.ndarray:
+    """Seeded random positions wrapped into the cell (atoms on cell faces, e.g. Th at the
+    origin, cross the periodic boundary), then two atoms moved out of the cell by lattice
+    vectors (LAMMPS wraps them back)."""
+    moved = atoms.copy()
+    moved.positions += rng.normal(scale=amplitude, size=atoms.positions.shape)
+    moved.wrap()
+    pos = moved.positions
+    pos[1] += atoms.cell[0] - 2 * atoms.cell[2]
+    pos[-1] -= atoms.cell[1]
+    return pos
+
+
 @pytest.fixture
 def lj_potential() -> LammpsPotential:
     """Lennard-Jones argon, energy shifted to zero at the cutoff as ASE's LJ does."""

@@ -23,7 +23,7 @@ import pytest
 from ase import Atoms
 from ase.neighborlist import neighbor_list as ase_neighbor_list
 
-from anharmbench.structures import build_supercell, supercell_matrix, tho2_primitive
+from anharmbench.structures import build_supercell, tho2_primitive
 
 torch = pytest.importorskip("torch")
 torch.set_num_threads(1)
@@ -62,6 +62,9 @@ from anharmbench.mlip.bpnn.model import atoms_inputs, edge_vectors  # noqa: E402
 from anharmbench.mlip.bpnn.train import continue_config  # noqa: E402
 from anharmbench.potentials import PotentialError  # noqa: E402
 
+from .conftest import displaced_positions as _displaced  # noqa: E402
+from .conftest import tho2_cell as _cell  # noqa: E402
+
 TOL_E = 1e-8  # eV
 TOL_F = 1e-8  # eV/A
 TOL_S = 1e-10  # eV/A^3
@@ -70,27 +73,6 @@ CUTOFFS = ("cos", "poly1", "poly2", "poly3", "poly4", "exp", "tanhu", "tanh", "h
 
 
 # ------------------------------------------------------------------ helpers
-def _cell(kind: str) -> Atoms:
-    """'SC' = 12-atom cubic cell (5.6 A, narrower than twice either cutoff), '2I' =
-    24-atom FCC-shaped cell, '96' = S_C x 2I (96 atoms)."""
-    matrix = {
-        "SC": supercell_matrix("SC"),
-        "2I": supercell_matrix("2I"),
-        "96": supercell_matrix("SC") @ supercell_matrix("2I"),
-    }[kind]
-    return build_supercell(tho2_primitive(), matrix)
-
-
-def _displaced(atoms: Atoms, rng: np.random.Generator, amplitude: float = 0.1) -> np.ndarray:
-    """Seeded random displacements, wrapped into the cell, then two atoms moved out of
-    it by lattice vectors (LAMMPS wraps them back)."""
-    moved = atoms.copy()
-    moved.positions += rng.normal(scale=amplitude, size=atoms.positions.shape)
-    moved.wrap()
-    pos = moved.positions
-    pos[1] += atoms.cell[0] - 2 * atoms.cell[2]
-    pos[-1] -= atoms.cell[1]
-    return pos
 
 
 def _random_cell(rng: np.random.Generator, symbols: list[str], length: float = 4.6) -> Atoms:

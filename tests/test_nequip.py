@@ -37,7 +37,9 @@ from anharmbench.mlip.nequip import (
     train_nequip,
 )
 from anharmbench.potentials import LammpsPotential, PotentialError
-from anharmbench.structures import build_supercell, supercell_matrix, tho2_primitive
+
+from .conftest import displaced_positions as _displaced
+from .conftest import tho2_cell as _cell
 
 torch = pytest.importorskip("torch")
 torch.set_num_threads(1)
@@ -58,27 +60,6 @@ def _subprocess_env() -> dict[str, str]:
     return env
 
 
-def _cell(kind: str) -> Atoms:
-    """'SC' = 12-atom cubic cell (narrower than twice the 6 A cutoff), '2I' = 24-atom
-    FCC-shaped cell (triclinic in LAMMPS), '96' = S_C x 2I (96 atoms)."""
-    matrix = {
-        "SC": supercell_matrix("SC"),
-        "2I": supercell_matrix("2I"),
-        "96": supercell_matrix("SC") @ supercell_matrix("2I"),
-    }[kind]
-    return build_supercell(tho2_primitive(), matrix)
-
-
-def _displaced(atoms: Atoms, rng: np.random.Generator, amplitude: float = 0.1) -> np.ndarray:
-    """Seeded random displacements, wrapped into the cell, then two atoms moved out of
-    it by lattice vectors (LAMMPS wraps them back)."""
-    moved = atoms.copy()
-    moved.positions += rng.normal(scale=amplitude, size=atoms.positions.shape)
-    moved.wrap()
-    pos = moved.positions
-    pos[1] += atoms.cell[0] - 2 * atoms.cell[2]
-    pos[-1] -= atoms.cell[1]
-    return pos
 
 
 # ------------------------------------------------------------------ fixtures

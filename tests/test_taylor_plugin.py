@@ -34,7 +34,9 @@ from anharmbench.potentials.taylor_cartesian import (
     TaylorTerms,
     taylor_potential,
 )
-from anharmbench.structures import build_supercell, tho2_primitive
+
+from .conftest import displaced_positions as _displaced
+from .conftest import tho2_cell as _structure
 
 TOL_E = 1e-10  # eV
 TOL_F = 1e-10  # eV/A
@@ -42,10 +44,6 @@ TOL_S = 1e-12  # eV/A^3 (stresses are ~1e-3 here; V ~ 170-350 A^3)
 
 
 # ----------------------------------------------------------------- helpers
-def _structure(kind: str) -> Atoms:
-    """ThO2: 'SC' = 12-atom cubic cell, '2I' = 24-atom FCC-shaped (rotated in LAMMPS)."""
-    return build_supercell(tho2_primitive(), kind)
-
 
 def _random_terms(
     atoms: Atoms, rng: np.random.Generator, counts: dict[int, int], scale: float = 1.0
@@ -58,18 +56,6 @@ def _random_terms(
         orders[n] = OrderTerms(idx, scale * rng.normal(size=k))
     return TaylorTerms.from_atoms(atoms, orders)
 
-
-def _displaced(atoms: Atoms, rng: np.random.Generator, amplitude: float) -> np.ndarray:
-    """Random positions wrapped into the cell (atoms on cell faces, e.g. Th at the
-    origin, cross the periodic boundary), then two atoms moved out of the cell by
-    lattice vectors (LAMMPS wraps them back)."""
-    moved = atoms.copy()
-    moved.positions += rng.normal(scale=amplitude, size=atoms.positions.shape)
-    moved.wrap()
-    pos = moved.positions
-    pos[1] += atoms.cell[0] - 2 * atoms.cell[2]
-    pos[-1] -= atoms.cell[1]
-    return pos
 
 
 def _crossed(atoms: Atoms, positions: np.ndarray, terms: TaylorTerms) -> int:
