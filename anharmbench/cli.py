@@ -150,6 +150,25 @@ def _cmd_collect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from anharmbench.mlip.data import load_splits
+    from anharmbench.study.config import ModelConfig, StudyConfig
+    from anharmbench.study.models import training_stage
+
+    dataset = Path(args.dataset)
+    splits = load_splits(dataset, require=("train", "test"))
+    model = ModelConfig(name=args.kind.upper(), kind=args.kind, dataset=splits.kind
+                        if splits.kind in ("idmd", "refmd") else None)
+    config = StudyConfig(profile=args.profile, seed=args.seed, models=[model])
+    stage = training_stage(model, config, dataset, str(dataset.resolve()), splits.species)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = stage.run(out)
+    print(summary["line"])
+    print(f"model in {out / 'model'}, parity in {summary['parity']}")
+    return 0
+
+
 def _cmd_derivatives(args: argparse.Namespace) -> int:
     from anharmbench.derivatives.workflow import (
         DERIVATIVES_FILE,
@@ -160,7 +179,10 @@ def _cmd_derivatives(args: argparse.Namespace) -> int:
 
     loaded = load_plan_directory(args.directory)  # building the plan can take a while: once
     if args.evaluate:
-        evaluate_in_process(args.directory, progress=True, loaded=loaded)
+        from anharmbench.executors import make_executor
+
+        executor = make_executor(args.executor, workers=args.workers, address=args.address)
+        evaluate_in_process(args.directory, progress=True, loaded=loaded, executor=executor)
     result = fit_directory(args.directory, loaded=loaded)
     for n in result.orders:
         worst = float(result.relative_uncertainty[n].max())
@@ -246,10 +268,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("directory")
     p.add_argument(
         "--evaluate", action="store_true",
-        help="evaluate missing configurations in process (batch evaluator) first",
+        help="evaluate missing configurations first (through --executor)",
     )
+    p.add_argument("--executor", choices=("in-process", "local-processes", "dask"),
+                   default="in-process", help="where --evaluate runs (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=2, help="local processes or Dask workers")
+    p.add_argument("--address", default=None, help="Dask scheduler address (default: a "
+                   "LocalCluster of --workers)")
     p.add_argument("--show", type=int, default=10, help="derivatives to print per order")
     p.set_defaults(func=_cmd_derivatives)
+
+    p = sub.add_parser("train", help="train an MLIP on a dataset directory, deploy it in LAMMPS, "
+                       "write its held-out parity")
+    p.add_argument("kind", choices=("gap", "bpnn", "nequip"))
+    p.add_argument("dataset", help="dataset directory (anharmbench dataset idmd|refmd)")
+    p.add_argument("out", help="model directory (created; an interrupted run resumes)")
+    p.add_argument("--profile", choices=("quick", "paper"), default="quick")
+    p.add_argument("--seed", type=int, default=2024)
+    p.set_defaults(func=_cmd_train)
 
     from anharmbench.datasets.cli import add_dataset_commands
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 
 import numpy as np
@@ -192,3 +193,18 @@ def test_quick_study_end_to_end_with_trained_models(tmp_path):
     assert {"observable_dispersion", "observable_kappa"} <= set(figs)
     for k in figs:
         assert report[k].is_file()
+
+
+def test_train_cli_deploys_the_model_and_writes_its_parity(tmp_path, tiny_refmd_dataset, capsys):
+    """`anharmbench train gap DATASET OUT`: the trained GAP runs through pair_style quip and
+    predicts the held-out frames of the tiny CRG dataset (force RMSE well below their
+    spread)."""
+    from anharmbench.cli import main
+    from anharmbench.mlip.data import load_splits
+
+    assert main(["train", "gap", str(tiny_refmd_dataset), str(tmp_path / "gap")]) == 0
+    assert "GAP@refmd: test RMSE" in capsys.readouterr().out
+    stats = json.loads((tmp_path / "gap" / "parity" / "parity.json").read_text())["stats"]
+    test = load_splits(tiny_refmd_dataset).test
+    spread = float(np.std(np.concatenate([a.get_forces().ravel() for a in test])))
+    assert stats["forces"]["rmse"] < 0.2 * spread
