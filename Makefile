@@ -21,7 +21,7 @@ setup: $(STAMP) $(PLUGIN_STAMP)
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev,gap,nequip,bpnn,dask]"
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev,gap,nequip,bpnn,dask,universal]"
 	touch $@
 
 $(PLUGIN_STAMP): $(STAMP) $(PLUGIN_SRC) anharmbench/plugins.py

@@ -121,14 +121,31 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     if args.count_only:
         for n, k in counts.items():
             print(f"  order {n}: {k}")
+        print(f"DFT jobs (one per configuration): {prepared.plan.n_evaluations}")
         return 0
     if args.out is None:
         print("anharmbench plan: give --out DIR (or --count-only)", file=sys.stderr)
         return 2
+    if args.format is not None:  # refuse a bad format before anything is written
+        from anharmbench.dft.inputs import check_format
+
+        try:
+            if args.jobs_per_task < 1:
+                raise ValueError(f"--jobs-per-task must be >= 1, got {args.jobs_per_task}")
+            check_format(args.format, prepared.supercell)
+        except ValueError as exc:
+            print(f"anharmbench plan: error: {exc}", file=sys.stderr)
+            return 2
     out = write_plan_directory(
         args.out, prepared, _potential_from_args(args), chunk_size=args.chunk_size
     )
     print(prepared.plan.summary())
+    if args.format is not None:
+        from anharmbench.dft.inputs import write_dft_inputs
+
+        jobs = write_dft_inputs(out, prepared, args.format, jobs_per_task=args.jobs_per_task)
+        print(f"wrote {jobs.n_jobs} DFT job folders ({jobs.input_file}, {jobs.format}) in "
+              f"{jobs.directory}: see {jobs.directory / 'README.txt'}")
     if choice is not None and choice.measurements is not None:
         from anharmbench.derivatives.workflow import store_measurements
 
@@ -142,6 +159,20 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 def _cmd_collect(args: argparse.Namespace) -> int:
     from anharmbench.derivatives.workflow import collect
 
+    if args.outputs is not None:
+        from anharmbench.dft.collect import collect_outputs
+
+        try:
+            out = collect_outputs(args.directory, args.outputs, args.output_format)
+        except (ValueError, FileNotFoundError) as exc:  # OutputError is a ValueError
+            print(f"anharmbench collect: error: {exc}", file=sys.stderr)
+            return 2
+        print(f"read {out.n_files} output(s): {out.n_new} new, {out.n_already} already "
+              f"collected; {out.n_done}/{out.n_total} configurations done ({out.store})")
+        if out.missing.size:
+            print(f"missing ({out.missing.size}): {out.missing_text()}")
+            return 1
+        return 0
     rep = collect(args.directory)
     print(f"collected {rep.n_done}/{rep.n_total} configurations from {len(rep.finished)} chunk(s)")
     if rep.missing:
@@ -196,6 +227,83 @@ def _cmd_derivatives(args: argparse.Namespace) -> int:
             print(f"  {label:40s} {v: .8e} +- {u:.1e} eV/A^{n}")
     print(f"wrote {Path(args.directory) / DERIVATIVES_FILE}")
     return 0
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from anharmbench.dft.importer import import_dataset
+
+    res = import_dataset(
+        args.dataset, args.out, forces=args.forces, forces_fc2=args.forces_fc2,
+        outputs=args.outputs, output_format=args.output_format,
+        fc_calculator=args.fc_calculator, name=args.name, overwrite=args.force, progress=True)
+    for n, rec in sorted(res.orders.items()):
+        rel = rec.uncertainties / np.maximum(np.abs(rec.values), 1e-12)
+        print(f"order {n}: {len(rec.values)} irreducible derivatives in S = "
+              f"{rec.supercell_matrix.tolist()}, median relative uncertainty "
+              f"{float(np.median(rel)):.1e}")
+    if res.provenance.get("functional") or res.provenance.get("code"):
+        print(f"source: {res.provenance.get('code', '?')} {res.provenance.get('functional', '')}"
+              .rstrip())
+    print(f"wrote {res.path}")
+    return 0
+
+
+def _parse_potential_arg(text: str) -> tuple[str, list[str]]:
+    name, sep, files = text.partition("=")
+    if not sep or not name or not files:
+        raise ValueError(f"--compare takes NAME=FILE[,FILE...], got {text!r}")
+    return name, [f for f in files.split(",") if f]
+
+
+def _cmd_observables(args: argparse.Namespace) -> int:
+    from anharmbench.observables import (
+        ObservableSettings,
+        compute_observables,
+        load_derivative_set,
+        make_figures,
+    )
+    from anharmbench.observables.workflow import summary
+
+    potentials = [(args.name, list(args.derivatives))]
+    potentials += [_parse_potential_arg(t) for t in args.compare or []]
+    # read everything first: a bad file is refused before any computation or output
+    sets = [load_derivative_set(files, name=name) for name, files in potentials]
+    mesh = args.mesh[0] if len(args.mesh) == 1 else tuple(args.mesh)
+    settings = ObservableSettings(
+        kappa_mesh=mesh, kappa_temperatures=tuple(float(t) for t in args.temperatures),
+        path_mesh=args.path_mesh, loop_mesh=args.loop_mesh,
+        line_temperature=float(args.temperatures[0]))
+    out = Path(args.out)
+    results = []
+    for dset in sets:
+        nac = " with LO-TO splitting (Born charges)" if dset.nac is not None else ""
+        print(f"{dset.name}: orders {sorted(dset.orders)}{nac}", flush=True)
+        res = compute_observables(dset, out / "data", settings)
+        for what, why in res.skipped.items():
+            print(f"  skipped {what}: {why.split(':')[0]}")
+        results.append(res)
+    figs = make_figures(results, out / "figures")
+    print(summary(results))
+    _print_kappa_table(results)
+    print(f"data in {out / 'data'}, figures: {', '.join(p.name for p in figs.values())}")
+    return 0
+
+
+def _print_kappa_table(results: Sequence[object]) -> None:
+    rows = [r for r in results if getattr(r, "kappa", None) is not None]
+    if not rows:
+        return
+    k0 = rows[0].kappa  # type: ignore[attr-defined]
+    print(f"thermal conductivity (RTA, W/m-K, mesh {'x'.join(map(str, k0.mesh))}):")
+    head = "  T (K)  " + "".join(f"{r.potential + ':' + key:>22s}"  # type: ignore[attr-defined]
+                                 for r in rows for key in r.kappa.kappa)  # type: ignore[attr-defined]
+    print(head)
+    for it, T in enumerate(k0.temperatures):
+        vals = "".join(f"{r.kappa.kappa[key][it]:22.3f}"  # type: ignore[attr-defined]
+                       for r in rows for key in r.kappa.kappa)  # type: ignore[attr-defined]
+        print(f"  {T:6.0f} {vals}")
 
 
 def _add_job_arguments(p: argparse.ArgumentParser) -> None:
@@ -258,10 +366,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="choose each order's step window by measuring in process on --potential, "
         "starting from --h-min..--h-max",
     )
+    p.add_argument("--format", default=None, metavar="FMT",
+                   help="also write one DFT input per configuration in dft/job_XXXXX/ with "
+                   "ASE's writer FMT (vasp, espresso-in, aims, extxyz, ...) and a job array")
+    p.add_argument("--jobs-per-task", type=int, default=1,
+                   help="DFT jobs run one after another per array task (--format)")
     p.set_defaults(func=_cmd_plan)
 
     p = sub.add_parser("collect", help="read finished LAMMPS decks of a plan directory")
     p.add_argument("directory")
+    p.add_argument("--outputs", default=None, metavar="GLOB",
+                   help="read DFT outputs instead (relative to DIRECTORY or absolute, e.g. "
+                   "'dft/job_*/vasprun.xml'), matched to configurations by their positions")
+    p.add_argument("--output-format", default=None, metavar="FMT",
+                   help="ASE format of the outputs (vasp-xml, espresso-out, extxyz, ...; "
+                   "default: guessed by ASE)")
     p.set_defaults(func=_cmd_collect)
 
     p = sub.add_parser("derivatives", help="fit irreducible derivatives of a plan directory")
@@ -286,6 +405,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", choices=("quick", "paper"), default="quick")
     p.add_argument("--seed", type=int, default=2024)
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser(
+        "import", help="import a phonopy/phono3py dataset (e.g. DFT) as reference derivatives")
+    p.add_argument("dataset", help="phono3py_disp.yaml, phono3py_params.yaml[.xz], "
+                   "phonopy_disp.yaml or phonopy_params.yaml")
+    p.add_argument("--out", required=True, help="output directory (gets derivatives.h5)")
+    p.add_argument("--forces", default=None,
+                   help="FORCES_FC3 (phono3py) or FORCE_SETS (phonopy); default: beside DATASET")
+    p.add_argument("--forces-fc2", default=None, help="FORCES_FC2 (phono3py, fc2 supercell)")
+    p.add_argument("--outputs", default=None, metavar="GLOB",
+                   help="raw DFT outputs of the displaced supercells, e.g. "
+                   "'disp-*/vasprun.xml' (matched by positions; relative to DATASET's folder)")
+    p.add_argument("--output-format", default=None, metavar="FMT",
+                   help="ASE format of --outputs (default: guessed)")
+    p.add_argument("--fc-calculator", choices=("traditional", "symfc"), default=None,
+                   help="force-constant solver (default: traditional for systematic, symfc "
+                   "for random displacements)")
+    p.add_argument("--name", default="DFT", help="the reference's name in tables and plots")
+    p.add_argument("--force", action="store_true", help="replace an existing derivatives.h5")
+    p.set_defaults(func=_cmd_import)
+
+    p = sub.add_parser(
+        "observables", help="dispersion, linewidths and thermal conductivity of derivatives")
+    p.add_argument("derivatives", nargs="+", help="derivatives.h5 file(s) of one potential "
+                   "(measured or imported; orders in different FTGs may be in several files)")
+    p.add_argument("--name", default=None, help="its name (default: the one in the file)")
+    p.add_argument("--compare", action="append", metavar="NAME=FILE[,FILE]",
+                   help="another potential to compare (repeatable)")
+    p.add_argument("--mesh", type=int, nargs="+", default=[11],
+                   help="conductivity mesh: N or N N N (default: %(default)s)")
+    p.add_argument("--temperatures", type=float, nargs="+",
+                   default=[300.0, 500.0, 700.0, 900.0, 1100.0, 1300.0, 1500.0],
+                   help="K; the first is also the linewidths' temperature")
+    p.add_argument("--path-mesh", type=int, default=16,
+                   help="mesh of the linewidths along the band path (default: %(default)s)")
+    p.add_argument("--loop-mesh", type=int, default=8,
+                   help="mesh of the 4th-order loop shift (default: %(default)s)")
+    p.add_argument("--out", required=True, help="output directory (data/ and figures/)")
+    p.set_defaults(func=_cmd_observables)
 
     from anharmbench.datasets.cli import add_dataset_commands
 

@@ -170,3 +170,37 @@ def fc3_to_phono3py(fc3: np.ndarray, atoms_sc: Atoms, ph3: Any) -> np.ndarray:
     ``atoms_sc``; the result is ``(N, N, N, 3, 3, 3)`` in its atom order (``ph3.fc3``).
     """
     return supercell_tensor_to_phonopy(fc3, atoms_sc, ph3.supercell)
+
+
+def phonopy_tensor_to_supercell(
+    tensor: np.ndarray, atoms_sc: Atoms, supercell: PhonopyAtoms
+) -> np.ndarray:
+    """Inverse of :func:`supercell_tensor_to_phonopy`: phonopy's full layout to ours.
+
+    Parameters
+    ----------
+    tensor
+        ``(N,)*n + (3,)*n`` force constants in the atom order of ``supercell`` (phonopy's
+        ``force_constants``, phono3py's full ``fc2``/``fc3``), eV/Angstrom^n.
+    atoms_sc
+        Our supercell of the same crystal.
+    supercell
+        phonopy's supercell.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(3N,)*n`` float64 in the atom order of ``atoms_sc``.
+    """
+    t = np.asarray(tensor, dtype=float)
+    n, natoms = t.ndim // 2, len(atoms_sc)
+    if t.shape != (natoms,) * n + (3,) * n:
+        raise ValueError(f"expected a full force-constant array of shape "
+                         f"{(natoms,) * n + (3,) * n}, got {t.shape} (compact fc?)")
+    perm = supercell_atom_map(atoms_sc, supercell)
+    inv = np.empty_like(perm)
+    inv[perm] = np.arange(len(perm))
+    for axis in range(n):
+        t = np.take(t, inv, axis=axis)
+    order = [a for k in range(n) for a in (k, n + k)]
+    return np.ascontiguousarray(t.transpose(order)).reshape((3 * natoms,) * n)

@@ -41,31 +41,14 @@ def derivatives_from_files(paths: list[str | Path]) -> tuple[Any, dict[int, tupl
         Different primitive cells, an order in two files, or labels that do not match
         the full basis (e.g. a Q-tuple-restricted measurement).
     """
-    import h5py
-    from ase import Atoms
-
+    from anharmbench.derivatives.io import read_derivatives_file
     from anharmbench.symmetry import irreducible_basis
 
     prim = None
     out: dict[int, tuple[Any, Any]] = {}
     for path in paths:
-        with h5py.File(path, "r") as h5:
-            g = h5["primitive"]
-            p = Atoms(
-                numbers=g["numbers"][...],
-                positions=g["positions"][...],
-                cell=g["cell"][...],
-                pbc=True,
-            )
-            smat = np.asarray(h5["supercell_matrix"][...], dtype=np.int64)
-            orders = {
-                int(k.split("_")[1]): (
-                    h5[k]["values"][...],
-                    [s.decode() if isinstance(s, bytes) else str(s) for s in h5[k]["labels"][...]],
-                )
-                for k in h5
-                if k.startswith("order_")
-            }
+        data = read_derivatives_file(path)
+        p = data.primitive
         if prim is None:
             prim = p
         elif not (
@@ -74,17 +57,18 @@ def derivatives_from_files(paths: list[str | Path]) -> tuple[Any, dict[int, tupl
             and list(prim.numbers) == list(p.numbers)
         ):
             raise ValueError(f"{path} was measured on another primitive cell than {paths[0]}")
-        for n, (values, labels) in orders.items():
+        for n, rec in data.orders.items():
             if n in out:
                 raise ValueError(f"order {n} appears in two derivative files")
+            smat = rec.supercell_matrix
             basis = irreducible_basis(prim, smat, n)
-            if list(basis.labels) != labels:
+            if list(basis.labels) != rec.labels:
                 raise ValueError(
                     f"{path}: the order-{n} derivatives do not match the full irreducible basis "
-                    f"of S = {smat.tolist()} ({len(labels)} vs {len(basis)} derivatives); a "
+                    f"of S = {smat.tolist()} ({len(rec.labels)} vs {len(basis)} derivatives); a "
                     "Hamiltonian needs every derivative of the order (no Q-tuple subset)"
                 )
-            out[n] = (basis, values)
+            out[n] = (basis, rec.values)
     if prim is None:
         raise ValueError("no derivative files given")
     return prim, out

@@ -21,12 +21,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 from ase import Atoms
 
 from anharmbench import __version__
 from anharmbench.derivatives.fit import DerivativeResult, fit
+from anharmbench.derivatives.io import (
+    FORMAT,
+    OrderRecord,
+    read_derivatives_file,
+    write_derivatives_file,
+)
 from anharmbench.derivatives.plan import MeasurementPlan, build_plan, geometric_steps
 from anharmbench.derivatives.results import (
     Measurements,
@@ -49,7 +54,6 @@ from anharmbench.symmetry import irreducible_basis
 PLAN_MANIFEST = "plan.json"
 RESULTS_FILE = "results.h5"
 DERIVATIVES_FILE = "derivatives.h5"
-_FORMAT = "anharmbench-derivatives-1"
 
 
 @dataclass(frozen=True)
@@ -237,7 +241,7 @@ def write_plan_directory(
         write_deck(directory / name, potential, prepared.supercell, positions[start:stop])
         chunks.append({"name": name, "start": start, "stop": stop})
     manifest = {
-        "format": _FORMAT,
+        "format": FORMAT,
         "anharmbench": __version__,
         "job": prepared.job.to_dict(),
         "primitive": atoms_record(prepared.primitive),
@@ -454,49 +458,32 @@ def fit_directory(
 def save_derivatives(
     path: str | Path, result: DerivativeResult, prepared: Prepared, manifest: dict[str, Any]
 ) -> None:
-    """Write derivatives with provenance to HDF5.
+    """Write derivatives with provenance to HDF5 (layout: :mod:`anharmbench.derivatives.io`).
 
-    Layout: root attributes (format, version, plan hash, potential description and hash,
-    job), ``primitive/`` and ``supercell/`` structures, and per order ``order_n/`` with
+    Root attributes (format, version, plan hash, potential description and hash, job),
+    ``primitive/`` and ``supercell/`` structures, and per order ``order_n/`` with
     ``values`` and ``uncertainties`` (eV/A^n), ``labels``, ``multiplicity``, ``steps``
-    (A), ``raw`` (per-step estimates) and ``poor_fit``.
+    (A), ``raw`` (per-step estimates) and ``poor_fit``. Written atomically.
     """
-    with h5py.File(path, "w") as h5:
-        h5.attrs["format"] = _FORMAT
-        h5.attrs["anharmbench"] = __version__
-        h5.attrs["plan_hash"] = result.plan_hash
-        h5.attrs["method"] = result.method
-        h5.attrs["job"] = json.dumps(prepared.job.to_dict())
-        h5.attrs["potential"] = json.dumps(manifest["potential"])
-        h5.attrs["potential_hash"] = manifest["potential_hash"]
-        for name, atoms in (("primitive", prepared.primitive), ("supercell", prepared.supercell)):
-            g = h5.create_group(name)
-            g["cell"] = np.asarray(atoms.cell.array)
-            g["positions"] = atoms.positions
-            g["numbers"] = atoms.numbers
-        h5["supercell_matrix"] = np.asarray(prepared.job.supercell)
-        for n in result.orders:
-            g = h5.create_group(f"order_{n}")
-            g.attrs["units"] = f"eV/A^{n}"
-            g["values"] = result.values[n]
-            g["uncertainties"] = result.uncertainties[n]
-            g["labels"] = np.array(result.labels[n], dtype=h5py.string_dtype())
-            g["multiplicity"] = np.array([t.multiplicity for t in prepared.bases[n].tensors])
-            g["steps"] = result.steps[n]
-            g["raw"] = result.raw[n]
-            g["poor_fit"] = result.poor_fit[n]
+    S = np.asarray(prepared.job.supercell, dtype=np.int64)
+    records = {
+        n: OrderRecord(
+            n, S, list(result.labels[n]), result.values[n], result.uncertainties[n],
+            {"multiplicity": np.array([t.multiplicity for t in prepared.bases[n].tensors]),
+             "steps": result.steps[n], "raw": result.raw[n], "poor_fit": result.poor_fit[n]})
+        for n in result.orders
+    }
+    write_derivatives_file(
+        path, primitive=prepared.primitive, supercell_matrix=S, supercell=prepared.supercell,
+        orders=records,
+        attrs={"anharmbench": __version__, "plan_hash": result.plan_hash,
+               "method": result.method, "job": prepared.job.to_dict(),
+               "potential": manifest["potential"],
+               "potential_hash": manifest["potential_hash"]})
 
 
 def load_derivatives(path: str | Path) -> dict[int, dict[str, np.ndarray]]:
     """Values, uncertainties and labels by order from ``derivatives.h5``."""
-    out: dict[int, dict[str, np.ndarray]] = {}
-    with h5py.File(path, "r") as h5:
-        for key in h5:
-            if key.startswith("order_"):
-                g = h5[key]
-                out[int(key.split("_")[1])] = {
-                    "values": g["values"][...],
-                    "uncertainties": g["uncertainties"][...],
-                    "labels": np.array([s.decode() for s in g["labels"][...]]),
-                }
-    return out
+    data = read_derivatives_file(path)
+    return {n: {"values": r.values, "uncertainties": r.uncertainties,
+                "labels": np.array(r.labels)} for n, r in data.orders.items()}

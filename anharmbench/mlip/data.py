@@ -1,8 +1,10 @@
 """Reading the train/validation/test splits of a dataset directory.
 
-A dataset directory is what :func:`anharmbench.datasets.run_idmd` or
-:func:`~anharmbench.datasets.run_refmd` writes: ``train.xyz``, ``val.xyz``, ``test.xyz``
-(extended XYZ with energies, forces, stresses and virials) and ``manifest.json``.
+A dataset directory is what :func:`anharmbench.datasets.run_idmd`,
+:func:`~anharmbench.datasets.run_refmd` or
+:func:`anharmbench.datasets.dft.dataset_from_phono3py` (DFT data) writes: ``train.xyz``,
+``val.xyz``, ``test.xyz`` (extended XYZ with energies and forces, and stresses and virials
+when the source has them) and ``manifest.json``.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ class DatasetSplits:
     species
         Chemical symbols present in the training frames, sorted.
     kind
-        ``"idmd"``, ``"refmd"`` or ``"unknown"`` (from the manifest).
+        ``"idmd"``, ``"refmd"``, ``"dft"`` or ``"unknown"`` (from the manifest; any
+        kind is accepted, it is recorded with the trained model).
     """
 
     directory: Path

@@ -49,7 +49,6 @@ coordinate vertex used by :mod:`~anharmbench.observables.loop` and
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,6 +104,10 @@ class DerivativeSet:
         ``{n: (K_n,)}`` one-sigma uncertainties (eV/Angstrom^n) where known.
     sources : dict[int, str]
         Where each order came from (file name), for messages and provenance.
+    nac : dict[str, Any] | None
+        Non-analytical term correction (LO-TO splitting) in phonopy's ``nac_params``
+        form: ``born`` ``(n_prim, 3, 3)`` (e), ``dielectric`` ``(3, 3)``, optional
+        ``factor``; ``None`` for no correction. Passed to phonopy and phono3py.
     """
 
     name: str
@@ -112,6 +115,7 @@ class DerivativeSet:
     orders: dict[int, tuple[IrreducibleBasis, np.ndarray]]
     uncertainties: dict[int, np.ndarray] = field(default_factory=dict)
     sources: dict[int, str] = field(default_factory=dict)
+    nac: dict[str, Any] | None = None
     _cache: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -188,6 +192,8 @@ class DerivativeSet:
             S = self.ftg(2)
             phonon = _phonopy(self.primitive, S)
             phonon.force_constants = fc2_to_phonopy(self.cartesian(2), self.supercell(2), phonon)
+            if self.nac is not None:
+                phonon.nac_params = dict(self.nac)
             self._cache["phonopy"] = phonon
         return self._cache["phonopy"]
 
@@ -232,6 +238,8 @@ class DerivativeSet:
                                               ph3.phonon_supercell)
         if with_fc3:
             ph3.fc3 = fc3_to_phono3py(self.cartesian(3), self.supercell(3), ph3)
+        if self.nac is not None:
+            ph3.nac_params = dict(self.nac)
         if sigmas is not None:
             ph3.sigmas = list(sigmas)
         if mesh is not None:
@@ -286,11 +294,6 @@ def mesh_numbers(mesh: Sequence[int] | int | np.ndarray) -> np.ndarray:
     return np.rint(arr).astype(np.int64)
 
 
-def _atoms_from_group(g: h5py.Group) -> Atoms:
-    return Atoms(numbers=g["numbers"][...], positions=g["positions"][...],
-                 cell=g["cell"][...], pbc=True)
-
-
 def load_derivative_set(
     paths: str | Path | Sequence[str | Path],
     name: str | None = None,
@@ -298,10 +301,11 @@ def load_derivative_set(
     orders: Sequence[int] | None = None,
     masses: Mapping[str, float] | None = None,
 ) -> DerivativeSet:
-    """Read ``derivatives.h5`` files (one per FTG) into a :class:`DerivativeSet`.
+    """Read ``derivatives.h5`` files (measured or imported) into a :class:`DerivativeSet`.
 
-    The irreducible bases are rebuilt from the stored primitive cell and supercell matrix
-    and checked label by label against the file.
+    The irreducible bases are rebuilt from the stored primitive cell and each order's
+    supercell matrix and checked label by label against the file. Born charges and the
+    dielectric tensor (LO-TO splitting) are taken from the first file that has them.
 
     Parameters
     ----------
@@ -313,7 +317,7 @@ def load_derivative_set(
     orders
         Keep only these orders (default: all orders of all files).
     masses
-        ``{symbol: amu}`` to override ASE's masses.
+        ``{symbol: amu}`` to override the masses (default: the file's, else ASE's).
 
     Raises
     ------
@@ -321,57 +325,53 @@ def load_derivative_set(
         Files of different primitive cells, an order present in two files, labels that do
         not match the rebuilt basis, or a Q-tuple-restricted job (incomplete order).
     """
+    from anharmbench.derivatives.io import DerivativesFileError, read_derivatives_file
+
     if isinstance(paths, (str, Path)):
         paths = [paths]
     prim: Atoms | None = None
     got: dict[int, tuple[IrreducibleBasis, np.ndarray]] = {}
     unc: dict[int, np.ndarray] = {}
     src: dict[int, str] = {}
+    nac: dict[str, Any] | None = None
     label = name
     for path in paths:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such derivatives file")
-        with h5py.File(path, "r") as h5:
-            p = _atoms_from_group(h5["primitive"])
-            S = np.asarray(h5["supercell_matrix"][...], dtype=np.int64)
-            if label is None:
-                try:
-                    label = str(json.loads(h5.attrs["potential"]).get("name") or path.stem)
-                except (KeyError, ValueError):
-                    label = path.parent.name or path.stem
-            if prim is None:
-                prim = p
-            elif not _same_crystal(prim, p):
+        try:
+            data = read_derivatives_file(path)
+        except DerivativesFileError as exc:
+            raise ObservableError(str(exc)) from None
+        if label is None:
+            label = data.name
+        if prim is None:
+            prim = data.primitive
+        elif not _same_crystal(prim, data.primitive):
+            raise ObservableError(
+                f"{path} was measured on a different primitive cell than {paths[0]}")
+        if nac is None and data.nac is not None:
+            nac = data.nac
+        for n, rec in sorted(data.orders.items()):
+            if orders is not None and n not in orders:
+                continue
+            if n in got:
                 raise ObservableError(
-                    f"{path} was measured on a different primitive cell than {paths[0]}")
-            for key in sorted(h5):
-                if not key.startswith("order_"):
-                    continue
-                n = int(key.split("_")[1])
-                if orders is not None and n not in orders:
-                    continue
-                if n in got:
-                    raise ObservableError(
-                        f"order {n} is in both {src[n]} and {path}; pass one of them "
-                        "(or select orders)")
-                g = h5[key]
-                labels = [s.decode() if isinstance(s, bytes) else str(s)
-                          for s in g["labels"][...]]
-                basis = irreducible_basis(prim, S, order=n)
-                if labels != basis.labels:
-                    have = set(labels)
-                    if have < set(basis.labels):
-                        raise MissingOrderError(
-                            f"{path}: order {n} holds {len(labels)} of the {len(basis)} "
-                            "irreducible derivatives of its FTG (a Q-tuple-restricted job); "
-                            "observables need them all")
-                    raise ObservableError(
-                        f"{path}: the order-{n} labels do not match the irreducible basis "
-                        "rebuilt here (written by another version of anharmbench?)")
-                got[n] = (basis, np.asarray(g["values"][...], dtype=float))
-                unc[n] = np.asarray(g["uncertainties"][...], dtype=float)
-                src[n] = str(path)
+                    f"order {n} is in both {src[n]} and {path}; pass one of them "
+                    "(or select orders)")
+            basis = irreducible_basis(prim, rec.supercell_matrix, order=n)
+            if rec.labels != basis.labels:
+                if set(rec.labels) < set(basis.labels):
+                    raise MissingOrderError(
+                        f"{path}: order {n} holds {len(rec.labels)} of the {len(basis)} "
+                        "irreducible derivatives of its FTG (a Q-tuple-restricted job); "
+                        "observables need them all")
+                raise ObservableError(
+                    f"{path}: the order-{n} labels do not match the irreducible basis "
+                    "rebuilt here (written by another version of anharmbench?)")
+            got[n] = (basis, rec.values)
+            unc[n] = rec.uncertainties
+            src[n] = str(path)
     if prim is None:
         raise ObservableError("no derivatives files given")
     if masses:
@@ -381,7 +381,7 @@ def load_derivative_set(
         missing = sorted(set(orders) - set(got))
         if missing:
             raise MissingOrderError(f"order(s) {missing} not found in {list(map(str, paths))}")
-    return DerivativeSet(label or "potential", prim, got, unc, src)
+    return DerivativeSet(label or "potential", prim, got, unc, src, nac=nac)
 
 
 def _same_crystal(a: Atoms, b: Atoms, tol: float = 1e-6) -> bool:
@@ -608,7 +608,9 @@ class LatticeTensor:
     @classmethod
     def load(cls, group: h5py.Group) -> LatticeTensor:
         """Read what :meth:`save` wrote."""
-        prim = _atoms_from_group(group["primitive"])
+        from anharmbench.derivatives.io import atoms_from_group
+
+        prim = atoms_from_group(group["primitive"])
         prim.set_masses(group["primitive"]["masses"][...])
         return cls(int(group.attrs["order"]), prim, group["ftg"][...], group["phi"][...],
                    group["kappa"][...], group["view_cells"][...], group["view_weights"][...])

@@ -1,0 +1,1 @@
+"""DFT codes in and out: input files for a plan's configurations, reading and matching outputs."""
