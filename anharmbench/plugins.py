@@ -160,17 +160,48 @@ def torch_cmake_prefix() -> Path | None:
 def optional_dependency_args() -> list[str]:
     """CMake cache arguments naming the optional libraries the plugins may link.
 
-    ``-DANHARMBENCH_QUIP_LIBRARY=`` (QUIP's libPotentials) and
-    ``-DANHARMBENCH_TORCH_CMAKE_PREFIX=`` (libtorch's CMake package). An empty value
-    tells that plugin's CMakeLists to skip itself with a message naming the missing
-    package (``pip install -e '.[gap]'`` or ``'.[nequip]'``).
+    ``-DANHARMBENCH_QUIP_LIBRARY=`` (QUIP's libPotentials),
+    ``-DANHARMBENCH_TORCH_CMAKE_PREFIX=`` (libtorch's CMake package) and
+    ``-DANHARMBENCH_SEVENN_SOURCE_DIR=`` / ``-DANHARMBENCH_SEVENN_VERSION=`` (SevenNet's
+    pair style sources, :func:`sevenn_sources`). An empty value tells that plugin's
+    CMakeLists to skip itself with a message naming the missing package
+    (``pip install -e '.[gap]'``, ``'.[nequip]'`` or ``'anharmbench[universal]'``).
     """
     quip = quip_library()
     torch = torch_cmake_prefix()
+    sevenn = sevenn_sources()
     return [
         f"-DANHARMBENCH_QUIP_LIBRARY={quip if quip is not None else ''}",
         f"-DANHARMBENCH_TORCH_CMAKE_PREFIX={torch if torch is not None else ''}",
+        f"-DANHARMBENCH_SEVENN_SOURCE_DIR={sevenn[0] if sevenn is not None else ''}",
+        f"-DANHARMBENCH_SEVENN_VERSION={sevenn[1] if sevenn is not None else ''}",
     ]
+
+
+def sevenn_sources() -> tuple[Path, str] | None:
+    """SevenNet's LAMMPS pair style sources in the installed ``sevenn`` wheel, or None.
+
+    Returns
+    -------
+    tuple of (pathlib.Path, str) or None
+        The folder ``<site-packages>/sevenn/pair_e3gnn`` (``pair_e3gnn.{cpp,h}``,
+        ``pair_e3gnn_oeq_autograd.cpp``) and the sevenn version; None when sevenn is not
+        installed or ships no such folder. The ``e3gnn`` plugin copies and patches these
+        files in its build tree (``plugins/e3gnn/CMakeLists.txt``); the repository holds
+        none of them. Found without importing sevenn (which imports torch).
+    """
+    spec = importlib.util.find_spec("sevenn")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    try:
+        pkg_version = importlib.metadata.version("sevenn")
+    except importlib.metadata.PackageNotFoundError:
+        pkg_version = "unknown"
+    for root in spec.submodule_search_locations:
+        path = Path(root) / "pair_e3gnn"
+        if (path / "pair_e3gnn.cpp").is_file():
+            return path.resolve(), pkg_version
+    return None
 
 
 def find_cmake() -> str:

@@ -79,9 +79,9 @@ def test_si_frequencies_equal_phonopys_from_the_same_files(si_import):
     q = np.vstack([[0, 0, 0], [0.5, 0, 0.5], [0.5, 0.5, 0.5], [0.375, 0.375, 0.75],
                    rng.random((20, 3))])
     ref.run_qpoints(q)
-    f_ref = ref.get_qpoints_dict()["frequencies"]
+    f_ref = ref.qpoints.frequencies
     ours.run_qpoints(q)
-    f_ours = ours.get_qpoints_dict()["frequencies"]
+    f_ours = ours.qpoints.frequencies
     assert np.abs(f_ours - f_ref).max() < 1e-6
     assert f_ref[1:].min() > 1.0  # no imaginary or zero modes away from Gamma
     # phono3py's symmetrised fc lie in our invariant subspace: the basis conventions agree
@@ -219,10 +219,10 @@ def test_nacl_random_displacements_symfc_and_nac(nacl_import):
     # LO-TO splitting: with NAC the optical modes split near Gamma, without it they do not
     ph = dset.phonopy()
     ph.run_qpoints([[1e-4, 0, 0]])
-    f_nac = ph.get_qpoints_dict()["frequencies"][0]
+    f_nac = ph.qpoints.frequencies[0]
     ph.nac_params = None
     ph.run_qpoints([[1e-4, 0, 0]])
-    f_bare = ph.get_qpoints_dict()["frequencies"][0]
+    f_bare = ph.qpoints.frequencies[0]
     assert f_nac[-1] - f_nac[-2] > 1.0  # THz: LO above TO
     assert f_bare[-1] - f_bare[-2] < 1e-3
 

@@ -49,6 +49,16 @@ Precision: both models are float32
       curvature of that non-smooth region), 13 of 13 at 0.01..0.08 A. CHGNet's
       anharmonic derivatives are therefore not comparable with a smooth reference.
 
+In LAMMPS (SevenNet-0 only)
+    :func:`sevennet_lammps_potential` deploys SevenNet-0 once as TorchScript (what
+    ``sevenn_get_model 7net-0`` writes) into a per-user cache and returns a
+    :class:`~anharmbench.potentials.spec.LammpsPotential` for ``pair_style e3gnn``, the
+    plugin built from the sevenn wheel's own sources (``plugins/e3gnn``). It runs the same
+    float32 network on the same graph: on rattled 8-atom Si and (triclinic) NaCl cells LAMMPS
+    and the ASE calculator agree to <= 4e-6 eV in energy (two float32 ulps), <= 7e-7 eV/A
+    in forces and <= 2e-8 eV/A^3 in stress (``tests/test_e3gnn_plugin.py``), with newton
+    pair on or off. One MPI rank (serial deployment). Deploying takes 5-10 s, once.
+
 Speed (``benchmarks/bench_universal.py``, this 2-core CPU shared with other jobs, one
 torch thread): CHGNet 54 ms (8 Si atoms) and 290 ms (64 atoms) per energy+forces call,
 SevenNet-0 108 ms and 680 ms; loading 2-10 s. With another busy process on the machine,
@@ -61,12 +71,19 @@ import contextlib
 import hashlib
 import importlib
 import io
+import os
+import re
+import shutil
+import tempfile
 import warnings
-from collections.abc import Callable
+import zipfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
+
+from anharmbench.potentials.spec import LammpsPotential, PotentialError
 
 __all__ = [
     "STEP_WINDOWS",
@@ -74,8 +91,11 @@ __all__ = [
     "UniversalModel",
     "UniversalModelError",
     "chgnet_calculator",
+    "deployed_metadata",
     "model_version",
     "sevennet_calculator",
+    "sevennet_deployed_model",
+    "sevennet_lammps_potential",
     "universal_calculator",
     "weights_path",
 ]
@@ -218,6 +238,163 @@ def sevennet_calculator() -> Any:
                                 category=DeprecationWarning)
         # the explicit path (not "7net-0") makes a missing file an error, never a download
         return calc_mod.SevenNetCalculator(str(path), file_type="checkpoint", device="cpu")
+
+
+#: File name of a serial TorchScript deployment (as ``sevenn_get_model`` names it).
+DEPLOYED_NAME = "deployed_serial.pt"
+
+
+def _default_sevennet_cache() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "anharmbench" / "sevennet-0"
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._+-]", "_", text)
+
+
+def sevennet_deployed_model(cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """SevenNet-0 deployed for ``pair_style e3gnn`` (TorchScript), made once and cached.
+
+    The file is what ``sevenn_get_model 7net-0`` writes (``sevenn.scripts.deploy.deploy``
+    of the packaged 11 Jul 2024 checkpoint, no accelerator), stored as
+    ``<cache_dir>/sevenn-<version>_torch-<version>/deployed_serial.pt``: another sevenn or
+    torch gets its own file, and an existing file is reused. It is written to a temporary
+    folder beside it and moved into place, so concurrent callers never see a partial file.
+
+    Parameters
+    ----------
+    cache_dir
+        Cache folder (default ``$XDG_CACHE_HOME/anharmbench/sevennet-0``, i.e.
+        ``~/.cache/anharmbench/sevennet-0``).
+
+    Returns
+    -------
+    pathlib.Path
+        The deployed model (absolute path).
+
+    Raises
+    ------
+    UniversalModelError
+        sevenn (or torch) is not installed, or the weights are not in the wheel.
+    """
+    checkpoint = weights_path("sevennet-0")
+    try:
+        key = f"sevenn-{version('sevenn')}_torch-{version('torch')}"
+    except PackageNotFoundError as exc:
+        raise UniversalModelError(
+            f"SevenNet-0 needs sevenn and torch ({exc.name} is missing); install them with {EXTRA}"
+        ) from None
+    folder = Path(cache_dir) if cache_dir is not None else _default_sevennet_cache()
+    folder = (folder / _safe(key)).resolve()
+    path = folder / DEPLOYED_NAME
+    if path.is_file():
+        return path
+    folder.mkdir(parents=True, exist_ok=True)
+    deploy_mod = _import("sevenn", "sevenn.scripts.deploy")
+    # a folder of our own, so the archive's inner name stays "deployed_serial"
+    tmp = Path(tempfile.mkdtemp(prefix=".deploy-", dir=folder))
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="No tensor product accelerator")
+            warnings.filterwarnings("ignore", message=r".*torch\.jit\.",
+                                    category=DeprecationWarning)
+            deploy_mod.deploy(str(checkpoint), str(tmp / DEPLOYED_NAME))
+        os.replace(tmp / DEPLOYED_NAME, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+def deployed_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The metadata a SevenNet deployment carries for ``pair_style e3gnn``.
+
+    Read from the TorchScript archive (``<name>/extra/<key>``) without loading torch.
+
+    Returns
+    -------
+    dict of str to str
+        E.g. ``chemical_symbols_to_index`` (space-separated element names), ``cutoff``,
+        ``num_species``, ``model_type``, ``version``, ``dtype``, ``time``.
+
+    Raises
+    ------
+    PotentialError
+        When the file is not a TorchScript archive with that metadata.
+    """
+    meta: dict[str, str] = {}
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for item in zf.namelist():
+                parts = item.split("/")
+                if len(parts) == 3 and parts[1] == "extra" and parts[2]:
+                    meta[parts[2]] = zf.read(item).decode().strip()
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise PotentialError(f"{path} is not a deployed SevenNet model: {exc}") from exc
+    if "chemical_symbols_to_index" not in meta or "cutoff" not in meta:
+        raise PotentialError(
+            f"{path} lacks the metadata of a SevenNet deployment (chemical_symbols_to_index, "
+            "cutoff); deploy it with sevenn_get_model (serial)"
+        )
+    return meta
+
+
+def sevennet_lammps_potential(
+    elements: Sequence[str],
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    name: str = "sevennet-0-lammps",
+) -> LammpsPotential:
+    """SevenNet-0 in LAMMPS: ``pair_style e3gnn`` with the cached deployment.
+
+    Parameters
+    ----------
+    elements
+        Chemical symbols in LAMMPS type order (type 1 = ``elements[0]``); each must be
+        one of SevenNet-0's elements.
+    cache_dir
+        Where the deployment is cached (see :func:`sevennet_deployed_model`).
+    name
+        Name in reports.
+
+    Returns
+    -------
+    LammpsPotential
+        ``pair_style e3gnn``, ``pair_coeff * * <deployed_serial.pt> <elements...>``,
+        ``newton on`` (SevenNet's documented setting and LAMMPS's default; newton pair
+        off gives the same numbers, measured). Needs the
+        ``e3gnn`` plugin (``python -m anharmbench.plugins build`` with sevenn installed);
+        without it evaluating raises :class:`PotentialError` naming the missing style.
+
+    Raises
+    ------
+    UniversalModelError
+        sevenn or torch is not installed (``pip install 'anharmbench[universal]'``).
+    PotentialError
+        An element SevenNet-0 does not describe.
+    """
+    elements = tuple(elements)
+    path = sevennet_deployed_model(cache_dir)
+    known = deployed_metadata(path)["chemical_symbols_to_index"].split()
+    unknown = [el for el in elements if el not in known]
+    if unknown:
+        raise PotentialError(
+            f"SevenNet-0 has no element(s) {unknown}; it describes {len(known)} elements: "
+            f"{' '.join(known)}"
+        )
+    text = str(path)
+    if any(c.isspace() for c in text):
+        if '"' in text:
+            raise PotentialError(f"cannot pass the path {text!r} to LAMMPS (whitespace and quotes)")
+        text = f'"{text}"'
+    return LammpsPotential(
+        elements=elements,
+        pair_style="e3gnn",
+        pair_coeff=(f"* * {text} {' '.join(elements)}",),
+        commands=("newton on",),
+        files=(str(path),),
+        name=name,
+    )
 
 
 _FACTORIES: dict[str, Callable[[], Any]] = {

@@ -29,7 +29,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from anharmbench.potentials.spec import LammpsPotential
 
@@ -48,7 +55,9 @@ __all__ = [
 ]
 
 Profile = Literal["quick", "paper"]
-ModelKind = Literal["gap", "bpnn", "nequip", "lammps", "ase"]
+ModelKind = Literal["gap", "bpnn", "nequip", "lammps", "ase", "chgnet", "sevennet"]
+#: Reference kinds whose data are DFT (or any code's) files rather than a potential.
+DATA_REFERENCES = ("phono3py", "files")
 
 
 class ConfigError(ValueError):
@@ -87,6 +96,7 @@ class DerivativeSetConfig(_Strict):
     variant: Literal["lone", "bundled"] = "lone"
     qtuple: list[str] | None = None
     h_range: tuple[float, float] = (0.01, 0.08)
+    h_ranges: dict[int, tuple[float, float]] | None = None
     n_steps: int | None = Field(default=None, ge=1)
     overdetermination: float = Field(default=3.0, ge=1.0)
 
@@ -136,15 +146,53 @@ class _PotentialFields(_Strict):
 
 
 class ReferenceConfig(_PotentialFields):
-    """The reference surface: CRG (default), any LAMMPS pair style, or an ASE calculator.
+    """The reference: CRG (default), any LAMMPS pair style, an ASE calculator, or DFT data.
 
     ``kind: lammps`` takes the fields of :class:`~anharmbench.potentials.LammpsPotential`
     (``elements`` in type order, ``pair_style``, ``pair_coeff``, ...); ``kind: ase`` takes
     ``calculator: "package.module:factory"`` (a callable returning an ASE calculator).
+
+    DFT references (the crystal and the derivative sets then come from the data):
+
+    * ``kind: phono3py`` -- a phonopy/phono3py displacement dataset, imported with
+      :func:`anharmbench.dft.importer.import_dataset`: ``dataset`` (``phono3py_disp.yaml``,
+      ``phono3py_params.yaml[.xz]``, ``phonopy_params.yaml``), optionally ``forces``
+      (``FORCES_FC3``/``FORCE_SETS``), ``outputs`` (a glob of raw DFT outputs) and
+      ``fc_calculator`` (``traditional`` or ``symfc``);
+    * ``kind: files`` -- ``plan``: a plan directory (``anharmbench plan --format ...``)
+      whose configurations a DFT code ran and ``anharmbench collect --outputs`` read.
+
+    Relative paths are taken relative to the config file.
     """
 
-    kind: Literal["crg", "lammps", "ase"] = "crg"
+    kind: Literal["crg", "lammps", "ase", "phono3py", "files"] = "crg"
     name: str = "reference"
+    dataset: str | None = None
+    forces: str | None = None
+    outputs: str | None = None
+    fc_calculator: Literal["traditional", "symfc"] | None = None
+    plan: str | None = None
+
+    @model_validator(mode="after")
+    def _fields_of_kind(self) -> ReferenceConfig:
+        if self.kind == "phono3py" and not self.dataset:
+            raise ValueError("kind 'phono3py' needs dataset: (phono3py_disp.yaml, "
+                             "phono3py_params.yaml[.xz] or phonopy_params.yaml)")
+        if self.kind == "files" and not self.plan:
+            raise ValueError("kind 'files' needs plan: (a plan directory whose DFT outputs "
+                             "were collected with 'anharmbench collect DIR --outputs GLOB')")
+        stray = [k for k in ("dataset", "forces", "outputs", "fc_calculator")
+                 if getattr(self, k) is not None and self.kind != "phono3py"]
+        stray += ["plan"] if self.plan is not None and self.kind != "files" else []
+        if stray:
+            raise ValueError(f"{', '.join(stray)}: only for kind "
+                             f"{'files' if stray == ['plan'] else 'phono3py'}, not {self.kind!r}")
+        return self
+
+    @property
+    def is_data(self) -> bool:
+        """True for DFT data (``phono3py``, ``files``) rather than a potential."""
+        return self.kind in DATA_REFERENCES
 
 
 class DatasetsConfig(_Strict):
@@ -173,7 +221,7 @@ class ModelConfig(_PotentialFields):
 
     name: str
     kind: ModelKind
-    dataset: Literal["idmd", "refmd"] | None = None
+    dataset: Literal["idmd", "refmd", "dft"] | None = None
     orders: list[int] | None = None
     profile: Profile | None = None
     settings: dict[str, Any] = Field(default_factory=dict)
@@ -181,6 +229,11 @@ class ModelConfig(_PotentialFields):
     @property
     def trained(self) -> bool:
         return self.kind in ("gap", "bpnn", "nequip")
+
+    @property
+    def universal(self) -> bool:
+        """A universal MLIP preset whose weights ship in its wheel (CHGNet, SevenNet-0)."""
+        return self.kind in ("chgnet", "sevennet")
 
 
 class ObservablesConfig(_Strict):
@@ -244,11 +297,40 @@ PAPER_MODELS: tuple[dict[str, Any], ...] = (
 )
 
 
+#: Models of a study on DFT data when the config names none: the universal MLIPs.
+UNIVERSAL_PRESETS: tuple[dict[str, Any], ...] = (
+    {"name": "CHGNet", "kind": "chgnet"},
+    {"name": "SevenNet-0", "kind": "sevennet"},
+)
+
+
 def _with_defaults(data: dict[str, Any]) -> dict[str, Any]:
     out = dict(data)
+    ref = out.get("reference")
+    if isinstance(ref, dict) and ref.get("kind") in DATA_REFERENCES:
+        # the derivative sets are the data's FTGs (filled in by the study)
+        out.setdefault("derivative_sets", [])
+        out.setdefault("models", [dict(m) for m in UNIVERSAL_PRESETS])
+        return out
     out.setdefault("derivative_sets", [dict(d) for d in PAPER_DERIVATIVE_SETS])
     out.setdefault("models", [dict(m) for m in PAPER_MODELS])
     return out
+
+
+def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Reference paths relative to the config file's folder (as the user wrote them)."""
+    ref = data.get("reference")
+    if not isinstance(ref, dict):
+        return data
+    ref = dict(ref)
+    for key in ("dataset", "forces", "plan"):
+        val = ref.get(key)
+        if isinstance(val, str) and not Path(val).is_absolute():
+            ref[key] = str((base / val).resolve())
+    val = ref.get("outputs")
+    if isinstance(val, str) and not Path(val).is_absolute():
+        ref["outputs"] = str(base.resolve() / val)
+    return {**data, "reference": ref}
 
 
 def _format_errors(exc: ValidationError, source: str) -> str:
@@ -323,7 +405,7 @@ def load_config(path: str | Path | None, *, profile: Profile | None = None) -> S
             raise ConfigError(f"study config {path} is not valid YAML: {exc}") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"study config {path} must be a mapping at the top level")
-        data, source = loaded, str(path)
+        data, source = _resolve_paths(loaded, path.parent), str(path)
     if profile is not None:
         data = {**data, "profile": profile}
     return _parse(data, source)

@@ -45,7 +45,12 @@ GAP_STUDY_QUICK: dict[str, Any] = {
 
 def _gap_train(dataset: Path, model_dir: Path, profile: str, settings: dict[str, Any],
                seed: int) -> dict[str, Any]:
+    from anharmbench.mlip.data import load_splits
     from anharmbench.mlip.gap import GapConfig, train_gap
+
+    if load_splits(dataset).kind == "dft":
+        # DFT displacement datasets carry energies and forces, no stresses
+        settings = {"use_virials": False, **settings}
 
     if profile == "paper":
         cfg = GapConfig.paper(**{"seed": seed, **settings})

@@ -36,7 +36,8 @@ def _full_order_files(config: StudyConfig, files: dict[str, Path]) -> list[Path]
             continue
         orders = set(dset.orders) & {2, 3, 4}
         if orders and not orders & seen:
-            out.append(files[dset.name])
+            if files[dset.name] not in out:  # a DFT reference: one file, several sets
+                out.append(files[dset.name])
             seen |= orders
     return out
 

@@ -102,6 +102,148 @@ def primitive_cell(config: StudyConfig) -> Atoms:
     return tho2_primitive(config.crystal.lattice_constant)
 
 
+# ------------------------------------------------------------------- DFT references
+def _file_key(path: str | Path) -> str:
+    from anharmbench.datasets.io import file_sha256
+
+    return file_sha256(path)
+
+
+def data_reference_stage(cfg: ReferenceConfig) -> Stage:
+    """The reference derivatives from DFT data: an imported phonopy/phono3py dataset
+    (``kind: phono3py``) or a plan directory run by a DFT code (``kind: files``)."""
+    import glob
+
+    if cfg.kind == "phono3py":
+        dataset = Path(str(cfg.dataset))
+        if not dataset.is_file():
+            raise FileNotFoundError(f"reference.dataset: {dataset} not found")
+        inputs: dict[str, Any] = {"kind": "phono3py", "dataset": _file_key(dataset),
+                                  "name": cfg.name, "fc_calculator": cfg.fc_calculator}
+        for key in ("forces",):
+            if getattr(cfg, key):
+                inputs[key] = _file_key(getattr(cfg, key))
+        beside = [dataset.parent / f for f in ("FORCES_FC3", "FORCES_FC2", "FORCE_SETS")]
+        inputs["beside"] = {p.name: _file_key(p) for p in beside if p.is_file()}
+        if cfg.outputs:
+            files = sorted(glob.glob(cfg.outputs))
+            if not files:
+                raise FileNotFoundError(f"reference.outputs: no file matches {cfg.outputs!r}")
+            inputs["outputs"] = {Path(f).name + str(i): _file_key(f)
+                                 for i, f in enumerate(files)}
+
+        def run(directory: Path) -> dict[str, Any]:
+            from anharmbench.dft.importer import import_dataset
+
+            res = import_dataset(dataset, directory / "import", forces=cfg.forces,
+                                 outputs=cfg.outputs, fc_calculator=cfg.fc_calculator,
+                                 name=cfg.name, overwrite=True, progress=True)
+            counts = {n: len(r.values) for n, r in res.orders.items()}
+            return {"derivatives": str(res.path), "counts": counts,
+                    "provenance": res.provenance,
+                    "line": f"reference (imported {dataset.name}, {res.fc_calculator}): "
+                    + ", ".join(f"order {n}: {k}" for n, k in counts.items())}
+
+        return Stage("reference-import", inputs, run)
+
+    plan = Path(str(cfg.plan))
+    manifest, results = plan / "plan.json", plan / "results.h5"
+    for f, what in ((manifest, "a plan directory (anharmbench plan --format ...)"),
+                    (results, "collected DFT outputs (anharmbench collect DIR --outputs GLOB)")):
+        if not f.is_file():
+            raise FileNotFoundError(f"reference.plan: {f} not found; it needs {what}")
+
+    def run_files(directory: Path) -> dict[str, Any]:
+        from anharmbench.derivatives.fit import fit
+        from anharmbench.derivatives.results import ResultStore
+        from anharmbench.derivatives.workflow import load_plan_directory, save_derivatives
+
+        prepared, man = load_plan_directory(plan)
+        energies, forces, done = ResultStore(results, prepared.plan).load()
+        if not done.all():
+            raise ValueError(
+                f"reference.plan: {int((~done).sum())} of {done.size} configurations of {plan} "
+                "have no DFT result yet; run them and 'anharmbench collect "
+                f"{plan} --outputs GLOB'")
+        result = fit(prepared.plan, energies, forces)
+        man = {**man, "potential": {"name": cfg.name, "kind": "files", "plan": str(plan)},
+               "potential_hash": _file_key(results)}
+        path = directory / DERIVATIVES_FILE
+        save_derivatives(path, result, prepared, man)
+        counts = {n: int(len(result.values[n])) for n in result.orders}
+        return {"derivatives": str(path), "counts": counts,
+                "line": f"reference (DFT plan {plan.name}): "
+                + ", ".join(f"order {n}: {k}" for n, k in counts.items())}
+
+    return Stage("reference-files", {"kind": "files", "plan": _file_key(manifest),
+                                     "results": _file_key(results), "name": cfg.name},
+                 run_files)
+
+
+def data_reference_sets(config: StudyConfig, path: Path) -> list[DerivativeSetConfig]:
+    """The derivative sets measured on the models: the FTGs and orders of the reference.
+
+    Sets given in the config are checked against the reference (same supercell and
+    orders); without them one set per FTG of the data is made.
+    """
+    from anharmbench.derivatives.io import read_derivatives_file
+    from anharmbench.structures import supercell_matrix
+
+    data = read_derivatives_file(path)
+    by_ftg: dict[bytes, tuple[np.ndarray, list[int]]] = {}
+    for n, rec in sorted(data.orders.items()):
+        key = rec.supercell_matrix.tobytes()
+        by_ftg.setdefault(key, (rec.supercell_matrix, []))[1].append(n)
+    job = data.attrs.get("job") if isinstance(data.attrs.get("job"), dict) else {}
+    if config.derivative_sets:
+        for dset in config.derivative_sets:
+            S = supercell_matrix(dset.supercell if isinstance(dset.supercell, str)
+                                 else np.asarray(dset.supercell))
+            hit = by_ftg.get(S.astype(np.int64).tobytes())
+            if hit is None or not set(dset.orders) <= set(hit[1]):
+                have = "; ".join(f"orders {o} in {m.tolist()}" for m, o in by_ftg.values())
+                raise ValueError(
+                    f"derivative_sets.{dset.name}: orders {dset.orders} in {S.tolist()} are not "
+                    f"in the reference ({have}); leave derivative_sets out to use the "
+                    "reference's")
+        return list(config.derivative_sets)
+    sets = []
+    for S, orders in by_ftg.values():
+        extra: dict[str, Any] = {}
+        if job.get("kind") != "import":  # a plan run by DFT: measure models the same way
+            for key in ("method", "variant", "h_range", "n_steps", "overdetermination"):
+                if job.get(key) is not None:
+                    extra[key] = job[key]
+            if job.get("h_ranges"):
+                extra["h_ranges"] = {int(k): v for k, v in job["h_ranges"].items()}
+        sets.append(DerivativeSetConfig(name="ftg" + "".join(map(str, orders)),
+                                        supercell=S.tolist(), orders=orders, **extra))
+    return sets
+
+
+def dft_dataset_stage(config: StudyConfig) -> Stage:
+    """A training dataset from the DFT reference's supercells (energies and forces)."""
+    ref = config.reference
+    if ref.kind != "phono3py":
+        raise ValueError("models with dataset: dft need reference kind 'phono3py' (a dataset "
+                         "with supercell energies and forces, e.g. phono3py_params.yaml.xz)")
+    seed = config.datasets.seed
+
+    def run(directory: Path) -> dict[str, Any]:
+        from anharmbench.datasets.dft import dataset_from_phono3py
+
+        out = dataset_from_phono3py(str(ref.dataset), directory / "dataset", seed=seed,
+                                    overwrite=True)
+        from anharmbench.mlip.data import load_splits
+
+        splits = load_splits(out, require=("train", "test"))
+        counts = {"train": len(splits.train), "test": len(splits.test)}
+        return {"dataset": str(out), "frames": counts,
+                "line": f"dft dataset: frames {counts} from {Path(str(ref.dataset)).name}"}
+
+    return Stage("dataset-dft", {"dataset": _file_key(str(ref.dataset)), "seed": seed}, run)
+
+
 # ------------------------------------------------------------------- stages
 def _job(dset: DerivativeSetConfig, n_steps: int) -> Any:
     from anharmbench.derivatives.workflow import DerivativeJob
@@ -115,6 +257,7 @@ def _job(dset: DerivativeSetConfig, n_steps: int) -> Any:
         variant=dset.variant,
         qtuple=tuple(dset.qtuple) if dset.qtuple else None,
         h_range=dset.h_range,
+        h_ranges={n: w for n, w in (dset.h_ranges or {}).items() if n in dset.orders} or None,
         n_steps=dset.n_steps or n_steps,
         overdetermination=dset.overdetermination,
     )
@@ -296,14 +439,25 @@ def run_study(config: StudyConfig, directory: str | Path, *, verbose: bool = Tru
     runner = StageRunner(directory, verbose=verbose)
     out = StudyResult(directory)
     try:
-        prim = primitive_cell(config)
-        ref_pot = reference_potential(config.reference)
-        # reference derivatives
         ref: dict[str, Path] = {}
-        for dset in config.derivative_sets:
-            st = derivative_stage("reference", dset, prim, ref_pot,
-                                  config.reference.calculator, {}, config)
-            ref[dset.name] = Path(runner.run(st).summary["derivatives"])
+        if config.reference.is_data:
+            # DFT data: the crystal and the derivative sets are the data's
+            from anharmbench.derivatives.io import read_derivatives_file
+
+            ref_file = Path(runner.run(data_reference_stage(config.reference))
+                            .summary["derivatives"])
+            config = config.model_copy(
+                update={"derivative_sets": data_reference_sets(config, ref_file)})
+            prim = read_derivatives_file(ref_file).primitive
+            ref_pot = None
+            ref = {dset.name: ref_file for dset in config.derivative_sets}
+        else:
+            prim = primitive_cell(config)
+            ref_pot = reference_potential(config.reference)
+            for dset in config.derivative_sets:
+                st = derivative_stage("reference", dset, prim, ref_pot,
+                                      config.reference.calculator, {}, config)
+                ref[dset.name] = Path(runner.run(st).summary["derivatives"])
         out.derivatives["reference"] = ref
         # datasets
         datasets: dict[str, tuple[Path, str]] = {}
@@ -319,6 +473,9 @@ def run_study(config: StudyConfig, directory: str | Path, *, verbose: bool = Tru
                 raise ValueError("reference MD needs a LAMMPS reference (kind crg or lammps)")
             res = runner.run(refmd_stage(config, ref_pot))
             datasets["refmd"] = (Path(res.summary["dataset"]), res.key)
+        if "dft" in needed:
+            res = runner.run(dft_dataset_stage(config))
+            datasets["dft"] = (Path(res.summary["dataset"]), res.key)
         # models
         parity: dict[str, Path] = {}
         elements = tuple(sorted(set(prim.get_chemical_symbols())))
@@ -340,12 +497,15 @@ def run_study(config: StudyConfig, directory: str | Path, *, verbose: bool = Tru
             elif model.kind == "lammps":
                 pot = model.lammps_potential(model.name)
                 upstream, calc_spec = {}, None
+            elif model.universal:
+                pot, upstream, calc_spec = _universal_model(model, elements)
             else:
                 pot, upstream, calc_spec = None, {}, model.calculator
             sets: dict[str, Path] = {}
             for dset in config.derivative_sets:
                 if model.orders is not None and not set(dset.orders) & set(model.orders):
                     continue
+                dset = _model_windows(dset, model)
                 st = derivative_stage(label, dset, prim, pot, calc_spec, upstream, config)
                 sets[dset.name] = Path(runner.run(st).summary["derivatives"])
             out.derivatives[label] = sets
@@ -364,6 +524,51 @@ def run_study(config: StudyConfig, directory: str | Path, *, verbose: bool = Tru
     finally:
         runner.close()
     return out
+
+
+#: Universal presets: the study's model kind -> the name in anharmbench.mlip.universal.
+_UNIVERSAL = {"chgnet": "chgnet", "sevennet": "sevennet-0"}
+
+
+def _universal_model(model: ModelConfig, elements: tuple[str, ...]
+                     ) -> tuple[LammpsPotential | None, dict[str, Any], str | None]:
+    """(LAMMPS potential or None, stage upstream, ASE calculator spec) of a preset.
+
+    SevenNet-0 runs as ``pair_style e3gnn`` when that plugin is built, else through its
+    ASE calculator (as CHGNet always does); the choice is part of the stage's key.
+    """
+    from anharmbench.mlip import universal
+
+    name = _UNIVERSAL[model.kind]
+    version = universal.model_version(name)
+    lammps_route = getattr(universal, "sevennet_lammps_potential", None)
+    if model.kind == "sevennet" and lammps_route is not None and _has_pair_style("e3gnn"):
+        return lammps_route(elements=elements), {"model": version, "route": "lammps"}, None
+    factory = {"chgnet": "chgnet_calculator", "sevennet": "sevennet_calculator"}[model.kind]
+    return None, {"model": version, "route": "ase"}, f"anharmbench.mlip.universal:{factory}"
+
+
+def _has_pair_style(style: str) -> bool:
+    from anharmbench.plugins import built_plugins
+
+    return any(style in p.name for p in built_plugins())
+
+
+def _model_windows(dset: DerivativeSetConfig, model: ModelConfig) -> DerivativeSetConfig:
+    """The set with the model's own step windows: ``settings: {h_ranges: {n: [lo, hi]}}``
+    or, for a universal preset, the windows measured for its float32 surface."""
+    windows: dict[int, tuple[float, float]] = {}
+    if model.universal:
+        from anharmbench.mlip.universal import STEP_WINDOWS
+
+        windows.update(STEP_WINDOWS.get(_UNIVERSAL[model.kind], {}))
+    given = model.settings.get("h_ranges") if not model.trained else None
+    if given:
+        windows.update({int(n): (float(w[0]), float(w[1])) for n, w in given.items()})
+    windows = {n: w for n, w in windows.items() if n in dset.orders}
+    if not windows:
+        return dset
+    return dset.model_copy(update={"h_ranges": {**(dset.h_ranges or {}), **windows}})
 
 
 def _order_files(config: StudyConfig, ref: dict[str, Path]) -> dict[int, Path]:

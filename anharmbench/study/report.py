@@ -33,28 +33,36 @@ def _load(path: Path) -> dict[int, dict[str, np.ndarray]]:
     return load_derivatives(path)
 
 
-def _pooled(files: dict[str, Path]) -> dict[int, tuple[list[str], np.ndarray]]:
-    """``{order: (labels, values)}`` pooled over the derivative sets (labels prefixed)."""
+def _pooled(files: dict[str, Path], set_orders: dict[str, list[int]] | None = None
+            ) -> dict[int, tuple[list[str], np.ndarray]]:
+    """``{order: (labels, values)}`` pooled over the derivative sets (labels prefixed).
+
+    ``set_orders`` keeps only each set's own orders (a DFT reference's one file holds the
+    orders of several sets).
+    """
     out: dict[int, tuple[list[str], list[float]]] = {}
     for set_name in sorted(files):
         for n, d in _load(files[set_name]).items():
+            if set_orders is not None and n not in set_orders.get(set_name, [n]):
+                continue
             labels, values = out.setdefault(n, ([], []))
             labels.extend(f"{set_name}:{lab}" for lab in d["labels"])
             values.extend(np.asarray(d["values"], dtype=float).tolist())
     return {n: (lab, np.asarray(v)) for n, (lab, v) in out.items()}
 
 
-def error_table(derivatives: dict[str, dict[str, Path]]) -> list[dict[str, Any]]:
+def error_table(derivatives: dict[str, dict[str, Path]],
+                set_orders: dict[str, list[int]] | None = None) -> list[dict[str, Any]]:
     """Rows ``{model, dataset, order, n, rel_rmse, rmse, mean_abs_ref}`` of Table I.
 
     ``rel_rmse = sqrt(mean((d_model - d_ref)^2)) / mean(|d_ref|)`` over the order's
     irreducible derivatives (all sets pooled).
     """
-    ref = _pooled(derivatives["reference"])
+    ref = _pooled(derivatives["reference"], set_orders)
     rows: list[dict[str, Any]] = []
     for label, files in derivatives.items():
         name, _, dataset = label.partition("@")
-        pooled = _pooled(files)
+        pooled = _pooled(files, set_orders)
         for n in sorted(pooled):
             if n not in ref:
                 continue
@@ -118,10 +126,11 @@ def _color(name: str, i: int) -> str:
     return COLORS.get(name, f"C{i % 10}")
 
 
-def _derivative_figures(derivatives: dict[str, dict[str, Path]], directory: Path
+def _derivative_figures(derivatives: dict[str, dict[str, Path]], directory: Path,
+                        set_orders: dict[str, list[int]] | None = None
                         ) -> dict[str, Path]:
     plt = _plt()
-    ref = _pooled(derivatives["reference"])
+    ref = _pooled(derivatives["reference"], set_orders)
     by_dataset: dict[str, list[str]] = {}
     for label in derivatives:
         if label == "reference":
@@ -136,7 +145,7 @@ def _derivative_figures(derivatives: dict[str, dict[str, Path]], directory: Path
             lo, hi = float(r.min()), float(r.max())
             ax.plot([lo, hi], [lo, hi], color="0.6", lw=0.8)
             for i, label in enumerate(labels):
-                m = _pooled(derivatives[label]).get(n)
+                m = _pooled(derivatives[label], set_orders).get(n)
                 if m is None:
                     continue
                 name = label.partition("@")[0]
@@ -210,10 +219,11 @@ def write_report(
     """Write the table, figures and ``report.html`` into ``<directory>/report``."""
     out_dir = Path(directory) / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows = error_table(derivatives)
+    set_orders = {d.name: list(d.orders) for d in config.derivative_sets}
+    rows = error_table(derivatives, set_orders)
     files: dict[str, Any] = _write_table(rows, out_dir)
     files.update(_parity_figures(parity, out_dir))
-    files.update(_derivative_figures(derivatives, out_dir))
+    files.update(_derivative_figures(derivatives, out_dir, set_orders))
     for key, path in (observables.get("figures") or {}).items():
         files[f"observable_{key}"] = Path(path)
     (out_dir / "timings.json").write_text(json.dumps(

@@ -65,6 +65,7 @@ __all__ = [
     "SymmetryFunctionError",
     "SymmetryFunctionScaling",
     "SymmetryFunctionSet",
+    "default_set",
     "default_tho2_set",
     "n2p2_element_order",
 ]
@@ -520,6 +521,33 @@ def default_tho2_set(
                     functions.append(
                         SymmetryFunction(center, 3, pair, 0.01, r_angular, 0.0, lam, zeta)
                     )
+    return SymmetryFunctionSet(tuple(functions), CutoffFunction(cutoff))
+
+
+def default_set(
+    elements: Sequence[str], r_radial: float = 10.0, r_angular: float = 6.0,
+    cutoff: str = "cos", n_radial: int = 11,
+) -> SymmetryFunctionSet:
+    """The same construction as :func:`default_tho2_set` for any elements.
+
+    Per centre element: ``n_radial`` shifted Gaussians per neighbour element (1.5 A to
+    ``r_radial``) and, per unordered neighbour pair, the narrow angular functions with
+    ``lambda = +-1`` and ``zeta = 1, 2, 4, 16``. For two elements that is 22 + 24 = 46
+    inputs per element (the paper's O size); used for crystals other than ThO2 (e.g. a
+    BPNN trained on a DFT dataset of NaCl).
+    """
+    els = tuple(sorted(set(elements)))
+    if not els:
+        raise SymmetryFunctionError("default_set needs at least one element")
+    pairs = [(a, b) for i, a in enumerate(els) for b in els[i:]]
+    functions: list[SymmetryFunction] = []
+    for center in els:
+        functions += _shifted_radial(center, els, n_radial, 1.5, r_radial)
+        for pair in pairs:
+            for lam in (1.0, -1.0):
+                for zeta in (1.0, 2.0, 4.0, 16.0):
+                    functions.append(
+                        SymmetryFunction(center, 3, pair, 0.01, r_angular, 0.0, lam, zeta))
     return SymmetryFunctionSet(tuple(functions), CutoffFunction(cutoff))
 
 

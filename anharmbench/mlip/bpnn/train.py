@@ -65,6 +65,7 @@ from anharmbench.mlip.bpnn.symmetry_functions import (
     DescriptorJacobian,
     SymmetryFunctionScaling,
     SymmetryFunctionSet,
+    default_set,
     default_tho2_set,
 )
 from anharmbench.mlip.data import DatasetSplits, load_splits
@@ -98,7 +99,8 @@ class TrainConfig:
     hidden, activation
         Architecture of each element's network (the paper: 2 x 21; tanh).
     symmetry_functions
-        ``"tho2"`` (:func:`~.symmetry_functions.default_tho2_set`, 41/46 inputs) or the
+        ``"tho2"`` (:func:`~.symmetry_functions.default_tho2_set`, 41/46 inputs, for Th-O;
+        :func:`~.symmetry_functions.default_set` for other elements) or the
         path of an n2p2 ``input.nn`` whose ``symfunction_short`` lines to use.
     elements
         Model elements in type order (default: order of first appearance in the first
@@ -346,9 +348,13 @@ def _elements(config: TrainConfig, splits: DatasetSplits) -> tuple[str, ...]:
     return tuple(order) + tuple(sorted(present - set(order)))
 
 
-def _sf_set(config: TrainConfig) -> SymmetryFunctionSet:
+def _sf_set(config: TrainConfig, elements: tuple[str, ...]) -> SymmetryFunctionSet:
     if config.symmetry_functions == "tho2":
-        return default_tho2_set()
+        # the paper's Th-O set; other crystals (e.g. a DFT dataset of NaCl) get the same
+        # construction for their own elements
+        if set(elements) == {"O", "Th"}:
+            return default_tho2_set()
+        return default_set(elements)
     path = Path(config.symmetry_functions)
     if not path.is_file():
         raise TrainingError(
@@ -501,7 +507,8 @@ def _train(
 
     torch.manual_seed(config.seed)
     elements = _elements(config, splits)
-    model = BPNN(elements, _sf_set(config), NetworkConfig(config.hidden, config.activation))
+    model = BPNN(elements, _sf_set(config, elements),
+                 NetworkConfig(config.hidden, config.activation))
     train_frames = _frames(model, splits.train)
     val_frames = _frames(model, splits.val)
     cached = _fill_cache(model, train_frames, config.cache_mb)
