@@ -12,9 +12,11 @@ REQUIRED_LAMMPS_PACKAGES = ("KSPACE", "MANYBODY", "PLUGIN")
 #: Pair styles of the reference surface (CRG) that stock LAMMPS must provide.
 REQUIRED_PAIR_STYLES = ("hybrid/overlay", "coul/long", "eam/alloy")
 #: Pair styles the project provides as plugins, with the issue that builds each.
-PLUGIN_PAIR_STYLES = {"taylor": "Taylor Hamiltonian", "quip": "GAP", "nequip": "NequIP/BPNN"}
+PLUGIN_PAIR_STYLES = {"taylor": "Taylor Hamiltonian", "quip": "GAP", "nequip": "NequIP/BPNN",
+                      "e3gnn": "SevenNet-0"}
 #: Optional MLIP back ends (python module -> extra that installs it).
-BACKENDS = {"quippy": "gap", "torch": "nequip", "nequip": "nequip"}
+BACKENDS = {"quippy": "gap", "torch": "nequip", "nequip": "nequip", "chgnet": "universal",
+            "sevenn": "universal"}
 
 
 @dataclass(frozen=True)

@@ -88,11 +88,26 @@ def test_si_frequencies_equal_phonopys_from_the_same_files(si_import):
     assert max(si_import.projection_residual.values()) < 1e-10
 
 
-def test_si_kappa_matches_phono3py_published(si_import):
-    dset = load_derivative_set(si_import.path)
-    kappa = thermal_conductivity(dset, mesh=11, temperatures=[300.0]).kappa["bubble"][0]
+def test_si_kappa_matches_phono3py_published(si_import, tmp_path, capsys):
+    """Through the command line: anharmbench observables on the imported derivatives."""
+    import csv
+
+    out = tmp_path / "obs"
+    assert main(["observables", str(si_import.path), "--name", "VASP-PBE", "--mesh", "11",
+                 "11", "11", "--temperatures", "300", "--path-mesh", "4", "--out",
+                 str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "thermal conductivity (RTA, W/m-K, mesh 11x11x11)" in printed
+    rows = list(csv.DictReader((out / "data" / "VASP-PBE" / "kappa.csv").open()))
+    kappa = float(rows[0]["kappa_bubble_W/mK"])
+    assert f"{kappa:.3f}" in printed
     print(f"Si-PBE kappa(300 K, 11^3): ours {kappa:.3f}, published {SI_KAPPA_11}")
     assert abs(kappa / SI_KAPPA_11 - 1) < 0.01
+    # the dispersion's optical mode at Gamma equals phonopy's from the same fc2
+    disp = list(csv.DictReader((out / "data" / "VASP-PBE" / "dispersion.csv").open()))
+    gamma = [float(r["frequency_THz"]) for r in disp if r["kind"] == "ftg" and r["q_index"] == "0"]
+    assert max(gamma) == pytest.approx(15.09, abs=0.01)
+    assert (out / "figures" / "fig5_kappa.png").is_file()
 
 
 def test_si_uncertainties_bound_the_solver_difference(si_import):

@@ -60,3 +60,76 @@ observables: {{enabled: false}}
     # DFT: 15.09 THz (Raman mode of Si); SevenNet-0 is softer (12.5 THz measured)
     assert freqs[0] == pytest.approx(15.09, abs=0.02)
     assert 0.7 * freqs[0] < freqs[1] < freqs[0]
+
+
+def test_study_on_a_plan_run_by_a_dft_code(tmp_path):
+    """reference kind 'files': a plan written as VASP inputs, "run" by a code (CRG through
+    ASE standing in for DFT), collected from shuffled job folders; CRG itself as the model
+    must then reproduce the reference (same plan, same surface)."""
+    import ase.io
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    from anharmbench.cli import main
+    from anharmbench.lammps import LammpsCalculator
+    from anharmbench.potentials.crg import crg_potential
+
+    plan = tmp_path / "plan"
+    assert main(["plan", "--supercell", "prim", "--order", "2", "--order", "3", "--steps", "2",
+                 "--format", "vasp", "--out", str(plan)]) == 0
+    jobs = sorted((plan / "dft").glob("job_*"))
+    perm = np.random.default_rng(3).permutation(len(jobs))
+    calc = LammpsCalculator(crg_potential())
+    for i, job in enumerate(jobs):
+        atoms = ase.io.read(job / "POSCAR")
+        atoms.calc = calc
+        out = atoms.copy()
+        out.calc = SinglePointCalculator(out, energy=atoms.get_potential_energy(),
+                                         forces=atoms.get_forces())
+        ase.io.write(jobs[perm[i]] / "out.json", out, format="json")
+    assert main(["collect", str(plan), "--outputs", "dft/job_*/out.json",
+                 "--output-format", "json"]) == 0
+    import yaml
+
+    pot = crg_potential()  # the model: the CRG surface itself, given by its LAMMPS fields
+    model = {"name": "CRG", "kind": "lammps", "elements": list(pot.elements),
+             "pair_style": pot.pair_style, "pair_coeff": list(pot.pair_coeff),
+             "atom_style": pot.atom_style, "charges": dict(pot.charges),
+             "kspace_style": pot.kspace_style, "commands": list(pot.commands),
+             "files": list(pot.files)}
+    cfg = tmp_path / "files.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "reference": {"kind": "files", "name": "DFT-stand-in", "plan": str(plan)},
+        "models": [model], "observables": {"enabled": False}}))
+    res = run_study(load_config(cfg), tmp_path / "run", verbose=False)
+    rows = {(r["model"], int(r["order"])): float(r["rel_rmse"])
+            for r in csv.DictReader(res.report["table_csv"].open())}
+    # same surface, same plan: equal up to the collected files' round-off
+    assert rows[("CRG", 2)] < 1e-8 and rows[("CRG", 3)] < 1e-8
+    assert set(res.derivatives["reference"]) == {"ftg23"}
+
+
+@pytest.mark.parametrize("name", ["si-pbe.yaml", "nacl-pbesol.yaml"])
+def test_examples_point_at_the_shared_data(name):
+    """The shipped examples validate, and their relative paths resolve from the file."""
+    cfg = load_config(Path(__file__).resolve().parents[1] / "examples" / name)
+    assert cfg.reference.kind == "phono3py"
+    assert Path(str(cfg.reference.dataset)).is_file()
+    assert cfg.derivative_sets == []  # filled in from the data by the study
+    assert {"sevennet", "chgnet"} <= {m.kind for m in cfg.models}
+
+
+@pytest.mark.parametrize("reference,words", [
+    ("{kind: phono3py}", ["needs dataset"]),
+    ("{kind: files}", ["needs plan"]),
+    ("{kind: crg, dataset: x.yaml}", ["dataset", "only for kind", "phono3py"]),
+    ("{kind: phono3py, dataset: x.yaml, plan: p}", ["plan", "only for kind", "files"]),
+])
+def test_dft_reference_config_errors(reference, words, tmp_path):
+    from anharmbench.study.config import ConfigError
+
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(f"reference: {reference}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(cfg)
+    for w in words:
+        assert w in str(err.value)
