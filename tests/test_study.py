@@ -68,7 +68,8 @@ def test_unknown_keys_and_bad_values_name_their_path(tmp_path):
         load_config(path)
     msg = str(err.value)
     assert "profile: Input should be 'quick' or 'paper'" in msg
-    assert "models.0.kind: Input should be 'gap', 'bpnn', 'nequip', 'lammps' or 'ase'" in msg
+    assert ("models.0.kind: Input should be 'gap', 'bpnn', 'nequip', 'lammps', 'ase', "
+            "'chgnet' or 'sevennet'") in msg
     assert "models.0.datset: unknown key (allowed here:" in msg and "dataset" in msg
     assert "executor.wrkers: unknown key (allowed here: address, kind, workers)" in msg
 

@@ -1,7 +1,8 @@
 """The study configuration: a typed, validated YAML file (pydantic models).
 
 Unknown keys and bad values are rejected with the key's path and the allowed values,
-e.g. ``models.0.kind: Input should be 'gap', 'bpnn', 'nequip', 'lammps' or 'ase'``.
+e.g. ``models.0.kind: Input should be 'gap', 'bpnn', 'nequip', 'lammps', 'ase', 'chgnet'
+or 'sevennet'``.
 Every section has defaults; ``profile`` (``quick`` or ``paper``) fills the sizes that the
 file leaves unset (:func:`load_config`). With no file, :func:`default_config` is the
 embedded ThO2 + CRG study of the paper (Bandi, Jiang, Marianetti 2024).

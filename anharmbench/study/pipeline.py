@@ -271,8 +271,13 @@ def derivative_stage(
     calculator_spec: str | None,
     upstream: dict[str, Any],
     config: StudyConfig,
+    plans: dict[str, Any] | None = None,
 ) -> Stage:
-    """Measure one derivative set on one potential (LAMMPS through the executor, or ASE)."""
+    """Measure one derivative set on one potential (LAMMPS through the executor, or ASE).
+
+    ``plans`` is the study's cache of built plans (:class:`Prepared`) by job and crystal,
+    shared by the stages of one run so that each plan is built once.
+    """
     settings = profile_settings(config)
     job = _job(dset, settings.n_steps)
     executor_cfg = config.executor
@@ -287,17 +292,23 @@ def derivative_stage(
         )
 
         plan_dir = directory / "plan"
+        key = json.dumps({"job": job.to_dict(), "primitive": atoms_record(prim)},
+                         sort_keys=True)
         if (plan_dir / "plan.json").is_file():
             loaded = load_plan_directory(plan_dir)
         else:
-            prepared = prepare(job, prim)
+            # the same job on every potential: build its plan once per study (building a
+            # 64-atom order-3 plan takes minutes)
+            prepared = plans[key] if plans is not None and key in plans else prepare(job, prim)
             pot = potential
             if pot is None:
                 pot = LammpsPotential(elements=tuple(sorted(set(prim.get_chemical_symbols()))),
                                       pair_style="zero 1.0", pair_coeff=("* *",),
                                       name=f"{label} (ASE calculator; decks not runnable)")
             write_plan_directory(plan_dir, prepared, pot)
-            loaded = load_plan_directory(plan_dir)
+            loaded = (prepared, json.loads((plan_dir / "plan.json").read_text()))
+        if plans is not None:
+            plans[key] = loaded[0]
         prepared = loaded[0]
         if potential is not None:
             executor = make_executor(executor_cfg.kind, workers=executor_cfg.workers,
@@ -438,6 +449,7 @@ def run_study(config: StudyConfig, directory: str | Path, *, verbose: bool = Tru
     )
     runner = StageRunner(directory, verbose=verbose)
     out = StudyResult(directory)
+    plans: dict[str, Any] = {}  # built plans shared by the derivative stages of this run
     try:
         ref: dict[str, Path] = {}
         if config.reference.is_data:
@@ -456,7 +468,7 @@ def run_study(config: StudyConfig, directory: str | Path, *, verbose: bool = Tru
             ref_pot = reference_potential(config.reference)
             for dset in config.derivative_sets:
                 st = derivative_stage("reference", dset, prim, ref_pot,
-                                      config.reference.calculator, {}, config)
+                                      config.reference.calculator, {}, config, plans)
                 ref[dset.name] = Path(runner.run(st).summary["derivatives"])
         out.derivatives["reference"] = ref
         # datasets
@@ -506,7 +518,7 @@ def run_study(config: StudyConfig, directory: str | Path, *, verbose: bool = Tru
                 if model.orders is not None and not set(dset.orders) & set(model.orders):
                     continue
                 dset = _model_windows(dset, model)
-                st = derivative_stage(label, dset, prim, pot, calc_spec, upstream, config)
+                st = derivative_stage(label, dset, prim, pot, calc_spec, upstream, config, plans)
                 sets[dset.name] = Path(runner.run(st).summary["derivatives"])
             out.derivatives[label] = sets
         # observables and report
