@@ -249,3 +249,38 @@ def test_nacl_kappa_matches_phono3py_published(nacl_import):
     print(f"NaCl-rd kappa(300 K, mesh 15^3 = phono3py's --mesh 50): ours {kappa:.3f}, "
           f"published {NACL_KAPPA_50}")
     assert abs(kappa / NACL_KAPPA_50 - 1) < 0.02
+
+
+def test_phonopy_params_dataset_imports_like_phonopy(tmp_path):
+    """A phonopy_params.yaml (phonopy's own file, forces inside) of ThO2 on CRG: the
+    imported fc2 gives phonopy's own frequencies from the same file."""
+    import phonopy
+
+    from anharmbench.lammps import BatchEvaluator
+    from anharmbench.observables.force_constants import phonopy_unit_cell
+    from anharmbench.potentials.crg import crg_potential
+    from anharmbench.structures import tho2_primitive
+
+    prim = tho2_primitive(5.580101)
+    ph = phonopy.Phonopy(phonopy_unit_cell(prim), supercell_matrix=np.eye(3, dtype=int) * 2,
+                         primitive_matrix="auto")
+    ph.generate_displacements(distance=0.01)
+    from ase import Atoms
+
+    sc = ph.supercell
+    ref = Atoms(sc.symbols, cell=sc.cell, scaled_positions=sc.scaled_positions, pbc=True)
+    positions = np.array([s.positions for s in ph.supercells_with_displacements])
+    with BatchEvaluator(crg_potential(), ref) as batch:
+        ph.forces = batch.evaluate(positions).forces
+    ph.save(str(tmp_path / "phonopy_params.yaml"))
+    res = import_dataset(tmp_path / "phonopy_params.yaml", tmp_path / "out")
+    assert set(res.orders) == {2}
+    assert res.fc_calculator == "traditional"
+
+    mine = phonopy.load(str(tmp_path / "phonopy_params.yaml"), log_level=0)  # phonopy's route
+    ours = load_derivative_set(res.path).phonopy()
+    q = [[0, 0, 0], [0.5, 0, 0.5], [0.5, 0.5, 0.5], [0.1, 0.2, 0.3]]
+    mine.run_qpoints(q)
+    ours.run_qpoints(q)
+    assert np.abs(ours.qpoints.frequencies - mine.qpoints.frequencies).max() < 1e-6
+    assert res.projection_residual[2] < 1e-10
