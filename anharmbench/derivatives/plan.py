@@ -192,7 +192,8 @@ class MeasurementPlan:
                 f"{meas.steps.size} steps {meas.steps[0]:.4g}..{meas.steps[-1]:.4g} A, "
                 f"stencil {meas.stencil.offsets.tolist()}"
             )
-        lines.append(f"  {self.n_evaluations} evaluations (naive: {self.naive_evaluations})")
+        naive = "" if self.naive_evaluations is None else f" (naive: {self.naive_evaluations})"
+        lines.append(f"  {self.n_evaluations} evaluations{naive}")
         return "\n".join(lines)
 
     def _compute_hash(self) -> str:
