@@ -145,6 +145,29 @@ def test_batch_evaluator_matches_sevenn(cache, reference):
     assert len(set(np.round(result.energies, 6))) == 3
 
 
+@needs_plugin
+def test_float64_default_dtype_of_the_host_does_not_break_it(cache):
+    """torch's default dtype is process-wide and nequip sets it to float64; the float32
+    SevenNet model must give the same result (it aborted the process before the patch)."""
+    import torch
+
+    atoms = _nacl()
+    pot = universal.sevennet_lammps_potential(["Na", "Cl"], cache_dir=cache)
+    a = atoms.copy()
+    a.calc = LammpsCalculator(pot)
+    e32 = a.get_potential_energy()
+    saved = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        b = atoms.copy()
+        b.calc = LammpsCalculator(pot)
+        e64 = b.get_potential_energy()
+        assert torch.get_default_dtype() == torch.float64  # the host's setting is restored
+    finally:
+        torch.set_default_dtype(saved)
+    assert e64 == e32
+
+
 # ------------------------------------------------------------ the deployment
 def test_deployment_is_cached_and_described(cache):
     """One deployment per sevenn+torch version, reused; its metadata; the potential."""
