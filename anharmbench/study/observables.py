@@ -74,6 +74,10 @@ def observables_stage(config: StudyConfig, prim: Atoms, derivatives: dict[str, d
         )
 
         settings = ObservableSettings(**settings_kwargs)
+        # the orders 2-4 that the sets hold (a DFT reference may stop at order 3: then
+        # the 4th-order observables are skipped, not the potential)
+        wanted = sorted({n for d in config.derivative_sets if not d.qtuple
+                         for n in d.orders} & {2, 3, 4})
         sets = []
         failed: dict[str, str] = {}
         skipped: dict[str, dict[str, str]] = {}
@@ -83,7 +87,7 @@ def observables_stage(config: StudyConfig, prim: Atoms, derivatives: dict[str, d
                 failed[label] = "no derivative set with complete orders 2-4"
                 continue
             try:
-                dset = load_derivative_set(paths, name=label, orders=[2, 3, 4])
+                dset = load_derivative_set(paths, name=label, orders=wanted)
                 res = compute_observables(dset, directory / "data", settings)
             except ObservableError as exc:
                 failed[label] = str(exc)
