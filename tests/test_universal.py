@@ -186,3 +186,29 @@ def test_fc2_matches_phonopy(name, window, n_steps, distance, tol_freq, tol_fc, 
     assert 10.0 < fmax < 20.0  # Si optical phonons at Gamma are ~15 THz
     assert dfreq < tol_freq
     assert dfc < tol_fc
+
+
+@pytest.mark.parametrize("name", ["chgnet", "sevennet-0"])
+def test_presets_work_when_the_host_set_float64(name):
+    """nequip sets torch's process-wide default dtype to float64; the float32 presets must
+    give the same energy under it and leave the host's setting as it was."""
+    import torch
+
+    pytest.importorskip("chgnet" if name == "chgnet" else "sevenn")
+    from ase.build import bulk
+
+    atoms = bulk("Si", "diamond", a=5.43, cubic=True)
+    atoms.rattle(0.02, seed=3)
+    a = atoms.copy()
+    a.calc = universal.universal_calculator(name)
+    e32 = a.get_potential_energy()
+    saved = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        b = atoms.copy()
+        b.calc = universal.universal_calculator(name)
+        e64 = b.get_potential_energy()
+        assert torch.get_default_dtype() == torch.float64
+    finally:
+        torch.set_default_dtype(saved)
+    assert e64 == pytest.approx(e32, abs=1e-5)

@@ -77,7 +77,7 @@ import shutil
 import tempfile
 import warnings
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -189,6 +189,36 @@ def weights_path(name: str) -> Path:
     return path.resolve()
 
 
+@contextlib.contextmanager
+def float32_default() -> Iterator[None]:
+    """torch's default dtype set to float32 inside, the caller's restored after.
+
+    torch's default dtype is process-wide, and nequip sets it to float64 for its own
+    models; the float32 universal models then fail ("Float did not match Double").
+    Loading and every call of the presets run inside this.
+    """
+    import torch
+
+    saved = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(saved)
+
+
+def _float32_calls(calc: Any) -> Any:
+    """``calc`` whose ``calculate`` runs under :func:`float32_default`."""
+    inner = calc.calculate
+
+    def calculate(*args: Any, **kwargs: Any) -> Any:
+        with float32_default():
+            return inner(*args, **kwargs)
+
+    calc.calculate = calculate
+    return calc
+
+
 def chgnet_calculator() -> Any:
     """CHGNet (0.3.0 weights) as an ASE calculator on the CPU, quiet.
 
@@ -201,11 +231,11 @@ def chgnet_calculator() -> Any:
     model_mod = _import("chgnet", "chgnet.model.model")
     dyn = _import("chgnet", "chgnet.model.dynamics")
     # chgnet prints its parameter count and device on load: keep stdout clean
-    with contextlib.redirect_stdout(io.StringIO()):
+    with contextlib.redirect_stdout(io.StringIO()), float32_default():
         # mlp_out_bias=False and version as in CHGNet.load("0.3.0")
         model = model_mod.CHGNet.from_file(str(path), mlp_out_bias=False, version="0.3.0")
         calc = _quiet_chgnet_class(dyn.CHGNetCalculator)(model=model, use_device="cpu")
-    return calc
+    return _float32_calls(calc)
 
 
 def _quiet_chgnet_class(base: type) -> type:
@@ -237,7 +267,9 @@ def sevennet_calculator() -> Any:
         warnings.filterwarnings("ignore", message=r".*torch\.jit\.script. is deprecated",
                                 category=DeprecationWarning)
         # the explicit path (not "7net-0") makes a missing file an error, never a download
-        return calc_mod.SevenNetCalculator(str(path), file_type="checkpoint", device="cpu")
+        with float32_default():
+            calc = calc_mod.SevenNetCalculator(str(path), file_type="checkpoint", device="cpu")
+    return _float32_calls(calc)
 
 
 #: File name of a serial TorchScript deployment (as ``sevenn_get_model`` names it).
@@ -299,7 +331,8 @@ def sevennet_deployed_model(cache_dir: str | os.PathLike[str] | None = None) -> 
             warnings.filterwarnings("ignore", message="No tensor product accelerator")
             warnings.filterwarnings("ignore", message=r".*torch\.jit\.",
                                     category=DeprecationWarning)
-            deploy_mod.deploy(str(checkpoint), str(tmp / DEPLOYED_NAME))
+            with float32_default():
+                deploy_mod.deploy(str(checkpoint), str(tmp / DEPLOYED_NAME))
         os.replace(tmp / DEPLOYED_NAME, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
