@@ -38,6 +38,7 @@ import numpy as np
 from ase import Atoms
 
 from anharmbench import __version__
+from anharmbench.datasets.io import file_sha256
 from anharmbench.derivatives.io import OrderRecord, write_derivatives_file
 from anharmbench.derivatives.least_squares import least_squares_derivatives
 from anharmbench.dft.reading import (
@@ -94,14 +95,6 @@ class ImportResult:
 
 
 # ------------------------------------------------------------------ import
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _primitive(kind: str, obj: Any) -> tuple[Atoms, np.ndarray]:
     """Our primitive cell (phonopy's, checked against spglib) and its matrix (unit cell basis)."""
     import spglib
@@ -343,7 +336,7 @@ def import_dataset(
     provenance: dict[str, Any] = {
         "source": str(Path(dataset).resolve()),
         "kind": kind,
-        "files": {str(p): _sha256(p) for p in all_sources},
+        "files": {str(p): file_sha256(p) for p in all_sources},
         "fc_calculator": calc,
         "displacement_type": "systematic" if systematic else "random",
         "displacement_amplitude_A": amplitudes,
