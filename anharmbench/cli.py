@@ -4,9 +4,36 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+
+
+def _int_at_least(low: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+    return parse
+
+
+def _float_in(low: float, high: float, *, open_low: bool = False) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        bad_low = value <= low if open_low else value < low
+        if not math.isfinite(value) or bad_low or value > high:
+            lo = "(" if open_low else "["
+            raise argparse.ArgumentTypeError(f"must be in {lo}{low:g}, {high:g}], got {text}")
+        return value
+    return parse
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
@@ -83,9 +110,9 @@ def _primitive_from_args(args: argparse.Namespace):  # noqa: ANN202 - Atoms
 
     if args.structure is None:
         return tho2_primitive(args.a)
-    from ase.io import read
+    from anharmbench.validation import read_structure
 
-    return read(args.structure)
+    return read_structure(args.structure)
 
 
 def _potential_from_args(args: argparse.Namespace):  # noqa: ANN202 - LammpsPotential
@@ -95,7 +122,8 @@ def _potential_from_args(args: argparse.Namespace):  # noqa: ANN202 - LammpsPote
         return crg_potential()
     from anharmbench.potentials import LammpsPotential
 
-    return LammpsPotential.from_dict(json.loads(Path(args.potential).read_text()))
+    # paths inside the JSON are relative to the JSON file, not to the working directory
+    return LammpsPotential.from_file(args.potential)
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
@@ -110,7 +138,8 @@ def _cmd_plan(args: argparse.Namespace) -> int:
             return 2
         from anharmbench.derivatives.workflow import choose_job_steps
 
-        job, choice = choose_job_steps(job, primitive, _potential_from_args(args))
+        job, choice = choose_job_steps(job, primitive, _potential_from_args(args),
+                                       allow_nonequilibrium=args.allow_nonequilibrium)
         for n, (lo, hi) in sorted((job.h_ranges or {}).items()):
             print(f"order {n}: steps {lo:.4g}..{hi:.4g} A (chosen by measuring)")
         print(f"  ({choice.n_evaluations} evaluations spent choosing the step windows)")
@@ -121,7 +150,11 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     if args.count_only:
         for n, k in counts.items():
             print(f"  order {n}: {k}")
-        print(f"DFT jobs (one per configuration): {prepared.plan.n_evaluations}")
+        from anharmbench.dft.inputs import reference_index
+
+        extra = reference_index(prepared.plan.displacements)[1]
+        print(f"DFT jobs (one per configuration{', and the undisplaced reference' * extra}): "
+              f"{prepared.plan.n_evaluations + extra}")
         return 0
     if args.out is None:
         print("anharmbench plan: give --out DIR (or --count-only)", file=sys.stderr)
@@ -137,7 +170,8 @@ def _cmd_plan(args: argparse.Namespace) -> int:
             print(f"anharmbench plan: error: {exc}", file=sys.stderr)
             return 2
     out = write_plan_directory(
-        args.out, prepared, _potential_from_args(args), chunk_size=args.chunk_size
+        args.out, prepared, _potential_from_args(args), chunk_size=args.chunk_size,
+        force=args.force,
     )
     print(prepared.plan.summary())
     if args.format is not None:
@@ -169,16 +203,24 @@ def _cmd_collect(args: argparse.Namespace) -> int:
             return 2
         print(f"read {out.n_files} output(s): {out.n_new} new, {out.n_already} already "
               f"collected; {out.n_done}/{out.n_total} configurations done ({out.store})")
+        if not out.has_reference:
+            print(f"reference ({out.reference_job}, the undisplaced supercell): not collected "
+                  "yet; without it the equilibrium is not checked")
         if out.missing.size:
             print(f"missing ({out.missing.size}): {out.missing_text()}")
             return 1
-        return 0
+        return 0 if out.has_reference else 1
     rep = collect(args.directory)
     print(f"collected {rep.n_done}/{rep.n_total} configurations from {len(rep.finished)} chunk(s)")
+    for name, why in rep.refused.items():
+        print(f"refused {name}: {why}", file=sys.stderr)
+    for name, why in rep.failed.items():
+        print(f"failed {name}: {why}", file=sys.stderr)
     if rep.missing:
-        print(f"missing or incomplete chunks ({len(rep.missing)}): {' '.join(rep.missing)}")
-        return 1
-    return 0
+        print(f"not run yet ({len(rep.missing)}): {' '.join(rep.missing)}")
+    if rep.refused:
+        return 2
+    return 1 if rep.missing or rep.failed else 0
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -213,8 +255,11 @@ def _cmd_derivatives(args: argparse.Namespace) -> int:
         from anharmbench.executors import make_executor
 
         executor = make_executor(args.executor, workers=args.workers, address=args.address)
-        evaluate_in_process(args.directory, progress=True, loaded=loaded, executor=executor)
-    result = fit_directory(args.directory, loaded=loaded)
+        evaluate_in_process(args.directory, progress=True, loaded=loaded, executor=executor,
+                            allow_nonequilibrium=args.allow_nonequilibrium)
+    result = fit_directory(args.directory, loaded=loaded,
+                           allow_nonequilibrium=args.allow_nonequilibrium)
+    _print_equilibrium(Path(args.directory) / DERIVATIVES_FILE)
     for n in result.orders:
         worst = float(result.relative_uncertainty[n].max())
         print(
@@ -227,6 +272,19 @@ def _cmd_derivatives(args: argparse.Namespace) -> int:
             print(f"  {label:40s} {v: .8e} +- {u:.1e} eV/A^{n}")
     print(f"wrote {Path(args.directory) / DERIVATIVES_FILE}")
     return 0
+
+
+def _print_equilibrium(path: Path) -> None:
+    from anharmbench.derivatives.equilibrium import EquilibriumCheck
+    from anharmbench.derivatives.io import read_derivatives_file
+
+    record = json.loads(read_derivatives_file(path).attrs.get("equilibrium", "{}") or "{}")
+    if not record.get("checked"):
+        print(f"WARNING: equilibrium not checked ({record.get('why', 'no record')}); the "
+              "derivatives are the paper's only if the reference has zero forces and stress")
+        return
+    record.pop("checked")
+    print(EquilibriumCheck(**{**record, "stress_gpa": tuple(record["stress_gpa"])}).text())
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
@@ -308,19 +366,29 @@ def _print_kappa_table(results: Sequence[object]) -> None:
 
 def _add_job_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--structure", default=None, help="primitive cell file (default: ThO2)")
-    p.add_argument("--a", type=float, default=5.580101, help="ThO2 lattice constant, A")
+    p.add_argument("--a", type=_float_in(1.0, 100.0), default=5.580101,
+                   help="ThO2 lattice constant, A (default: the CRG equilibrium)")
     p.add_argument(
         "--supercell", default="2I", help="name (prim, 2I, SC, 4I, 3SC) or 9 integers, row by row"
     )
-    p.add_argument("--order", type=int, action="append", required=True, help="order 2..6")
+    p.add_argument("--order", type=int, choices=range(2, 7), action="append", required=True,
+                   metavar="{2..6}", help="order 2..6 (repeatable)")
     p.add_argument("--method", choices=("forces", "energies"), default="forces")
     p.add_argument("--variant", choices=("lone", "bundled"), default="lone")
     p.add_argument("--qtuple", nargs="+", default=None, help="e.g. L L G G G")
-    p.add_argument("--h-min", type=float, default=0.01, help="smallest step, A")
-    p.add_argument("--h-max", type=float, default=0.08, help="largest step, A")
-    p.add_argument("--steps", type=int, default=10, help="number of step sizes")
-    p.add_argument("--overdetermination", type=float, default=3.0)
+    p.add_argument("--h-min", type=_float_in(0.0, 1.0, open_low=True), default=0.01,
+                   help="smallest step, A")
+    p.add_argument("--h-max", type=_float_in(0.0, 1.0, open_low=True), default=0.08,
+                   help="largest step, A")
+    p.add_argument("--steps", type=_int_at_least(3), default=10,
+                   help="number of step sizes (>= 3: the extrapolation needs one more than "
+                   "its two unknowns to give an uncertainty)")
+    p.add_argument("--overdetermination", type=_float_in(1.0, 1e3), default=3.0,
+                   help="bundled: equations per unknown (>= 1)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--allow-nonequilibrium", action="store_true",
+                   help="measure even if the reference has residual forces or stress "
+                   "(marked in the output)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -328,6 +396,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="anharmbench",
         description="Benchmark phonon anharmonicity of interatomic potentials.",
     )
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser(
@@ -348,9 +418,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("out", help="deck directory")
     p.add_argument("--supercell", default="2I", help="name (prim, 2I, SC, 4I, 3SC) or 9 integers")
-    p.add_argument("--a", type=float, default=5.597, help="lattice constant, Angstrom")
-    p.add_argument("--configurations", type=int, default=1, help="number of configurations")
-    p.add_argument("--rattle", type=float, default=0.0, help="random displacement sigma, Angstrom")
+    p.add_argument("--a", type=_float_in(1.0, 100.0), default=5.580101,
+                   help="lattice constant, Angstrom (default: the CRG equilibrium)")
+    p.add_argument("--configurations", type=_int_at_least(1), default=1,
+                   help="number of configurations")
+    p.add_argument("--rattle", type=_float_in(0.0, 0.5), default=0.0,
+                   help="random displacement sigma, Angstrom")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--run", action="store_true", help="also run it with the wheel's lmp")
     p.set_defaults(func=_cmd_deck)
@@ -360,7 +433,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count-only", action="store_true", help="print counts, write nothing")
     p.add_argument("--out", default=None, help="plan directory to write")
     p.add_argument("--potential", default=None, help="'crg' (default) or a potential JSON file")
-    p.add_argument("--chunk-size", type=int, default=500, help="configurations per deck")
+    p.add_argument("--chunk-size", type=_int_at_least(1), default=500,
+                   help="configurations per deck")
+    p.add_argument("--force", action="store_true",
+                   help="replace a plan directory that holds another plan (its results are "
+                   "deleted)")
     p.add_argument(
         "--auto-steps", action="store_true",
         help="choose each order's step window by measuring in process on --potential, "
@@ -369,7 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default=None, metavar="FMT",
                    help="also write one DFT input per configuration in dft/job_XXXXX/ with "
                    "ASE's writer FMT (vasp, espresso-in, aims, extxyz, ...) and a job array")
-    p.add_argument("--jobs-per-task", type=int, default=1,
+    p.add_argument("--jobs-per-task", type=_int_at_least(1), default=1,
                    help="DFT jobs run one after another per array task (--format)")
     p.set_defaults(func=_cmd_plan)
 
@@ -391,10 +468,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--executor", choices=("in-process", "local-processes", "dask"),
                    default="in-process", help="where --evaluate runs (default: %(default)s)")
-    p.add_argument("--workers", type=int, default=2, help="local processes or Dask workers")
+    p.add_argument("--workers", type=_int_at_least(1), default=2,
+                   help="local processes or Dask workers")
     p.add_argument("--address", default=None, help="Dask scheduler address (default: a "
                    "LocalCluster of --workers)")
-    p.add_argument("--show", type=int, default=10, help="derivatives to print per order")
+    p.add_argument("--show", type=_int_at_least(0), default=10,
+                   help="derivatives to print per order")
+    p.add_argument("--allow-nonequilibrium", action="store_true",
+                   help="fit even if the reference has residual forces or stress (marked "
+                   "in derivatives.h5)")
     p.set_defaults(func=_cmd_derivatives)
 
     p = sub.add_parser("train", help="train an MLIP on a dataset directory, deploy it in LAMMPS, "
@@ -433,14 +515,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default=None, help="its name (default: the one in the file)")
     p.add_argument("--compare", action="append", metavar="NAME=FILE[,FILE]",
                    help="another potential to compare (repeatable)")
-    p.add_argument("--mesh", type=int, nargs="+", default=[11],
+    p.add_argument("--mesh", type=_int_at_least(1), nargs="+", default=[11],
                    help="conductivity mesh: N or N N N (default: %(default)s)")
-    p.add_argument("--temperatures", type=float, nargs="+",
+    p.add_argument("--temperatures", type=_float_in(0.0, 1e5), nargs="+",
                    default=[300.0, 500.0, 700.0, 900.0, 1100.0, 1300.0, 1500.0],
                    help="K; the first is also the linewidths' temperature")
-    p.add_argument("--path-mesh", type=int, default=16,
+    p.add_argument("--path-mesh", type=_int_at_least(1), default=16,
                    help="mesh of the linewidths along the band path (default: %(default)s)")
-    p.add_argument("--loop-mesh", type=int, default=8,
+    p.add_argument("--loop-mesh", type=_int_at_least(1), default=8,
                    help="mesh of the 4th-order loop shift (default: %(default)s)")
     p.add_argument("--out", required=True, help="output directory (data/ and figures/)")
     p.set_defaults(func=_cmd_observables)
@@ -451,13 +533,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Exit status of an ordinary mistake (bad input, refused directory), as argparse uses.
+EXIT_USAGE = 2
+#: Exit status of an unexpected failure (a bug, or an error of a library we call).
+EXIT_INTERNAL = 3
+
+
+def _user_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is an ordinary mistake whose message says what to do."""
+    from anharmbench.errors import AnharmbenchError
+
+    # ValueError and OSError: the project's older error types derive from them, and
+    # those from the standard library (missing file, permission, h5py lock) are clear
+    return isinstance(exc, AnharmbenchError | ValueError | OSError | RuntimeError)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run the CLI; ordinary mistakes give one line and exit status 2 (``--debug``: the
+    traceback too)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv  # accepted anywhere on the line, not only before the command
+    args = build_parser().parse_args([a for a in argv if a != "--debug"])
+    args.debug = debug
     try:
         return int(args.func(args))
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        print(f"anharmbench {args.command}: error: {exc}", file=sys.stderr)
-        return 1
+    except KeyboardInterrupt:
+        print(f"anharmbench {args.command}: interrupted; finished work is kept, run the same "
+              "command again to resume", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        text = " ".join(str(exc).split("\n")[0:1]) or type(exc).__name__
+        if _user_error(exc):
+            print(f"anharmbench {args.command}: error: {str(exc) or text}", file=sys.stderr)
+            return EXIT_USAGE
+        print(f"anharmbench {args.command}: internal error ({type(exc).__name__}: {text}); "
+              "rerun with --debug for the traceback and report it", file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -36,6 +36,7 @@ from typing import Any, Protocol
 import numpy as np
 from ase import Atoms
 
+from anharmbench.errors import AnharmbenchError
 from anharmbench.potentials.spec import LammpsPotential
 
 __all__ = [
@@ -46,6 +47,10 @@ __all__ = [
     "LocalProcessExecutor",
     "make_executor",
 ]
+
+class ExecutorError(AnharmbenchError, RuntimeError):
+    """An executor cannot start (scheduler unreachable, missing extra)."""
+
 
 #: evaluate(displacements (n, N, 3)) -> (energies (n,), forces (n, N, 3))
 Evaluator = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -208,19 +213,22 @@ class DaskExecutor:
     cluster
         An existing cluster object (e.g. a dask-jobqueue ``SLURMCluster``), used when
         given instead of ``address``.
+    connect_timeout
+        Seconds to wait for the scheduler at ``address``.
     """
 
     address: str | None = None
     workers: int = 2
     cluster: Any = None
     name: str = "dask"
+    connect_timeout: float = 10.0
 
     @contextmanager
     def evaluator(self, potential: LammpsPotential, atoms: Atoms) -> Iterator[Evaluator]:
         try:
             from distributed import Client, LocalCluster
         except ImportError as exc:  # pragma: no cover - dask is an optional extra
-            raise RuntimeError(
+            raise ExecutorError(
                 "the Dask executor needs dask.distributed: pip install -e '.[dask]'"
             ) from exc
         pot, struct = potential.to_dict(), _structure(atoms)
@@ -229,7 +237,14 @@ class DaskExecutor:
         if self.cluster is not None:
             client = Client(self.cluster)
         elif self.address is not None:
-            client = Client(self.address)
+            try:
+                client = Client(self.address, timeout=self.connect_timeout)
+            except (OSError, TimeoutError, ValueError) as exc:
+                raise ExecutorError(
+                    f"cannot reach the Dask scheduler at {self.address!r} within "
+                    f"{self.connect_timeout:g} s ({type(exc).__name__}: {exc}); start it "
+                    "('dask scheduler' and 'dask worker ADDRESS') or check the address, or "
+                    "leave out --address to use a local cluster") from exc
         else:
             own_cluster = LocalCluster(
                 n_workers=self.workers, threads_per_worker=1, processes=True,

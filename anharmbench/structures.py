@@ -29,21 +29,34 @@ NAMED_SUPERCELLS: dict[str, np.ndarray] = {
 }
 
 #: Lattice constant used before relaxation on a given surface (Angstrom); the CRG
-#: paper's experimental reference value.
+#: paper's experimental reference value. Not an equilibrium of the CRG surface: there the
+#: cell is under ~1.7 GPa of tensile stress, so pass it only where a relaxation follows.
 THO2_A0_GUESS = 5.597
+
+#: Equilibrium (zero-pressure) lattice constant of ThO2 on the CRG reference surface
+#: (Angstrom), the default of ``tho2_primitive``, of the study (``crystal.lattice_constant``
+#: in anharmbench/study/config.py) and of ``anharmbench plan --a``. It is
+#: ``relax_cubic_lattice(tho2_primitive, calc).a0`` = 5.5801012 for both the LAMMPS CRG
+#: (anharmbench/potentials/crg.py) and the independent numpy one, which agree to 1e-10 A
+#: (tests/test_structures.py; the self-check of anharmbench/reference_check.py relaxes the
+#: same way). Rounded to 1e-6 A, it leaves a residual pressure of 2e-5 GPa.
+THO2_A0_CRG = 5.580101
 
 
 class NotAtEquilibriumError(ValueError):
     """A structure used for derivative work has residual forces above the tolerance."""
 
 
-def tho2_primitive(a: float = THO2_A0_GUESS) -> Atoms:
+def tho2_primitive(a: float = THO2_A0_CRG) -> Atoms:
     """ThO2 in the fluorite structure, primitive FCC cell (Th, O, O).
 
     Parameters
     ----------
     a
-        Cubic lattice constant in Angstrom.
+        Cubic lattice constant in Angstrom. The default is the CRG equilibrium
+        (:data:`THO2_A0_CRG`), so derivatives taken on the default cell with the default
+        reference are taken at zero stress; pass :data:`THO2_A0_GUESS` (experiment) to
+        start a relaxation on another surface.
     """
     return bulk("ThO2", "fluorite", a=a)
 

@@ -28,9 +28,10 @@ SI = Path("/work/shared/dft/Si-PBE")
 needs_si = pytest.mark.skipif(not (SI / "vasprun_xmls.tar.lzma").is_file(),
                               reason="phono3py's Si-PBE data not in /work/shared/dft")
 
-# the smallest plan of the embedded ThO2 default: 3 atoms, 9 configurations, orders 2 and 3
-PLAN_ARGS = ["plan", "--supercell", "prim", "--order", "2", "--order", "3", "--steps", "2"]
-N_CONF = 9
+# the smallest plan of the embedded ThO2 default: 3 atoms, 13 configurations, orders 2 and 3
+# (3 steps, the fewest that give an uncertainty; counted by `plan --count-only`)
+PLAN_ARGS = ["plan", "--supercell", "prim", "--order", "2", "--order", "3", "--steps", "3"]
+N_CONF = 13
 
 
 # ------------------------------------------------------------------ real VASP data (Si)
@@ -257,6 +258,7 @@ def test_count_only_counts_dft_jobs(capsys):
     assert main([*PLAN_ARGS, "--count-only"]) == 0
     out = capsys.readouterr().out
     assert f"evaluations: {N_CONF}" in out
+    # order 3's central stencil already holds the undisplaced supercell: no extra job
     assert f"DFT jobs (one per configuration): {N_CONF}" in out
 
 
@@ -272,15 +274,17 @@ def test_plan_writes_job_folders(extxyz_plan):
     jobs = sorted((extxyz_plan / "dft").glob("job_*"))
     assert [j.name for j in jobs] == [f"job_{i:05d}" for i in range(N_CONF)]
     sc = prepared.supercell
+    disp = prepared.plan.displacements
+    assert manifest["dft_reference_job"] == "job_00000" and not disp[0].any()
     for i, job in enumerate(jobs):
         atoms = ase.io.read(job / "structure.xyz")
         assert list(atoms.numbers) == list(sc.numbers)
         np.testing.assert_allclose(atoms.cell.array, sc.cell.array, atol=1e-8)
-        np.testing.assert_allclose(atoms.positions, sc.positions + prepared.plan.displacements[i],
+        np.testing.assert_allclose(atoms.positions, sc.positions + disp[i],
                                    atol=1e-8)  # extxyz writes 8 decimals
     script = (extxyz_plan / "dft" / "jobarray.sh").read_text()
     assert str((extxyz_plan / "dft").resolve()) in script and "DFT_COMMAND" in script
-    assert "--array=0-8" in script
+    assert f"--array=0-{N_CONF - 1}" in script
     readme = (extxyz_plan / "dft" / "README.txt").read_text()
     assert "anharmbench collect" in readme and "--outputs" in readme
 
@@ -301,7 +305,7 @@ def test_vasp_poscars_read_back_exactly(vasp_plan):
 
 
 def test_jobarray_runs_every_job_after_the_plan_moved(tmp_path):
-    """With 4 jobs per task, 3 array tasks cover the 9 jobs; each runs DFT_COMMAND inside
+    """With 4 jobs per task, 4 array tasks cover the 13 jobs; each runs DFT_COMMAND inside
     its job folder, with common/ copied in; a moved plan is found via SLURM_SUBMIT_DIR."""
     written = _plan(tmp_path / "written", "vasp", "--jobs-per-task", "4")
     moved = tmp_path / "moved"
@@ -310,10 +314,10 @@ def test_jobarray_runs_every_job_after_the_plan_moved(tmp_path):
     (dft / "common" / "INCAR").write_text("IBRION = -1\n")
     script = tmp_path / "spool.sh"  # Slurm runs a copy of the script from its spool
     shutil.copy(dft / "jobarray.sh", script)
-    assert "--array=0-2" in script.read_text()
+    assert "--array=0-3" in script.read_text()
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM", "PBS"))}
     env = {**base_env, "DFT_COMMAND": "pwd > where.txt", "SLURM_SUBMIT_DIR": str(dft)}
-    for task in range(3):
+    for task in range(4):
         subprocess.run(["bash", str(script)], env={**env, "TASK_ID": str(task)},
                        check=True, timeout=60)
     for i in range(N_CONF):
@@ -337,12 +341,13 @@ def _fake_dft(plan: Path, input_file: str, output_name: str, perm: np.ndarray) -
     from anharmbench.potentials.crg import crg_potential
 
     calc = LammpsCalculator(crg_potential())
-    for i in range(N_CONF):
+    for i in range(len(perm)):
         atoms = ase.io.read(plan / "dft" / f"job_{i:05d}" / input_file)
         atoms.calc = calc
         forces, energy = atoms.get_forces(), atoms.get_potential_energy()
         out = atoms.copy()
-        out.calc = SinglePointCalculator(out, energy=energy, forces=forces)
+        out.calc = SinglePointCalculator(out, energy=energy, forces=forces,
+                                         stress=atoms.get_stress())
         ase.io.write(plan / "dft" / f"job_{perm[i]:05d}" / output_name, out)
 
 
@@ -374,13 +379,17 @@ def test_cli_round_trip_equals_in_process(fmt, output_name, format_args, rtol, e
     out = capsys.readouterr().out
     missing = sorted(i for i in range(N_CONF) if perm[i] > 4)
     assert f"5/{N_CONF} configurations done" in out
-    assert f"missing (4): {missing[0]} (job_{missing[0]:05d})" in out
+    assert f"missing ({N_CONF - 5}): {missing[0]} (job_{missing[0]:05d})" in out
     # then all of them (absolute glob): the 5 again are recognised as already there
     assert main(["collect", str(plan), "--outputs", str(plan / f"dft/job_*/{output_name}"),
                  *format_args]) == 0
     out = capsys.readouterr().out
-    assert "read 9 output(s): 4 new, 5 already collected; 9/9 configurations done" in out
+    assert (f"read {N_CONF} output(s): {N_CONF - 5} new, 5 already collected; "
+            f"{N_CONF}/{N_CONF} configurations done") in out
     assert main(["derivatives", str(plan)]) == 0
+    # the reference job's forces and stress (CRG at its equilibrium: ~2e-5 GPa) checked
+    assert "reference at equilibrium" in (out := capsys.readouterr().out), out
+    assert f"[DFT output {output_name}]" in out and "stress 2.1e-05 GPa" in out
 
     import h5py
 
@@ -409,7 +418,7 @@ def collected_half(extxyz_plan, tmp_path_factory) -> Path:
     shutil.copytree(extxyz_plan, plan)
     _fake_dft(plan, "structure.xyz", "output.xyz", np.random.default_rng(4).permutation(N_CONF))
     rep = collect_outputs(plan, "dft/job_0000[0-4]/output.xyz")
-    assert rep.n_new == 5 and rep.missing.size == 4
+    assert rep.n_new == 5 and rep.missing.size == N_CONF - 5
     return plan
 
 
@@ -519,3 +528,28 @@ def test_cli_errors_name_the_problem(extxyz_plan, tmp_path, capsys):
     assert main([*PLAN_ARGS, "--format", "no-such-code", "--out", str(out)]) == 2
     assert "is not an ASE format" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_plan_without_the_undisplaced_cell_gets_a_reference_job(tmp_path, capsys):
+    """Order 2 alone (stencil -h, +h) never evaluates the undisplaced supercell: plan
+    --format adds it as the last job, and its output's forces and stress are the
+    equilibrium check of the fit."""
+    plan = tmp_path / "P"
+    assert main(["plan", "--supercell", "prim", "--order", "2", "--steps", "3",
+                 "--format", "extxyz", "--out", str(plan)]) == 0
+    manifest = json.loads((plan / "plan.json").read_text())
+    n = manifest["n_evaluations"]
+    assert manifest["dft_jobs"] == n + 1 and manifest["dft_reference_job"] == f"job_{n:05d}"
+    _fake_dft(plan, "structure.xyz", "output.xyz", np.arange(n + 1))
+    capsys.readouterr()
+    assert main(["collect", str(plan), "--outputs", "dft/job_*/output.xyz"]) == 0
+    assert main(["derivatives", str(plan)]) == 0
+    out = capsys.readouterr().out
+    assert "reference at equilibrium" in out and "[DFT output output.xyz]" in out
+    # without the reference output: collected, but said to be missing, and unchecked
+    (plan / "results.h5").unlink()
+    (plan / f"dft/job_{n:05d}/output.xyz").unlink()
+    assert main(["collect", str(plan), "--outputs", "dft/job_*/output.xyz"]) == 1
+    assert "not collected yet" in capsys.readouterr().out
+    assert main(["derivatives", str(plan)]) == 0
+    assert "WARNING: equilibrium not checked" in capsys.readouterr().out

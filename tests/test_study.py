@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -144,9 +143,9 @@ def test_run_cli_rejects_a_bad_config(tmp_path, capsys):
 
     path = tmp_path / "c.yaml"
     path.write_text("derivative_sets:\n  - {name: a, supercell: prim, orders: [7]}\n")
-    assert main(["run", str(path), "--out", str(tmp_path / "o")]) == 1
+    assert main(["run", str(path), "--out", str(tmp_path / "o")]) == 2
     assert "derivative_sets.0.orders" in capsys.readouterr().err
-    shutil.rmtree(tmp_path / "o", ignore_errors=True)
+    assert not (tmp_path / "o").exists()  # refused before anything is written
 
 
 def test_quick_study_end_to_end_with_trained_models(tmp_path):

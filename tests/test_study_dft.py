@@ -28,7 +28,7 @@ def test_study_on_si_pbe_with_a_universal_model(tmp_path):
 profile: quick
 reference: {{kind: phono3py, name: VASP-PBE, dataset: {SI}}}
 derivative_sets:
-  - {{name: fc2, supercell: [[-2, 2, 2], [2, -2, 2], [2, 2, -2]], orders: [2], n_steps: 2}}
+  - {{name: fc2, supercell: [[-2, 2, 2], [2, -2, 2], [2, 2, -2]], orders: [2], n_steps: 3}}
 models:
   - {{name: SevenNet-0, kind: sevennet}}
 observables: {{enabled: false}}
@@ -74,7 +74,7 @@ def test_study_on_a_plan_run_by_a_dft_code(tmp_path):
     from anharmbench.potentials.crg import crg_potential
 
     plan = tmp_path / "plan"
-    assert main(["plan", "--supercell", "prim", "--order", "2", "--order", "3", "--steps", "2",
+    assert main(["plan", "--supercell", "prim", "--order", "2", "--order", "3", "--steps", "3",
                  "--format", "vasp", "--out", str(plan)]) == 0
     jobs = sorted((plan / "dft").glob("job_*"))
     perm = np.random.default_rng(3).permutation(len(jobs))

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from anharmbench.cli import main
+from anharmbench.derivatives.io import read_derivatives_file
 from anharmbench.derivatives.workflow import (
     DerivativeJob,
     collect,
@@ -52,9 +53,14 @@ def test_decks_run_by_lmp_equal_in_process(tmp_path, prepared):
                            check=True)
         else:
             run_deck(a / chunk["name"])
+    run_deck(a / "reference")  # the equilibrium check of the deck route
     rep = collect(a)
     assert rep.missing == [] and rep.n_done == rep.n_total == prepared.plan.n_evaluations
     res_decks = fit_directory(a)
+    # the reference deck's forces and stress (CRG at its equilibrium a: ~2e-5 GPa)
+    eq = json.loads(read_derivatives_file(a / "derivatives.h5").attrs["equilibrium"])
+    assert eq["checked"] and eq["source"] == "reference deck"
+    assert eq["max_force"] < 1e-8 and eq["max_stress_gpa"] < 1e-3
 
     m = evaluate_in_process(b)
     assert m.n_evaluated == prepared.plan.n_evaluations
@@ -92,12 +98,16 @@ def test_edited_plan_directory_is_refused(tmp_path, prepared):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--order", "7"], "orders must be in 2..6"),
         (["--order", "3", "--supercell", "1 0 0 0 1 0 1 1 0"], "singular"),
+        (["--order", "3", "--steps", "2"], "must be >= 3"),
     ],
 )
 def test_bad_job_input(args, message, capsys):
-    assert main(["plan", "--count-only", *args]) == 1
+    try:
+        status = main(["plan", "--count-only", *args])
+    except SystemExit as exc:  # argparse's own range checks
+        status = exc.code
+    assert status == 2
     assert message in capsys.readouterr().err
 
 
@@ -139,7 +149,7 @@ def test_structure_off_equilibrium_is_refused(tmp_path):
     """An internal coordinate off its equilibrium value (O shifted along x) is refused."""
     prim = tho2_primitive(A0)
     prim.positions[1] += [0.02, 0.0, 0.0]
-    job = DerivativeJob(supercell=CONVENTIONAL, orders=(2,), n_steps=2)
+    job = DerivativeJob(supercell=CONVENTIONAL, orders=(2,), n_steps=3)
     d = write_plan_directory(tmp_path / "p", prepare(job, prim), crg_potential())
     with pytest.raises(NotAtEquilibriumError, match="residual force .* on atom"):
         evaluate_in_process(d)

@@ -24,6 +24,7 @@ last finished batch; finished configurations are never evaluated again.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,14 +38,19 @@ from ase.calculators.calculator import Calculator
 
 from anharmbench.derivatives.fit import DerivativeResult, fit
 from anharmbench.derivatives.plan import MeasurementPlan
+from anharmbench.errors import AnharmbenchError, InputError
 
 Evaluator = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 _STORE_FORMAT = "anharmbench-fd-store-1"
 
 
-class PlanMismatchError(ValueError):
-    """An existing store belongs to a different plan."""
+class PlanMismatchError(InputError):
+    """An existing store belongs to a different plan, structure or potential."""
+
+
+class StoreBusyError(AnharmbenchError, RuntimeError):
+    """Another process holds the store open."""
 
 
 class NonFiniteEvaluationError(ValueError):
@@ -99,47 +105,92 @@ class ResultStore:
         The file exists and holds another plan.
     """
 
-    def __init__(self, path: str | Path, plan: MeasurementPlan) -> None:
+    def __init__(self, path: str | Path, plan: MeasurementPlan, *,
+                 identity: str | None = None) -> None:
         self.path = Path(path)
         self.plan = plan
+        self.identity = identity
+        if self.path.exists():
+            with open_store(self.path, "r") as h5:
+                self._check(h5)
+            return
+        # built under a temporary name: a killed run leaves no half-made store
         n, natoms = plan.n_evaluations, plan.natoms
-        with h5py.File(self.path, "a") as h5:
-            if "plan_hash" in h5.attrs:
-                stored = str(h5.attrs["plan_hash"])
-                if stored != plan.hash:
-                    raise PlanMismatchError(
-                        f"store {self.path} belongs to plan {stored[:16]}..., not to this plan "
-                        f"{plan.hash[:16]}... (different bases, method, directions or steps); "
-                        "use another file"
-                    )
-                return
-            if len(h5.keys()) or len(h5.attrs.keys()):
-                raise PlanMismatchError(f"{self.path} exists and is not a measurement store")
-            h5.attrs["format"] = _STORE_FORMAT
-            h5.attrs["plan_hash"] = plan.hash
-            h5.attrs["method"] = plan.method
-            h5.attrs["n_configurations"] = n
-            h5.attrs["natoms"] = natoms
-            h5.create_dataset("displacements", data=plan.displacements)
-            h5.create_dataset("energies", data=np.full(n, np.nan))
-            h5.create_dataset("forces", data=np.full((n, natoms, 3), np.nan))
-            h5.create_dataset("done", data=np.zeros(n, dtype=bool))
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        try:
+            with h5py.File(tmp, "w") as h5:
+                h5.attrs["format"] = _STORE_FORMAT
+                h5.attrs["plan_hash"] = plan.hash
+                if identity is not None:
+                    h5.attrs["identity"] = identity
+                h5.attrs["method"] = plan.method
+                h5.attrs["n_configurations"] = n
+                h5.attrs["natoms"] = natoms
+                h5.create_dataset("displacements", data=plan.displacements)
+                h5.create_dataset("energies", data=np.full(n, np.nan))
+                h5.create_dataset("forces", data=np.full((n, natoms, 3), np.nan))
+                h5.create_dataset("done", data=np.zeros(n, dtype=bool))
+            os.replace(tmp, self.path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _check(self, h5: h5py.File) -> None:
+        if h5.attrs.get("format") != _STORE_FORMAT or "done" not in h5:
+            raise PlanMismatchError(
+                f"{self.path} exists and is not a measurement store; move it away")
+        stored = str(h5.attrs["plan_hash"])
+        if stored != self.plan.hash:
+            raise PlanMismatchError(
+                f"store {self.path} belongs to plan {stored[:16]}..., not to this plan "
+                f"{self.plan.hash[:16]}... (different bases, method, directions or steps); "
+                "use another file"
+            )
+        if self.identity is not None and str(h5.attrs.get("identity", "")) != self.identity:
+            why = ("was written without a record of the structure and potential (older "
+                   "anharmbench)" if "identity" not in h5.attrs else
+                   "holds results of another structure or potential for the same plan")
+            raise PlanMismatchError(
+                f"store {self.path} {why}; its results cannot be used for this plan. Move it "
+                "away (or write the plan again with --force) and evaluate again")
+
+    def write_reference(self, energy: float, forces: np.ndarray, stress: np.ndarray,
+                        *, source: str) -> None:
+        """Store the undisplaced supercell's energy (eV), forces ``(N, 3)`` (eV/A) and
+        stress ``(6,)`` (Voigt, eV/A^3), the data of the equilibrium check."""
+        with open_store(self.path, "r+") as h5:
+            if "reference" in h5:
+                del h5["reference"]
+            g = h5.create_group("reference")
+            g.attrs["energy"] = float(energy)
+            g.attrs["source"] = source
+            g.create_dataset("forces", data=np.asarray(forces, dtype=np.float64))
+            g.create_dataset("stress", data=np.asarray(stress, dtype=np.float64))
+
+    def reference(self) -> dict[str, Any] | None:
+        """The stored reference evaluation (see :meth:`write_reference`), or ``None``."""
+        with open_store(self.path, "r") as h5:
+            if "reference" not in h5:
+                return None
+            g = h5["reference"]
+            return {"energy": float(g.attrs["energy"]), "source": str(g.attrs["source"]),
+                    "forces": np.asarray(g["forces"][...]),
+                    "stress": np.asarray(g["stress"][...])}
 
     def done(self) -> np.ndarray:
         """``(n_conf,)`` bool, configurations already evaluated."""
-        with h5py.File(self.path, "r") as h5:
+        with open_store(self.path, "r") as h5:
             return np.asarray(h5["done"][...], dtype=bool)
 
     def load(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(energies, forces, done)``; unevaluated entries are NaN."""
-        with h5py.File(self.path, "r") as h5:
+        with open_store(self.path, "r") as h5:
             return (np.asarray(h5["energies"][...]), np.asarray(h5["forces"][...]),
                     np.asarray(h5["done"][...], dtype=bool))
 
     @contextmanager
     def writer(self) -> Iterator[Callable[[np.ndarray, np.ndarray, np.ndarray], None]]:
         """Context yielding ``write(indices, energies, forces)``, flushing every call."""
-        with h5py.File(self.path, "r+") as h5:
+        with open_store(self.path, "r+") as h5:
             def write(idx: np.ndarray, e: np.ndarray, f: np.ndarray) -> None:
                 if idx.size == 0:
                     return
@@ -150,6 +201,21 @@ class ResultStore:
                 h5["done"][idx] = True
                 h5.flush()
             yield write
+
+
+def open_store(path: Path, mode: str) -> h5py.File:
+    """Open an HDF5 file, turning h5py's errors into ones that say what to do."""
+    try:
+        return h5py.File(path, mode)
+    except OSError as exc:
+        text = str(exc)
+        if "lock" in text:
+            raise StoreBusyError(
+                f"{path} is open in another process (an evaluation or collection still "
+                "running?); wait for it to finish or stop it, then try again") from exc
+        raise PlanMismatchError(
+            f"{path} is damaged or not an HDF5 file ({text.splitlines()[0]}); move it away "
+            "and evaluate again") from exc
 
 
 def _check_batch(plan: MeasurementPlan, idx: np.ndarray, e: Any, f: Any
@@ -173,6 +239,7 @@ def measure(
     store: str | Path | None = None,
     batch_size: int = 256,
     progress: bool = False,
+    identity: str | None = None,
 ) -> Measurements:
     """Evaluate the configurations of a plan (resuming from a store if given).
 
@@ -190,6 +257,9 @@ def measure(
         Configurations per call of ``evaluate`` (and per flush of the store).
     progress
         Print one line per batch.
+    identity
+        Identity of the plan directory (structure, potential; see
+        :func:`anharmbench.derivatives.directory.plan_identity`) that the store must carry.
 
     Returns
     -------
@@ -206,7 +276,7 @@ def measure(
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
     n, natoms = plan.n_evaluations, plan.natoms
-    rs = ResultStore(store, plan) if store is not None else None
+    rs = ResultStore(store, plan, identity=identity) if store is not None else None
     if rs is not None:
         energies, forces, done = rs.load()
     else:

@@ -11,11 +11,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
 import numpy as np
 
-from anharmbench.dft.inputs import job_name
-from anharmbench.dft.outputs import OutputError, match_outputs, read_output
+from anharmbench.dft.inputs import job_name, reference_index
+from anharmbench.dft.outputs import Matched, OutputError, match_outputs, read_output
 
 #: Largest force difference (eV/A) between a new output and an already stored result of
 #: the same configuration that still counts as the same result.
@@ -42,6 +41,10 @@ class OutputsReport:
         ``(k,)`` int, configurations still missing, increasing.
     store
         Path of ``results.h5``.
+    has_reference
+        The undisplaced supercell's output (equilibrium check) is stored.
+    reference_job
+        Its job folder.
     """
 
     n_files: int
@@ -51,6 +54,8 @@ class OutputsReport:
     n_total: int
     missing: np.ndarray
     store: Path
+    has_reference: bool = False
+    reference_job: str = ""
 
     def missing_text(self, show: int = 8) -> str:
         """``'3 (job_00003), 7 (job_00007), ... and 5 more'`` for the first ``show``."""
@@ -62,24 +67,6 @@ class OutputsReport:
 def _find(directory: Path, pattern: str) -> list[Path]:
     full = pattern if os.path.isabs(pattern) else str(directory / pattern)
     return [Path(p) for p in sorted(glob.glob(full, recursive=True)) if Path(p).is_file()]
-
-
-def _stored(path: Path, plan_hash: str, n: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """``(forces, done)`` of an existing store, read-only (opening it for writing could
-    touch the file before every output is known to be good)."""
-    if not path.exists():
-        return None
-    try:
-        with h5py.File(path, "r") as h5:
-            stored = str(h5.attrs.get("plan_hash", ""))
-            if stored != plan_hash:
-                raise ValueError(
-                    f"{path} belongs to plan {stored[:16]}..., not to this plan "
-                    f"{plan_hash[:16]}...; move it away or write the plan again"
-                )
-            return np.asarray(h5["forces"][...]), np.asarray(h5["done"][...], dtype=bool)
-    except OSError as exc:
-        raise ValueError(f"{path}: cannot read it as HDF5 ({exc}); move it away") from exc
 
 
 def collect_outputs(directory: str | Path, pattern: str,
@@ -115,7 +102,7 @@ def collect_outputs(directory: str | Path, pattern: str,
     from anharmbench.derivatives.workflow import RESULTS_FILE, load_plan_directory
 
     directory = Path(directory)
-    prepared, _ = load_plan_directory(directory)
+    prepared, manifest = load_plan_directory(directory)
     plan = prepared.plan
     files = _find(directory, pattern)
     if not files:
@@ -125,8 +112,19 @@ def collect_outputs(directory: str | Path, pattern: str,
             "expand it) and that the jobs have finished"
         )
     frames = [read_output(p, format) for p in files]
+    # the undisplaced supercell (equilibrium check): a configuration of the plan, or an
+    # extra candidate n (the extra job of plan --format)
+    ref_index, extra = reference_index(plan.displacements)
     positions = prepared.supercell.positions[None] + plan.displacements
+    if extra:
+        positions = np.concatenate([positions, prepared.supercell.positions[None]])
     matched = match_outputs(frames, prepared.supercell, positions)
+    is_ref = matched.indices == ref_index
+    reference = frames[int(np.flatnonzero(is_ref)[0])] if is_ref.any() else None
+    if extra and is_ref.any():
+        keep = ~is_ref
+        matched = Matched(matched.indices[keep], matched.forces[keep], matched.energies[keep],
+                          [p for p, k in zip(matched.paths, keep, strict=True) if k])
     if plan.method == "energies":
         lacking = np.flatnonzero(np.isnan(matched.energies))
         if lacking.size:
@@ -135,7 +133,21 @@ def collect_outputs(directory: str | Path, pattern: str,
                 "energies (--method energies); use outputs with energies"
             )
     store_path = directory / RESULTS_FILE
-    old = _stored(store_path, plan.hash, plan.n_evaluations)
+    old = None
+    if store_path.exists():  # checked (plan, structure, potential) and read, not written
+        _, forces_old, done_old = ResultStore(store_path, plan,
+                                              identity=manifest["identity"]).load()
+        old = (forces_old, done_old)
+    if old is not None and reference is not None:
+        stored_ref = ResultStore(store_path, plan, identity=manifest["identity"]).reference()
+        if stored_ref is not None:
+            diff = float(np.abs(stored_ref["forces"] - reference.forces).max())
+            if not diff <= FORCE_ATOL:
+                raise OutputError(
+                    f"{reference.path}: the reference supercell ({job_name(ref_index)}) is "
+                    f"already in {store_path} with other forces (max difference {diff:.3g} eV/A); "
+                    "remove the wrong output, or move results.h5 away")
+            reference = None  # the same: leave the store untouched
     new = np.ones(matched.indices.size, dtype=bool)
     if old is not None:
         forces_old, done_old = old
@@ -151,15 +163,24 @@ def collect_outputs(directory: str | Path, pattern: str,
                     "everything afresh"
                 )
             new[j] = False
-    if new.any():
-        store = ResultStore(store_path, plan)
+    if new.any() or reference is not None:
+        store = ResultStore(store_path, plan, identity=manifest["identity"])
         with store.writer() as write:
             write(matched.indices[new], matched.energies[new], matched.forces[new])
+        if reference is not None:
+            stress = reference.stress if reference.stress is not None else np.full(6, np.nan)
+            store.write_reference(np.nan if reference.energy is None else reference.energy,
+                                  reference.forces, stress,
+                                  source=f"DFT output {reference.path.name}")
         done = store.done()
+        has_reference = True if reference is not None else store.reference() is not None
     else:  # nothing new: leave the file untouched
         done = old[1] if old is not None else np.zeros(plan.n_evaluations, dtype=bool)
+        has_reference = (old is not None and ResultStore(
+            store_path, plan, identity=manifest["identity"]).reference() is not None)
     return OutputsReport(
         n_files=len(files), n_new=int(new.sum()), n_already=int((~new).sum()),
         n_done=int(done.sum()), n_total=plan.n_evaluations,
-        missing=np.flatnonzero(~done), store=store_path,
+        missing=np.flatnonzero(~done), store=store_path, has_reference=has_reference,
+        reference_job=job_name(ref_index),
     )

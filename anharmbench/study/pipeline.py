@@ -11,6 +11,7 @@ profile (:mod:`anharmbench.study.profiles`) fills sizes the config leaves unset.
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,9 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
+from anharmbench.derivatives.io import read_derivatives_file
 from anharmbench.derivatives.workflow import DERIVATIVES_FILE, atoms_record
+from anharmbench.errors import PlanDirectoryError
 from anharmbench.executors import make_executor
 from anharmbench.potentials.spec import LammpsPotential
 from anharmbench.study.config import (
@@ -159,7 +162,8 @@ def data_reference_stage(cfg: ReferenceConfig) -> Stage:
         from anharmbench.derivatives.workflow import load_plan_directory, save_derivatives
 
         prepared, man = load_plan_directory(plan)
-        energies, forces, done = ResultStore(results, prepared.plan).load()
+        energies, forces, done = ResultStore(results, prepared.plan,
+                                             identity=man["identity"]).load()
         if not done.all():
             raise ValueError(
                 f"reference.plan: {int((~done).sum())} of {done.size} configurations of {plan} "
@@ -186,7 +190,6 @@ def data_reference_sets(config: StudyConfig, path: Path) -> list[DerivativeSetCo
     Sets given in the config are checked against the reference (same supercell and
     orders); without them one set per FTG of the data is made.
     """
-    from anharmbench.derivatives.io import read_derivatives_file
     from anharmbench.structures import supercell_matrix
 
     data = read_derivatives_file(path)
@@ -294,9 +297,15 @@ def derivative_stage(
         plan_dir = directory / "plan"
         key = json.dumps({"job": job.to_dict(), "primitive": atoms_record(prim)},
                          sort_keys=True)
+        loaded = None
         if (plan_dir / "plan.json").is_file():
-            loaded = load_plan_directory(plan_dir)
-        else:
+            try:
+                loaded = load_plan_directory(plan_dir)
+            except PlanDirectoryError:
+                # an unfinished stage of an older version: its results cannot be tied to
+                # this job, so this stage's own scratch plan is measured again
+                shutil.rmtree(plan_dir)
+        if loaded is None:
             # the same job on every potential: build its plan once per study (building a
             # 64-atom order-3 plan takes minutes)
             prepared = plans[key] if plans is not None and key in plans else prepare(job, prim)
@@ -310,17 +319,30 @@ def derivative_stage(
         if plans is not None:
             plans[key] = loaded[0]
         prepared = loaded[0]
+        # the reference must be at equilibrium; a model is measured at the reference's
+        # structure whatever its own equilibrium, and its residual stress is reported
+        allow = label != "reference"
+        identity = loaded[1]["identity"]
         if potential is not None:
             executor = make_executor(executor_cfg.kind, workers=executor_cfg.workers,
                                      address=executor_cfg.address)
-            evaluate_in_process(plan_dir, potential, loaded=loaded, executor=executor)
+            evaluate_in_process(plan_dir, potential, loaded=loaded, executor=executor,
+                                allow_nonequilibrium=allow)
         else:
-            from anharmbench.derivatives.results import ase_evaluator, measure
+            from anharmbench.derivatives.results import ResultStore, ase_evaluator, measure
 
             calc = _ase_calculator(calculator_spec, label)
+            store = ResultStore(plan_dir / "results.h5", prepared.plan, identity=identity)
+            if store.reference() is None:
+                ref = prepared.supercell.copy()
+                ref.calc = calc
+                store.write_reference(ref.get_potential_energy(), ref.get_forces(),
+                                      ref.get_stress(voigt=True), source="ASE calculator")
             measure(prepared.plan, ase_evaluator(prepared.supercell, calc),
-                    store=plan_dir / "results.h5")
-        result = fit_directory(plan_dir, loaded=loaded)  # writes plan/derivatives.h5
+                    store=plan_dir / "results.h5", identity=identity)
+        result = fit_directory(plan_dir, loaded=loaded, allow_nonequilibrium=allow)
+        equilibrium = json.loads(
+            read_derivatives_file(plan_dir / DERIVATIVES_FILE).attrs["equilibrium"])
         counts = {n: int(len(result.values[n])) for n in result.orders}
         worst = {n: float(np.nanmax(result.relative_uncertainty[n]))
                  if len(result.values[n]) else 0.0 for n in result.orders}
@@ -329,6 +351,7 @@ def derivative_stage(
             "counts": counts,
             "evaluations": int(prepared.plan.n_evaluations),
             "max_relative_uncertainty": worst,
+            "equilibrium": equilibrium,
             "line": f"{label} {dset.name}: "
             + ", ".join(f"order {n}: {k}" for n, k in counts.items())
             + f" ({prepared.plan.n_evaluations} evaluations)",
@@ -454,8 +477,6 @@ def run_study(config: StudyConfig, directory: str | Path, *, verbose: bool = Tru
         ref: dict[str, Path] = {}
         if config.reference.is_data:
             # DFT data: the crystal and the derivative sets are the data's
-            from anharmbench.derivatives.io import read_derivatives_file
-
             ref_file = Path(runner.run(data_reference_stage(config.reference))
                             .summary["derivatives"])
             config = config.model_copy(

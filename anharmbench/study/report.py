@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from anharmbench.derivatives.io import read_derivatives_file
+from anharmbench.fileio import write_text_atomic
 from anharmbench.study.config import StudyConfig
 
 __all__ = ["error_table", "write_report"]
@@ -109,7 +111,7 @@ def _write_table(rows: list[dict[str, Any]], directory: Path) -> dict[str, Path]
             hit = [r for r in rows if r["model"] == m and r["dataset"] == d and r["order"] == n]
             cells.append(f"{hit[0]['rel_rmse']:.4f}" if hit else "-")
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
-    md_path.write_text("\n".join(lines) + "\n")
+    write_text_atomic(md_path, "\n".join(lines) + "\n")
     return {"table_csv": csv_path, "table_md": md_path}
 
 
@@ -208,6 +210,40 @@ def _versions() -> dict[str, str]:
     return v
 
 
+def _equilibrium_section(derivatives: dict[str, dict[str, Path]]) -> list[str]:
+    """Residual forces and stress of the reference structure on every potential.
+
+    The reference must be at equilibrium (the study refuses it otherwise); models are
+    measured at the reference's structure, so their residual stress says how far that
+    is from their own equilibrium.
+    """
+    rows = []
+    for label, sets in derivatives.items():
+        for name, path in sets.items():
+            try:
+                attrs = read_derivatives_file(path).attrs
+            except (OSError, ValueError):
+                continue
+            rec = json.loads(attrs.get("equilibrium", "null") or "null")
+            if not rec:
+                continue
+            if not rec.get("checked"):
+                cells = f"<td colspan=3>not checked: {html.escape(str(rec.get('why')))}</td>"
+            else:
+                flag = "yes" if rec["passed"] else "<b>no</b>"
+                cells = (f"<td>{rec['max_force']:.1e}</td><td>{rec['max_stress_gpa']:.3g}</td>"
+                         f"<td>{flag}</td>")
+            rows.append(f"<tr><td>{html.escape(label)}</td><td>{html.escape(name)}</td>{cells}"
+                        "</tr>")
+    if not rows:
+        return []
+    return ["<h2>Equilibrium of the reference structure</h2><p>Residual force (eV/A) and "
+            "largest stress component (GPa) of the undisplaced supercell on each potential. "
+            "The reference must be at equilibrium; models are measured at the reference's "
+            "structure.</p><table><tr><th>potential</th><th>set</th><th>force</th>"
+            "<th>stress</th><th>within tolerance</th></tr>", *rows, "</table>"]
+
+
 def write_report(
     directory: Path,
     config: StudyConfig,
@@ -226,7 +262,7 @@ def write_report(
     files.update(_derivative_figures(derivatives, out_dir, set_orders))
     for key, path in (observables.get("figures") or {}).items():
         files[f"observable_{key}"] = Path(path)
-    (out_dir / "timings.json").write_text(json.dumps(
+    write_text_atomic(out_dir / "timings.json", json.dumps(
         [{"stage": s, "seconds": t, "skipped": k} for s, t, k in timings], indent=1) + "\n")
     figs = [(k, Path(v)) for k, v in files.items() if str(v).endswith(".png")]
     parts = [
@@ -247,6 +283,7 @@ def write_report(
             f"<td>{r['order']}</td><td>{r['n']}</td><td>{r['rel_rmse']:.4g}</td></tr>"
         )
     parts.append("</table>")
+    parts += _equilibrium_section(derivatives)
     if observables:
         parts.append("<h2>Observables</h2><pre>" + html.escape(str(observables.get("summary", "")))
                      + "</pre>")
@@ -266,7 +303,7 @@ def write_report(
                  + "</pre><h2>Versions</h2><pre>"
                  + html.escape(json.dumps(_versions(), indent=1)) + "</pre></body></html>")
     report = out_dir / "report.html"
-    report.write_text("\n".join(parts))
+    write_text_atomic(report, "\n".join(parts))
     files["html"] = report
     files["table"] = rows
     return files
