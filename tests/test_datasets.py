@@ -335,7 +335,7 @@ def test_cli_idmd_from_a_taylor_file(tmp_path, crg_model, capsys):
 def test_cli_idmd_from_derivative_files(tmp_path):
     """--derivatives reads the workflow's derivatives.h5 (orders 2, 3 of CRG in S_C),
     rebuilds the bases, expands into 2I and runs."""
-    workflow = pytest.importorskip("anharmbench.derivatives.workflow")
+    from anharmbench.derivatives import workflow
     from anharmbench.potentials.crg import crg_potential
 
     job = workflow.DerivativeJob(supercell=S_C, orders=(2, 3), n_steps=4)

@@ -72,6 +72,7 @@ from anharmbench.errors import PlanDirectoryError
 from anharmbench.lammps.batch import BatchEvaluator
 from anharmbench.potentials.spec import LammpsPotential
 from anharmbench.structures import build_supercell
+from anharmbench.symmetry.convention import paper_datasets
 
 __all__ = [
     "DERIVATIVES_FILE", "MIN_STEPS", "PLAN_MANIFEST", "RESULTS_FILE", "CollectReport",
@@ -307,7 +308,8 @@ def save_derivatives(
         n: OrderRecord(
             n, S, list(result.labels[n]), result.values[n], result.uncertainties[n],
             {"multiplicity": np.array([t.multiplicity for t in prepared.bases[n].tensors]),
-             "steps": result.steps[n], "raw": result.raw[n], "poor_fit": result.poor_fit[n]})
+             "steps": result.steps[n], "raw": result.raw[n], "poor_fit": result.poor_fit[n],
+             **paper_datasets(prepared.bases[n], result.values[n], result.uncertainties[n])})
         for n in result.orders
     }
     write_derivatives_file(

@@ -52,6 +52,7 @@ from anharmbench.dft.reading import (
 from anharmbench.phonopy_interface import phonopy_tensor_to_supercell, supercell_atom_map
 from anharmbench.structures import build_supercell
 from anharmbench.symmetry import IrreducibleBasis, irreducible_basis
+from anharmbench.symmetry.convention import paper_datasets
 
 __all__ = [
     "DatasetImportError",
@@ -319,7 +320,9 @@ def import_dataset(
             # truncation error differently, and that difference is part of the error
             unc = np.sqrt(sig[n] ** 2 + (vals[n] - records[n].values) ** 2)
             records[n] = OrderRecord(n, records[n].supercell_matrix, records[n].labels,
-                                     records[n].values, unc, records[n].extra)
+                                     records[n].values, unc,
+                                     {**records[n].extra, **paper_datasets(
+                                         bases[n], records[n].values, unc)})
         say(f"{s.name} set: {len(u)} supercells, rms force residual of the order-"
             f"{'2+3' if 3 in model else '2'} fit {r:.2e} eV/A")
 

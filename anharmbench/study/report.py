@@ -15,6 +15,7 @@ import base64
 import csv
 import html
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,36 +30,62 @@ __all__ = ["error_table", "write_report"]
 COLORS = {"GAP": "tab:green", "BPNN": "tab:blue", "GNN": "tab:red", "reference": "black"}
 
 
-def _load(path: Path) -> dict[int, dict[str, np.ndarray]]:
-    from anharmbench.derivatives.workflow import load_derivatives
+@dataclass(frozen=True)
+class Pooled:
+    """One order's derivatives of one potential, pooled over its derivative sets.
 
-    return load_derivatives(path)
+    ``coefficients``: our orthonormal-basis values ``d_k``; ``paper``/``paper_sigma``: the
+    paper's convention (components of the derivative tensor in unit symmetrized modes,
+    :mod:`anharmbench.symmetry.convention`), equal to ``coefficients`` for files written
+    before it was stored (``has_paper`` false). All eV/A^n, ``(K,)``.
+    """
+
+    labels: list[str]
+    coefficients: np.ndarray
+    paper: np.ndarray
+    paper_sigma: np.ndarray
+    has_paper: bool
 
 
 def _pooled(files: dict[str, Path], set_orders: dict[str, list[int]] | None = None
-            ) -> dict[int, tuple[list[str], np.ndarray]]:
-    """``{order: (labels, values)}`` pooled over the derivative sets (labels prefixed).
+            ) -> dict[int, Pooled]:
+    """``{order: Pooled}`` over the derivative sets (labels prefixed by the set name).
 
     ``set_orders`` keeps only each set's own orders (a DFT reference's one file holds the
     orders of several sets).
     """
-    out: dict[int, tuple[list[str], list[float]]] = {}
+    parts: dict[int, list[tuple[list[str], np.ndarray, np.ndarray, np.ndarray, bool]]] = {}
     for set_name in sorted(files):
-        for n, d in _load(files[set_name]).items():
+        for n, rec in read_derivatives_file(files[set_name]).orders.items():
             if set_orders is not None and n not in set_orders.get(set_name, [n]):
                 continue
-            labels, values = out.setdefault(n, ([], []))
-            labels.extend(f"{set_name}:{lab}" for lab in d["labels"])
-            values.extend(np.asarray(d["values"], dtype=float).tolist())
-    return {n: (lab, np.asarray(v)) for n, (lab, v) in out.items()}
+            has = "paper_values" in rec.extra
+            paper = np.asarray(rec.extra["paper_values"] if has else rec.values, dtype=float)
+            sigma = np.asarray(rec.extra["paper_uncertainties"] if has else rec.uncertainties,
+                               dtype=float)
+            parts.setdefault(n, []).append(
+                ([f"{set_name}:{lab}" for lab in rec.labels],
+                 np.asarray(rec.values, dtype=float), paper, sigma, has))
+    return {n: Pooled([lab for p in ps for lab in p[0]],
+                      np.concatenate([p[1] for p in ps]), np.concatenate([p[2] for p in ps]),
+                      np.concatenate([p[3] for p in ps]), all(p[4] for p in ps))
+            for n, ps in parts.items()}
 
 
 def error_table(derivatives: dict[str, dict[str, Path]],
                 set_orders: dict[str, list[int]] | None = None) -> list[dict[str, Any]]:
-    """Rows ``{model, dataset, order, n, rel_rmse, rmse, mean_abs_ref}`` of Table I.
+    """Rows of Table I, one per (potential, order).
 
-    ``rel_rmse = sqrt(mean((d_model - d_ref)^2)) / mean(|d_ref|)`` over the order's
-    irreducible derivatives (all sets pooled).
+    Keys: ``model, dataset, order, n``;
+    ``rel_rmse = sqrt(mean((p_model - p_ref)^2)) / mean(|p_ref|)`` over the order's
+    irreducible derivatives in the paper's convention ``p`` (all sets pooled), with
+    ``rmse`` and ``mean_abs_ref``; ``rel_frobenius = ||d_model - d_ref|| / ||d_ref||`` over
+    our orthonormal-basis coefficients, which is the relative Frobenius norm of the
+    Cartesian derivative tensors' difference over the FTG (independent of any basis);
+    ``ref_sigma`` the RMS one-sigma uncertainty of the reference's ``p`` and
+    ``within_ref_uncertainty`` whether ``rmse <= 2 ref_sigma`` (the difference is not
+    resolved by the reference); ``convention`` ``"paper"`` (or ``"coefficients"`` for
+    files without paper-convention values).
     """
     ref = _pooled(derivatives["reference"], set_orders)
     rows: list[dict[str, Any]] = []
@@ -68,25 +95,33 @@ def error_table(derivatives: dict[str, dict[str, Path]],
         for n in sorted(pooled):
             if n not in ref:
                 continue
-            r_lab, r_val = ref[n]
-            m_lab, m_val = pooled[n]
-            if r_lab != m_lab:
+            r, m = ref[n], pooled[n]
+            if r.labels != m.labels:
                 raise ValueError(f"{label}: order-{n} derivatives are not those of the reference")
-            rmse = float(np.sqrt(np.mean((m_val - r_val) ** 2)))
-            scale = float(np.mean(np.abs(r_val)))
+            both = r.has_paper and m.has_paper
+            rp, mp = (r.paper, m.paper) if both else (r.coefficients, m.coefficients)
+            rmse = float(np.sqrt(np.mean((mp - rp) ** 2)))
+            scale = float(np.mean(np.abs(rp)))
+            norm = float(np.linalg.norm(r.coefficients))
+            sigma = float(np.sqrt(np.mean(r.paper_sigma**2)))
             rows.append({
                 "model": name,
                 "dataset": dataset or ("self" if label == "reference" else "external"),
-                "order": n, "n": int(r_val.size),
+                "order": n, "n": len(rp),
                 "rel_rmse": rmse / scale if scale > 0 else float("nan"),
-                "rmse": rmse, "mean_abs_ref": scale,
+                "rel_frobenius": float(np.linalg.norm(m.coefficients - r.coefficients)) / norm
+                if norm > 0 else float("nan"),
+                "rmse": rmse, "mean_abs_ref": scale, "ref_sigma": sigma,
+                "within_ref_uncertainty": bool(rmse <= 2 * sigma),
+                "convention": "paper" if both else "coefficients",
             })
     return rows
 
 
 def _write_table(rows: list[dict[str, Any]], directory: Path) -> dict[str, Path]:
     csv_path, md_path = directory / "table1.csv", directory / "table1.md"
-    keys = ["model", "dataset", "order", "n", "rel_rmse", "rmse", "mean_abs_ref"]
+    keys = ["model", "dataset", "order", "n", "rel_rmse", "rel_frobenius", "rmse",
+            "mean_abs_ref", "ref_sigma", "within_ref_uncertainty", "convention"]
     with csv_path.open("w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=keys)
         w.writeheader()
@@ -99,8 +134,15 @@ def _write_table(rows: list[dict[str, Any]], directory: Path) -> dict[str, Path]
             if any(r["dataset"] == d and r["order"] == n for r in rows)]
     head = "| model | " + " | ".join(f"{d} order {n}" for d, n in cols) + " |"
     lines = [
-        "RMSE of the irreducible derivatives divided by the mean magnitude of the reference "
-        "derivatives (Table I of Bandi, Jiang, Marianetti 2024).",
+        "Each entry: RMSE of the irreducible derivatives divided by the mean magnitude of the "
+        "reference derivatives (Table I of Bandi, Jiang, Marianetti 2024), in the paper's "
+        "convention: each derivative is the component d^nE/du_r1...du_rn of the derivative "
+        "tensor in unit-amplitude symmetrized modes, one mode tuple r per irreducible "
+        "derivative, chosen as the lexicographically first independent tuples of its block "
+        "multiset (anharmbench.symmetry.convention); then, in brackets, the basis-independent "
+        "relative Frobenius norm ||Phi_model - Phi_ref|| / ||Phi_ref|| of the Cartesian "
+        "tensors over the FTG. '~' marks a difference within twice the reference's own "
+        "finite-difference uncertainty (not resolved).",
         "",
         head,
         "|" + "---|" * (len(cols) + 1),
@@ -109,7 +151,12 @@ def _write_table(rows: list[dict[str, Any]], directory: Path) -> dict[str, Path]
         cells = []
         for d, n in cols:
             hit = [r for r in rows if r["model"] == m and r["dataset"] == d and r["order"] == n]
-            cells.append(f"{hit[0]['rel_rmse']:.4f}" if hit else "-")
+            if hit:
+                h = hit[0]
+                mark = "~" if h["within_ref_uncertainty"] else ""
+                cells.append(f"{mark}{h['rel_rmse']:.4f} ({h['rel_frobenius']:.4f})")
+            else:
+                cells.append("-")
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
     write_text_atomic(md_path, "\n".join(lines) + "\n")
     return {"table_csv": csv_path, "table_md": md_path}
@@ -143,7 +190,7 @@ def _derivative_figures(derivatives: dict[str, dict[str, Path]], directory: Path
         orders = sorted(n for n in ref if n >= 3) or sorted(ref)
         fig, axes = plt.subplots(1, len(orders), figsize=(3.4 * len(orders), 3.4), squeeze=False)
         for ax, n in zip(axes[0], orders, strict=True):
-            r = ref[n][1]
+            r = ref[n].paper
             lo, hi = float(r.min()), float(r.max())
             ax.plot([lo, hi], [lo, hi], color="0.6", lw=0.8)
             for i, label in enumerate(labels):
@@ -151,7 +198,7 @@ def _derivative_figures(derivatives: dict[str, dict[str, Path]], directory: Path
                 if m is None:
                     continue
                 name = label.partition("@")[0]
-                ax.scatter(r, m[1], s=8, alpha=0.7, color=_color(name, i), label=name)
+                ax.scatter(r, m.paper, s=8, alpha=0.7, color=_color(name, i), label=name)
             ax.set_title(f"order {n}")
             ax.set_xlabel(f"reference (eV/$\\AA^{n}$)")
             ax.set_ylabel("model")
@@ -274,13 +321,21 @@ def write_report(
         f"<p>profile <b>{html.escape(config.profile)}</b>; crystal "
         f"{html.escape(config.crystal.name)}; reference {html.escape(config.reference.kind)}"
         "</p><h2>Table I</h2>",
+        "<p>RMSE / mean |ref|: irreducible derivatives in the paper's convention "
+        "(components of the derivative tensor in unit symmetrized modes; see table1.md for "
+        "the choice of components). Relative Frobenius: ||Phi_model - Phi_ref|| / "
+        "||Phi_ref|| of the Cartesian tensors over the FTG, independent of any basis. "
+        "The reference's uncertainty: RMS one-sigma of its finite differences.</p>",
         "<table><tr><th>model</th><th>dataset</th><th>order</th><th>n</th>"
-        "<th>RMSE / mean |ref|</th></tr>",
+        "<th>RMSE / mean |ref|</th><th>relative Frobenius</th><th>reference sigma</th>"
+        "</tr>",
     ]
     for r in rows:
         parts.append(
             f"<tr><td>{html.escape(r['model'])}</td><td>{html.escape(r['dataset'])}</td>"
-            f"<td>{r['order']}</td><td>{r['n']}</td><td>{r['rel_rmse']:.4g}</td></tr>"
+            f"<td>{r['order']}</td><td>{r['n']}</td><td>{r['rel_rmse']:.4g}</td>"
+            f"<td>{r['rel_frobenius']:.4g}</td><td>{r['ref_sigma']:.2g}"
+            f"{' (difference not resolved)' if r['within_ref_uncertainty'] else ''}</td></tr>"
         )
     parts.append("</table>")
     parts += _equilibrium_section(derivatives)
