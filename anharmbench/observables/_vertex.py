@@ -63,41 +63,16 @@ def diagram_constants() -> dict[str, float]:
     dict[str, float]
         ``loop``: ``Delta[THz] = loop / N * sum Phi~ (2n+1) / (nu nu')`` with ``Phi~`` in
         eV/(A^4 amu^2); ``sunset``: ``Gamma[THz] = sunset / N^2 * sum |Phi~|^2 F g /
-        (nu0 nu1 nu2 nu3)`` with ``g`` in 1/THz; ``bubble``: ``Gamma[THz] = bubble / N * sum
-        |Phi~|^2 F g / (nu0 nu1 nu2)`` with ``Phi~`` in eV/(A^3 amu^(3/2)).
+        (nu0 nu1 nu2 nu3)`` with ``g`` in 1/THz. (The bubble is phono3py's own.)
     """
     u = get_physical_units()
     hbar = u.Hbar * u.EV  # J s
     w = 2 * np.pi * u.THz  # rad/s per THz
     phi4 = u.EV / u.Angstrom**4 / u.AMU**2
-    phi3 = u.EV / u.Angstrom**3 / u.AMU**1.5
     return {
         # Delta_omega = hbar/(8 N omega0) sum Phi4 (2n+1)/omega'; Delta_nu = Delta_omega / w
         "loop": hbar * phi4 / 8.0 / w**3,
         # Gamma_omega = pi hbar^2/(96 N^2) sum |Phi4|^2/(w0 w1 w2 w3) F delta(omega);
         # delta(omega) = g(nu) / w, Gamma_nu = Gamma_omega / w
         "sunset": np.pi * hbar**2 * phi4**2 / 96.0 / w**6,
-        # Gamma_omega = pi hbar/(16 N) sum |Phi3|^2/(w0 w1 w2) F delta(omega)
-        "bubble": np.pi * hbar * phi3**2 / 16.0 / w**5,
     }
-
-
-def linewidth_constant(order: int) -> float:
-    """Prefactor of the lowest-order linewidth diagram of an order-``n`` vertex, THz units.
-
-    ``Gamma_lambda = (pi / hbar^2) (1 / (n-1)!) sum_{lambda_1..lambda_{n-1}}
-    |Phi(-lambda, lambda_1, ..)|^2 sum_s F_s delta(omega - s . omega)`` with the vertex
-    ``Phi = (hbar/2)^(n/2) N^(1-n/2) Phi~ / sqrt(prod omega)`` (golden rule; ``n = 3`` is
-    the bubble, ``n = 4`` the sunset). In THz: ``Gamma[THz] = C_n / N^(n-2) sum |Phi~|^2
-    F_s g_s / prod nu`` with ``Phi~`` in eV/(A^n amu^(n/2)) and ``g`` in 1/THz, and
-
-        C_n = pi hbar^(n-2) / (2^n (n-1)!) [eV/(A^n amu^(n/2))]^2 / (2 pi THz)^(n+2).
-    """
-    import math
-
-    u = get_physical_units()
-    hbar = u.Hbar * u.EV
-    w = 2 * np.pi * u.THz
-    phi = u.EV / u.Angstrom**order / u.AMU ** (order / 2)
-    return float(np.pi * hbar ** (order - 2) / (2**order * math.factorial(order - 1))
-                 * phi**2 / w ** (order + 2))

@@ -177,7 +177,18 @@ def thermal_conductivity(
         if "combined" in lifetimes:
             if gam_b is None:  # pragma: no cover - "combined" implies order 3
                 raise ObservableError("combined lifetimes need the bubble")
-            gam_c = gam_b + gam_s
+            gam_bc = gam_b
+            if bubble_sigma is None or float(bubble_sigma) != float(sigma):
+                # one broadening for both diagrams: the bubble again with the sunset's
+                # Gaussian (its tetrahedron width would not add consistently)
+                ph3g = prepared_phono3py(derivatives, mesh, sigma, what=what, with_fc3=True)
+                ph3g.run_thermal_conductivity(temperatures=temps)
+                if not np.allclose(np.asarray(ph3g.thermal_conductivity.qpoints), qir):
+                    raise ObservableError("the Gaussian bubble's q-points differ from the "
+                                          "sunset's; cannot combine them")
+                gam_bc = np.asarray(ph3g.thermal_conductivity.gamma)[0]
+            out.meta["combined_broadening"] = f"Gaussian sigma = {float(sigma):g} THz (both)"
+            gam_c = gam_bc + gam_s
             out.kappa_tensor["combined"] = np.asarray(
                 _rta_with_gamma(ph3, temps, gam_c).kappa)[0]
             out.gamma["combined"] = gam_c

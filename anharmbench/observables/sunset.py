@@ -18,7 +18,8 @@ as phono3py drops ``delta(w + w' + w'')`` in the bubble) and
 ``F_s = prod_{s=+} (1 + n) prod_{s=-} n - prod_{s=+} n prod_{s=-} (1 + n)``. It is the
 ``n = 4`` case of ``Gamma = (pi/hbar^2) (1/(n-1)!) sum |Phi|^2 sum_s F_s delta`` whose
 ``n = 3`` case is phono3py's bubble (``18 pi / hbar^2 |Phi_{-l l' l''}|^2`` with its
-``1/3!``-normalised vertex); see :func:`~anharmbench.observables._vertex.linewidth_constant`.
+``1/3!``-normalised vertex); the prefactor is :func:`~anharmbench.observables._vertex.
+diagram_constants` ``["sunset"]``.
 Energy conservation uses a normalised Gaussian of width ``sigma`` (THz) that the user sets.
 At high temperature ``F_s ~ T^2`` (the ``T^3`` terms cancel), so ``Gamma ~ T^2``.
 
@@ -65,6 +66,7 @@ from anharmbench.observables.harmonic import (
     Phonons,
     average_degenerate,
     bose_einstein,
+    degenerate_sets,
     solve_phonons,
 )
 from anharmbench.observables.modes import ModeData, QPoints, resolve_qpoints
@@ -470,6 +472,11 @@ def sunset_gamma_from_tensor(
     sel = np.arange(nb) if branches is None else np.asarray(branches, dtype=np.int64)
     if sel.size == 0 or sel.min() < 0 or sel.max() >= nb:
         raise ObservableError(f"branches must be in 0..{nb - 1}, got {list(sel)}")
+    wanted = sel
+    if average_degenerate_branches and branches is not None:
+        # a branch's average needs its whole degenerate set: compute the closure, then
+        # report only the branches asked for
+        sel = _degenerate_closure(sel, ext.frequencies)
     tm = timing if timing is not None else SunsetTiming()
     tm.n_pairs = 0
     use_sym = symmetry and branches is None and average_degenerate_branches
@@ -481,17 +488,25 @@ def sunset_gamma_from_tensor(
         _sunset_loop(lt, ps, q, ext, sel, mesh, mph, phonon, pos, temps, float(sigma),
                      int(pair_chunk), c, out, tm, rotations)
     if average_degenerate_branches:
-
-        full = np.isfinite(out)
-        avg = average_degenerate(np.where(full, out, 0.0), ext.frequencies)
-        if branches is None:
-            out = avg
+        avg = average_degenerate(np.where(np.isfinite(out), out, 0.0), ext.frequencies)
+        out = np.full_like(out, np.nan)
+        out[..., wanted] = avg[..., wanted]
     tm.seconds = time.perf_counter() - t_start
     tm.n_external = len(q)
     return ModeData("sunset_gamma", potential, q, ext.frequencies, temps, out,
                     meta={"mesh": list(mesh.numbers), "sigma_THz": float(sigma),
                           "diagram": "sunset (two-loop, Phi4^2)",
                           "convention": "gamma = -Im Sigma = half width; linewidth = 2 gamma"})
+
+
+def _degenerate_closure(branches: np.ndarray, frequencies: np.ndarray) -> np.ndarray:
+    """``branches`` and every branch degenerate with one of them at any q-point."""
+    keep = set(int(b) for b in branches)
+    for f in frequencies:
+        for g in degenerate_sets(f):
+            if keep.intersection(g):
+                keep.update(g)
+    return np.array(sorted(keep), dtype=np.int64)
 
 
 def sunset_gamma(

@@ -340,7 +340,16 @@ def write_report(
     parts.append("</table>")
     parts += _equilibrium_section(derivatives)
     if observables:
-        parts.append("<h2>Observables</h2><pre>" + html.escape(str(observables.get("summary", "")))
+        parts.append(
+            "<h2>Observables</h2><p>Diagrams included: the bubble (order 3; phono3py's, "
+            "linewidths and shifts), the loop (order 4, first-order lineshift) and the "
+            "sunset (order 4, linewidth; Gaussian energy conservation). kappa (RTA) is given "
+            "with bubble, sunset-only and combined lifetimes; the combined width adds the "
+            "bubble and the sunset computed with the same Gaussian. Not included, as in the "
+            "paper: the tadpole (order 3 through a zone-centre totally symmetric mode; "
+            "fluorite has none at fixed cell) and thermal expansion (all at the reference's "
+            "fixed volume).</p>")
+        parts.append("<pre>" + html.escape(str(observables.get("summary", "")))
                      + "</pre>")
         for label, why in (observables.get("failed") or {}).items():
             parts.append(f"<p><b>{html.escape(label)}</b>: not computed: {html.escape(why)}</p>")
