@@ -54,6 +54,7 @@ from typing import Any
 
 import numpy as np
 
+from anharmbench.mlip._nequip_api import calculator_from_saved_model
 from anharmbench.potentials.spec import LammpsPotential, PotentialError
 
 __all__ = [
@@ -847,9 +848,7 @@ def nequip_ase_calculator(checkpoint: str | Path, *, device: str = "cpu") -> Any
     with warnings.catch_warnings():
         # nequip's global set-up calls a torch.jit API that torch 2.13 deprecates
         warnings.filterwarnings("ignore", message=".*set_fusion_strategy.*")
-        return NequIPCalculator._from_saved_model(
-            str(checkpoint), device=device, chemical_species_to_atom_type_map=True
-        )
+        return calculator_from_saved_model(NequIPCalculator, checkpoint, device)
 
 
 def nequip_parity(

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from anharmbench.observables._phono3py_api import rta_calculator, run_with_gamma
 from anharmbench.observables.bubble import prepared_phono3py
 from anharmbench.observables.errors import ObservableError
 from anharmbench.observables.force_constants import DerivativeSet
@@ -78,16 +79,12 @@ class KappaResult:
 
 def _rta_with_gamma(ph3: Any, temps: np.ndarray, gamma: np.ndarray) -> Any:
     """phono3py's RTA conductivity with a given ``gamma`` ``(nT, n_ir, nb)`` (THz)."""
-    from phono3py.conductivity.factory import conductivity_calculator
-
-    calc = conductivity_calculator(ph3.phph_interaction, temps, [None], method="std-rta")
+    calc = rta_calculator(ph3.phph_interaction, temps)
     if calc.gamma is None or calc.gamma.shape[1:] != gamma.shape:
         raise ObservableError(
             f"gamma of shape {gamma.shape} does not match phono3py's irreducible grid "
             f"{None if calc.gamma is None else calc.gamma.shape[1:]}")
-    calc.gamma = np.ascontiguousarray(gamma[None], dtype=float)  # read_gamma route
-    calc.run()
-    return calc
+    return run_with_gamma(calc, gamma[None])
 
 
 def thermal_conductivity(
@@ -160,10 +157,7 @@ def thermal_conductivity(
     if "sunset" in lifetimes or "combined" in lifetimes:
         probe = ref_calc
         if probe is None:
-            from phono3py.conductivity.factory import conductivity_calculator
-
-            probe = conductivity_calculator(ph3.phph_interaction, temps, [None],
-                                            method="std-rta")
+            probe = rta_calculator(ph3.phph_interaction, temps)
         qir = np.asarray(probe.qpoints)
         tm = SunsetTiming()
         sun = sunset_gamma_from_tensor(

@@ -56,6 +56,7 @@ import numpy as np
 import torch
 from ase import Atoms
 
+from anharmbench.mlip._torch_api import no_duck_shapes
 from anharmbench.mlip.bpnn.model import (
     BPNN,
     atoms_inputs,
@@ -207,14 +208,12 @@ def export_pt2(
         {0: static, 1: static, 2: static},
         {0: dims["edge"], 1: static},
     )
-    duck = torch.fx.experimental._config.use_duck_shape
     tmp = path.with_name(path.name + ".tmp.pt2")
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), no_duck_shapes():
             # torch's own deprecation notices from its internals
             warnings.simplefilter("ignore", FutureWarning)
             warnings.simplefilter("ignore", DeprecationWarning)
-            torch.fx.experimental._config.use_duck_shape = False
             graph = make_fx(module, tracing_mode="symbolic", _allow_non_fake_inputs=True)(
                 *[t.clone() for t in inputs]
             )
@@ -229,8 +228,6 @@ def export_pt2(
     except Exception as exc:  # torch raises many kinds; keep its message
         tmp.unlink(missing_ok=True)
         raise ExportError(f"exporting the BPNN failed: {type(exc).__name__}: {exc}") from exc
-    finally:
-        torch.fx.experimental._config.use_duck_shape = duck
     try:
         if check:
             other = (
