@@ -23,7 +23,7 @@ import h5py
 
 from anharmbench.derivatives.io import read_derivatives_file
 from anharmbench.derivatives.job import DerivativeJob, job_bases
-from anharmbench.study.report import _write_table, error_table
+from anharmbench.study.report import error_table, write_table
 from anharmbench.symmetry.convention import paper_datasets
 
 
@@ -68,7 +68,7 @@ def main() -> None:
     config = json.loads((args.run / "config.json").read_text())
     set_orders = {d["name"]: list(d["orders"]) for d in config["derivative_sets"]}
     rows = error_table(files, set_orders)
-    paths = _write_table(rows, out)
+    paths = write_table(rows, out)
     print(paths["table_md"].read_text())
 
 

@@ -14,7 +14,7 @@ import numpy as np
 from ase import Atoms
 from ase.data import chemical_symbols
 
-from anharmbench.errors import InputError, StructureError
+from anharmbench.errors import StructureError
 
 #: Two atoms closer than this (Angstrom) are taken as a mistake in the structure file.
 MIN_DISTANCE = 0.5
@@ -109,14 +109,3 @@ def read_structure(path: str | Path, format: str | None = None) -> Atoms:  # noq
         atoms = atoms[-1]
     return check_structure(atoms, f"structure file {path}")
 
-
-def check_range(name: str, value: float, *, low: float | None = None,
-                high: float | None = None, strict_low: bool = False) -> None:
-    """Refuse a number outside ``[low, high]`` (``(low, high]`` with ``strict_low``)."""
-    if not np.isfinite(value):
-        raise InputError(f"{name} must be a finite number, got {value}")
-    if low is not None and (value <= low if strict_low else value < low):
-        rel = ">" if strict_low else ">="
-        raise InputError(f"{name} must be {rel} {low:g}, got {value:g}")
-    if high is not None and value > high:
-        raise InputError(f"{name} must be <= {high:g}, got {value:g}")

@@ -80,6 +80,22 @@ def _measure(crg: LammpsPotential, primitive: Atoms, cell: str, orders: tuple[in
 FC3_DISTANCES = (0.03, 0.015, 0.0075)
 
 
+def _deviations_shrink_as_square(what: str, theirs: dict[float, np.ndarray], ours: np.ndarray,
+                                 scale: float, units: str) -> dict[float, float]:
+    """Max |theirs[h] - ours| per step h (halved each time, decreasing); asserts that it
+    shrinks 4x per halving (a step-squared error, no step-independent floor)."""
+    steps = list(theirs)
+    dev = {h: float(np.abs(theirs[h] - ours).max()) for h in steps}
+    for h in steps:
+        print(f"  {what} = {h:<7g}: max |theirs - ours| = {dev[h]:.3e} {units} "
+              f"(relative to max |ours| = {scale:.2f}: {dev[h] / scale:.2e})")
+    ratios = [dev[a] / dev[b] for a, b in zip(steps, steps[1:], strict=False)]
+    print(f"  ratios at halved step: {', '.join(f'{r:.3f}' for r in ratios)} (h^2 error: 4)")
+    for r in ratios:
+        assert 3.6 < r < 4.4
+    return dev
+
+
 @pytest.mark.parametrize("cell", ["SC", "2I"])
 def test_order3_matches_phono3py_finite_displacements(crg: LammpsPotential, primitive: Atoms,
                                                       cell: str) -> None:
@@ -125,18 +141,12 @@ def test_order3_matches_phono3py_finite_displacements(crg: LammpsPotential, prim
         fc3_fd[d] = np.asarray(ph3.fc3)
         print(f"  phono3py d = {d:g} A: {len(positions)} displaced supercells")
 
-    dev = {d: float(np.abs(fc3_fd[d] - fc3_ours).max()) for d in FC3_DISTANCES}
-    for d in FC3_DISTANCES:
-        print(f"  order 3, phono3py d = {d:<7g}: max |fc3_fd - fc3_ours| = {dev[d]:.3e} eV/A^3 "
-              f"(relative to max |fc3| = {scale:.2f}: {dev[d] / scale:.2e})")
-    ratios = [dev[a] / dev[b] for a, b in zip(FC3_DISTANCES, FC3_DISTANCES[1:], strict=False)]
-    print(f"  ratios at halved d: {', '.join(f'{r:.3f}' for r in ratios)} (d^2 error: 4)")
     # phono3py's fc3 is a central difference in both displacements, its error c d^2 + O(d^4):
     # halving d divides the deviation by 4 unless our fc3 were off by a d-independent amount
     # (a normalisation error would leave a floor and drive the ratio towards 1). Measured:
     # 4.00, 4.00 in both cells (the d^4 term and our error are < 1e-3 of the deviation).
-    for r in ratios:
-        assert 3.6 < r < 4.4
+    dev = _deviations_shrink_as_square("order 3, phono3py d", fc3_fd, fc3_ours, scale,
+                                       "eV/A^3")
     # bound at the smallest d: the d^2 law fixed at the largest d predicts
     # dev(d_min) = dev(d_max) (d_min/d_max)^2 = 1/16 dev(d_max); allow 25 % for the d^4 term
     d_max, d_min = FC3_DISTANCES[0], FC3_DISTANCES[-1]
@@ -219,16 +229,10 @@ def test_order4_matches_symfc_fit(crg: LammpsPotential, primitive: Atoms) -> Non
             fc4 = np.asarray(sf.force_constants[4])  # (N, N, N, N, 3, 3, 3, 3)
             fc4_fit[amp] = fc4.transpose(0, 4, 1, 5, 2, 6, 3, 7).reshape((3 * natoms,) * 4)
 
-    dev = {a: float(np.abs(fc4_fit[a] - fc4_ours).max()) for a in FC4_AMPLITUDES}
-    for a in FC4_AMPLITUDES:
-        print(f"  order 4, symfc amplitude {a:<5g}: max |fc4_symfc - fc4_ours| = {dev[a]:.3e} "
-              f"eV/A^4 (relative to max |fc4| = {scale:.2f}: {dev[a] / scale:.2e})")
-    ratios = [dev[a] / dev[b] for a, b in zip(FC4_AMPLITUDES, FC4_AMPLITUDES[1:], strict=False)]
-    print(f"  ratios at halved amplitude: {', '.join(f'{r:.3f}' for r in ratios)} (a^2 bias: 4)")
     # the a^2 bias of the fit must shrink 4x per halving; a normalisation error of ours would
     # be an amplitude-independent floor (ratio -> 1). Measured 4.000, 4.002.
-    for r in ratios:
-        assert 3.6 < r < 4.4
+    dev = _deviations_shrink_as_square("order 4, symfc amplitude", fc4_fit, fc4_ours, scale,
+                                       "eV/A^4")
     a0, a1, a2 = FC4_AMPLITUDES
     predicted = dev[a0] * (a2 / a0) ** 2
     print(f"  bound at amplitude {a2:g}: {1.25 * predicted:.3e} (a^2 law from {a0:g})")

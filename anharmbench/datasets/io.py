@@ -42,6 +42,7 @@ from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import read, write
 
+from anharmbench.fileio import write_text_atomic
 from anharmbench.potentials.spec import LammpsPotential
 
 __all__ = [
@@ -244,11 +245,8 @@ def write_splits(
 
 def write_json_atomic(path: str | Path, data: Mapping[str, Any]) -> None:
     """Write strict JSON (NaN as ``null``) through a temporary file and an atomic rename."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
     text = json.dumps(_finite(data), indent=1, default=_json_default, allow_nan=False)
-    tmp.write_text(text + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, text + "\n")
 
 
 def _finite(obj: Any) -> Any:

@@ -34,6 +34,8 @@ from anharmbench.lammps.batch import BatchResult
 from anharmbench.lammps.deck import (
     CONFIGS_FILE,
     DATA_FILE,
+    ENERGY_FILE,
+    FORCE_FILE,
     MANIFEST,
     POTENTIAL_FILE,
     DeckResultError,
@@ -354,17 +356,16 @@ def verify_deck(directory: Path, entry: dict[str, Any]) -> str | None:
 def _read_chunk(deck: Path) -> tuple[BatchResult | None, str | None]:
     """``(result, None)``, ``(None, None)`` when not run yet, or ``(None, reason)``."""
     error = lammps_error_line(deck)
+    if error is None and not any((deck / f).is_file() for f in (ENERGY_FILE, FORCE_FILE)):
+        return None, None
     try:
         return read_deck_results(deck), None
     except DeckResultError as exc:
-        if error is not None:
-            return None, f"LAMMPS stopped: {error}"
-        if "missing LAMMPS output" in str(exc):
-            return None, None
-        return None, str(exc)
+        return None, f"LAMMPS stopped: {error}" if error is not None else str(exc)
 
 
-def collect(directory: str | Path) -> CollectReport:
+def collect(directory: str | Path, *,
+            loaded: tuple[Prepared, dict[str, Any]] | None = None) -> CollectReport:
     """Read finished chunks of a plan directory into ``results.h5``.
 
     Every chunk is checked against ``plan.json`` (its configurations, structure and
@@ -372,12 +373,13 @@ def collect(directory: str | Path) -> CollectReport:
     are refused by name, with the reason. Chunks that are not run yet, and chunks whose
     LAMMPS run failed (LAMMPS's own error line is shown), are reported, not read; already
     collected configurations are not read again. The reference deck's forces and stress
-    are stored for the equilibrium check of the fit.
+    are stored for the equilibrium check of the fit. ``loaded`` is the result of
+    :func:`load_plan_directory`, to avoid rebuilding the plan.
     """
     from anharmbench.derivatives.results import ResultStore
 
     directory = Path(directory)
-    prepared, manifest = load_plan_directory(directory)
+    prepared, manifest = loaded or load_plan_directory(directory)
     identity = manifest["identity"]
     report = CollectReport([], [], 0, prepared.plan.n_evaluations)
     readable: list[tuple[dict[str, Any], BatchResult]] = []

@@ -68,9 +68,6 @@ class EquilibriumCheck:
         return (f"reference {verdict}: residual force {self.max_force:.2e} eV/A "
                 f"(tolerance {self.force_tol:.0e}), {stress} [{self.source}]")
 
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
-
 
 def judge(forces: np.ndarray, stress: np.ndarray, *, potential_name: str, source: str,
           force_tol: float = FORCE_TOL, stress_tol_gpa: float = STRESS_TOL_GPA,

@@ -70,6 +70,7 @@ from anharmbench.derivatives.results import (
 from anharmbench.derivatives.steps import StepChoice, choose_steps
 from anharmbench.errors import PlanDirectoryError
 from anharmbench.lammps.batch import BatchEvaluator
+from anharmbench.lammps.deck import ENERGY_FILE, LOG_FILE
 from anharmbench.potentials.spec import LammpsPotential
 from anharmbench.structures import build_supercell
 from anharmbench.symmetry.convention import paper_datasets
@@ -105,9 +106,9 @@ def store_measurements(directory: str | Path, prepared: Prepared, data: Measurem
 
 
 def _has_deck_outputs(directory: Path, manifest: dict[str, Any]) -> bool:
-    return any((directory / c["name"] / "energies.dat").is_file()
-               or (directory / c["name"] / "log.lammps").is_file()
-               for c in [*manifest["chunks"], manifest["reference"]])
+    return any((directory / c["name"] / name).is_file()
+               for c in [*manifest["chunks"], manifest["reference"]]
+               for name in (ENERGY_FILE, LOG_FILE))
 
 
 def check_reference(
@@ -181,7 +182,7 @@ def evaluate_in_process(
     potential = potential or LammpsPotential.from_dict(manifest["potential"])
     check_potential(manifest, potential, directory)
     if _has_deck_outputs(directory, manifest):
-        report = collect(directory)
+        report = collect(directory, loaded=(prepared, manifest))
         if report.refused:
             raise PlanDirectoryError(
                 "deck outputs in the plan directory cannot be trusted: " + "; ".join(

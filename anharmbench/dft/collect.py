@@ -69,6 +69,17 @@ def _find(directory: Path, pattern: str) -> list[Path]:
     return [Path(p) for p in sorted(glob.glob(full, recursive=True)) if Path(p).is_file()]
 
 
+def _refuse_other_forces(path: Path, what: str, stored: np.ndarray, new: np.ndarray,
+                         store_path: Path) -> None:
+    """Refuse an output of ``what`` already stored with other forces (beyond FORCE_ATOL)."""
+    diff = float(np.abs(stored - new).max())
+    if not diff <= FORCE_ATOL:  # also NaN
+        raise OutputError(
+            f"{path}: {what} is already in {store_path} with other forces (max difference "
+            f"{diff:.3g} eV/A); remove the wrong output, or move results.h5 away to collect "
+            "everything afresh")
+
+
 def collect_outputs(directory: str | Path, pattern: str,
                     format: str | None = None) -> OutputsReport:
     """Read DFT outputs, match them to the plan's configurations and store their results.
@@ -133,38 +144,26 @@ def collect_outputs(directory: str | Path, pattern: str,
                 "energies (--method energies); use outputs with energies"
             )
     store_path = directory / RESULTS_FILE
-    old = None
-    if store_path.exists():  # checked (plan, structure, potential) and read, not written
-        _, forces_old, done_old = ResultStore(store_path, plan,
-                                              identity=manifest["identity"]).load()
-        old = (forces_old, done_old)
-    if old is not None and reference is not None:
-        stored_ref = ResultStore(store_path, plan, identity=manifest["identity"]).reference()
-        if stored_ref is not None:
-            diff = float(np.abs(stored_ref["forces"] - reference.forces).max())
-            if not diff <= FORCE_ATOL:
-                raise OutputError(
-                    f"{reference.path}: the reference supercell ({job_name(ref_index)}) is "
-                    f"already in {store_path} with other forces (max difference {diff:.3g} eV/A); "
-                    "remove the wrong output, or move results.h5 away")
-            reference = None  # the same: leave the store untouched
+    existing = None  # checked (plan, structure, potential) and read here, not written
+    if store_path.exists():
+        existing = ResultStore(store_path, plan, identity=manifest["identity"])
+    _, forces_old, done_old = existing.load() if existing is not None else (None, None, None)
+    stored_ref = existing.reference() if existing is not None else None
+    if reference is not None and stored_ref is not None:
+        _refuse_other_forces(reference.path, f"the reference supercell "
+                             f"({job_name(ref_index)})", stored_ref["forces"],
+                             reference.forces, store_path)
+        reference = None  # the same: leave the store untouched
     new = np.ones(matched.indices.size, dtype=bool)
-    if old is not None:
-        forces_old, done_old = old
+    if done_old is not None:
         for j, i in enumerate(matched.indices):
-            if not done_old[i]:
-                continue
-            diff = float(np.abs(forces_old[i] - matched.forces[j]).max())
-            if not diff <= FORCE_ATOL:  # also NaN
-                raise OutputError(
-                    f"{matched.paths[j]}: configuration {int(i)} ({job_name(int(i))}) is "
-                    f"already in {store_path} with other forces (max difference {diff:.3g} "
-                    "eV/A); remove the wrong output, or move results.h5 away to collect "
-                    "everything afresh"
-                )
-            new[j] = False
+            if done_old[i]:
+                _refuse_other_forces(matched.paths[j], f"configuration {int(i)} "
+                                     f"({job_name(int(i))})", forces_old[i], matched.forces[j],
+                                     store_path)
+                new[j] = False
     if new.any() or reference is not None:
-        store = ResultStore(store_path, plan, identity=manifest["identity"])
+        store = existing or ResultStore(store_path, plan, identity=manifest["identity"])
         with store.writer() as write:
             write(matched.indices[new], matched.energies[new], matched.forces[new])
         if reference is not None:
@@ -173,11 +172,9 @@ def collect_outputs(directory: str | Path, pattern: str,
                                   reference.forces, stress,
                                   source=f"DFT output {reference.path.name}")
         done = store.done()
-        has_reference = True if reference is not None else store.reference() is not None
     else:  # nothing new: leave the file untouched
-        done = old[1] if old is not None else np.zeros(plan.n_evaluations, dtype=bool)
-        has_reference = (old is not None and ResultStore(
-            store_path, plan, identity=manifest["identity"]).reference() is not None)
+        done = done_old if done_old is not None else np.zeros(plan.n_evaluations, dtype=bool)
+    has_reference = reference is not None or stored_ref is not None
     return OutputsReport(
         n_files=len(files), n_new=int(new.sum()), n_already=int((~new).sum()),
         n_done=int(done.sum()), n_total=plan.n_evaluations,

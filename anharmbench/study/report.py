@@ -25,7 +25,7 @@ from anharmbench.derivatives.io import read_derivatives_file
 from anharmbench.fileio import write_text_atomic
 from anharmbench.study.config import StudyConfig
 
-__all__ = ["error_table", "write_report"]
+__all__ = ["error_table", "write_report", "write_table"]
 
 COLORS = {"GAP": "tab:green", "BPNN": "tab:blue", "GNN": "tab:red", "reference": "black"}
 
@@ -118,7 +118,8 @@ def error_table(derivatives: dict[str, dict[str, Path]],
     return rows
 
 
-def _write_table(rows: list[dict[str, Any]], directory: Path) -> dict[str, Path]:
+def write_table(rows: list[dict[str, Any]], directory: Path) -> dict[str, Path]:
+    """Write Table I rows (:func:`error_table`) as ``table1.csv`` and ``table1.md``."""
     csv_path, md_path = directory / "table1.csv", directory / "table1.md"
     keys = ["model", "dataset", "order", "n", "rel_rmse", "rel_frobenius", "rmse",
             "mean_abs_ref", "ref_sigma", "within_ref_uncertainty", "convention"]
@@ -304,7 +305,7 @@ def write_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     set_orders = {d.name: list(d.orders) for d in config.derivative_sets}
     rows = error_table(derivatives, set_orders)
-    files: dict[str, Any] = _write_table(rows, out_dir)
+    files: dict[str, Any] = write_table(rows, out_dir)
     files.update(_parity_figures(parity, out_dir))
     files.update(_derivative_figures(derivatives, out_dir, set_orders))
     for key, path in (observables.get("figures") or {}).items():
