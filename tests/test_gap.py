@@ -117,7 +117,7 @@ def other_model(tiny_refmd_dataset, tmp_path_factory) -> GapModel:
 
 
 # ------------------------------------------------------------------ training
-def test_training_is_fast_and_recorded(tiny_model, tiny_refmd_dataset):
+def test_training_is_recorded(tiny_model, tiny_refmd_dataset):
     """The fit leaves the model, log, exact command and config (its time is recorded;
     benchmarks/bench_gap.py measures it)."""
     rec = tiny_model.record
@@ -145,6 +145,7 @@ def test_predicts_its_training_set(tiny_model, tiny_refmd_dataset):
     """Through the LAMMPS plugin, the fit reproduces its training frames closely."""
     result, files = gap_parity(tiny_model, tiny_refmd_dataset, split="train")
     forces, energy = result.stats["forces"], result.stats["energy"]
+    # measured (2026-12-02, TINY seed 7): 0.042 and 0.018 of the spreads, 0.0018 eV/atom
     assert forces["rmse"] < 0.1 * float(np.std(result.force_ref)), forces
     assert energy["rmse"] < 0.05 * float(np.std(result.energy_ref)), energy
     assert energy["rmse"] < 0.01  # eV/atom
@@ -155,6 +156,7 @@ def test_predicts_its_training_set(tiny_model, tiny_refmd_dataset):
 def test_parity_on_test_split(tiny_model, tiny_refmd_dataset, tmp_path):
     result, files = gap_parity(tiny_model, tiny_refmd_dataset, split="test", directory=tmp_path)
     assert result.energy_ref.shape == (2,)
+    # measured 0.051 of the spread (1.98 eV/A) on 2026-12-02; a zero-force model gives 1.0
     assert result.stats["forces"]["rmse"] < 0.2 * float(np.std(result.force_ref))
     assert {p.name for p in files.values()} == {
         "parity_test.json",
@@ -169,6 +171,7 @@ def test_profiles_and_memory_estimate(tiny_refmd_dataset):
     paper = GapConfig.paper()
     assert (paper.two_body.cutoff, paper.three_body.cutoff, paper.soap.cutoff) == (6.0, 6.0, 4.0)
     quick = GapConfig.quick()
+    # 12 GB: the quick profile's cap for this machine (anharmbench/mlip/gap.py)
     assert quick.memory_limit_gb == 12.0 and quick.max_atoms is not None
     assert "distance_2b" in paper.gap_string() and "angle_3b" in paper.gap_string()
     # 20 frames of 96 atoms (the quick profile's cap) stay below 12 GB; the platform's
@@ -377,6 +380,7 @@ def test_nve_conserves_energy(tiny_model):
     assert ke_arr.std() > 0.02  # the atoms exchange kinetic and potential energy
     deviation = float(np.abs(etot_arr - etot_arr[0]).max())
     drift = abs(float(np.polyfit(np.arange(len(etot_arr)), etot_arr, 1)[0])) * len(etot_arr)
+    # measured (2026-12-02) 0.96e-3 and 0.34e-3 of the mean KE
     assert deviation < 0.01 * ke_arr.mean(), (deviation, ke_arr.mean())
     assert drift < 0.005 * ke_arr.mean(), (drift, ke_arr.mean())
 

@@ -169,6 +169,7 @@ def test_2i_second_order_count_from_irrep_multiplicities(tho2: Atoms) -> None:
     assert (2 * modes.sym.qn % modes.sym.n_cells == 0).all()
     mult = Counter((b.star, b.irrep) for b in modes.blocks)
     expected = sum(m * (m + 1) // 2 for m in mult.values())
+    # Gamma 2 (T1u, T2g) + L 8 (A1g, 2 A2u, Eg, 2 Eu) + X 7 (A1g, A2u, B2u, Eg, 2 Eu)
     assert expected == 17
     assert len(irreducible_basis(modes, order=2)) == expected
 

@@ -40,6 +40,7 @@ from anharmbench.derivatives.basis_protocol import DerivativeBasis
 from anharmbench.derivatives.directions import (
     Method,
     RowSpace,
+    block_ranks,
     derivative_order,
     design_blocks,
     direction_key,
@@ -447,3 +448,56 @@ def _naive_count(
         offs = stencils[n].offsets.tolist()
         total += n_dirs * sum(1 for j in offs if j != 0) * steps[n].size + (1 if 0 in offs else 0)
     return total
+
+
+@dataclass(frozen=True)
+class EconomyBound:
+    """The group-theoretical least number of evaluations of one order (or a whole plan).
+
+    Along one direction, the order-``n`` derivative gives at most ``r_max`` independent
+    equations (the rank of a generic direction's design block: 1 with energies, up to the
+    number of modes with forces), so ``K`` unknowns at ``overdetermination`` need at least
+    ``ceil(overdetermination * K / r_max)`` directions, each sampled at the ``points``
+    distinct nonzero displacements of the stencil and steps. Directions are shared by
+    orders, so a plan needs at least the largest of its orders' bounds (plus the
+    undisplaced reference when a stencil holds it).
+
+    Attributes
+    ----------
+    order, unknowns, r_max, directions, points, evaluations
+        ``directions = ceil(overdetermination * unknowns / r_max)``,
+        ``evaluations = directions * points``.
+    """
+
+    order: int
+    unknowns: int
+    r_max: int
+    directions: int
+    points: int
+    evaluations: int
+
+
+def economy_bounds(plan: MeasurementPlan, bases: Mapping[int, DerivativeBasis],
+                   overdetermination: float = 1.0, seed: int = 0
+                   ) -> tuple[dict[int, EconomyBound], int]:
+    """Per-order :class:`EconomyBound` of ``plan`` and the plan's least evaluation count.
+
+    ``overdetermination``: equations per unknown required (the bundled variant's; 1 for a
+    plan that only determines the derivatives, as the lone variant does).
+    """
+    rng = np.random.default_rng(seed)
+    out: dict[int, EconomyBound] = {}
+    reference = False
+    for n, meas in plan.measurements.items():
+        basis = bases[n]
+        if len(basis) == 0:
+            continue
+        m = plan.modes.shape[1]
+        draws = rng.standard_normal((4, m))  # generic directions: the largest block rank
+        r_max = int(np.max(block_ranks(design_blocks(basis, plan.method, draws))))
+        n_dirs = int(np.ceil(overdetermination * len(basis) / max(r_max, 1) - 1e-9))
+        points = len({_t_key(j * h) for h in meas.steps for j in meas.stencil.offsets if j})
+        reference |= 0 in meas.stencil.offsets.tolist()
+        out[n] = EconomyBound(n, len(basis), r_max, n_dirs, points, n_dirs * points)
+    total = max((b.evaluations for b in out.values()), default=0) + int(reference)
+    return out, total

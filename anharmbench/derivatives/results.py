@@ -35,6 +35,7 @@ import h5py
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
+from tqdm import tqdm
 
 from anharmbench.derivatives.fit import DerivativeResult, fit
 from anharmbench.derivatives.plan import MeasurementPlan
@@ -256,7 +257,7 @@ def measure(
     batch_size
         Configurations per call of ``evaluate`` (and per flush of the store).
     progress
-        Print one line per batch.
+        Show a progress bar (configurations done of the plan's, rate, time left; stderr).
     identity
         Identity of the plan directory (structure, potential; see
         :func:`anharmbench.derivatives.directory.plan_identity`) that the store must carry.
@@ -287,30 +288,35 @@ def measure(
 
     def run(write: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None) -> None:
         nonlocal n_evaluated
-        for a in range(0, todo.size, batch_size):
-            idx = todo[a : a + batch_size]
-            try:
-                out = evaluate(plan.displacements[idx])
-            except Exception as exc:
-                if hasattr(exc, "add_note"):  # Python >= 3.11
-                    exc.add_note(f"while evaluating configurations {int(idx[0])}..{int(idx[-1])} "
-                                 f"(batch of {idx.size}) of plan {plan.hash[:12]}")
-                raise
-            e, f, bad = _check_batch(plan, idx, *out)
-            good = slice(None) if bad is None else slice(0, bad)
-            energies[idx[good]], forces[idx[good]] = e[good], f[good]
-            if write is not None:
-                write(idx[good], e[good], f[good])
-            n_evaluated += idx[good].size
-            if bad is not None:
-                i = int(idx[bad])
-                what = "energy" if not np.isfinite(e[bad]) else "forces"
-                raise NonFiniteEvaluationError(
-                    f"configuration {i} of plan {plan.hash[:12]} gave a non-finite {what} "
-                    f"(direction {int(plan.conf_direction[i])}, amplitude "
-                    f"{plan.conf_amplitude[i]:.6g} A)", i)
-            if progress:
-                print(f"measured {min(a + batch_size, todo.size)}/{todo.size} configurations")
+        with tqdm(total=n, initial=n - todo.size, unit="conf", desc="evaluations",
+                  disable=not progress, leave=False, dynamic_ncols=True) as bar:
+            for a in range(0, todo.size, batch_size):
+                run_batch(todo[a : a + batch_size], write)
+                bar.update(min(batch_size, todo.size - a))
+
+    def run_batch(idx: np.ndarray,
+                  write: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None) -> None:
+        nonlocal n_evaluated
+        try:
+            out = evaluate(plan.displacements[idx])
+        except Exception as exc:
+            if hasattr(exc, "add_note"):  # Python >= 3.11
+                exc.add_note(f"while evaluating configurations {int(idx[0])}..{int(idx[-1])} "
+                             f"(batch of {idx.size}) of plan {plan.hash[:12]}")
+            raise
+        e, f, bad = _check_batch(plan, idx, *out)
+        good = slice(None) if bad is None else slice(0, bad)
+        energies[idx[good]], forces[idx[good]] = e[good], f[good]
+        if write is not None:
+            write(idx[good], e[good], f[good])
+        n_evaluated += idx[good].size
+        if bad is not None:
+            i = int(idx[bad])
+            what = "energy" if not np.isfinite(e[bad]) else "forces"
+            raise NonFiniteEvaluationError(
+                f"configuration {i} of plan {plan.hash[:12]} gave a non-finite {what} "
+                f"(direction {int(plan.conf_direction[i])}, amplitude "
+                f"{plan.conf_amplitude[i]:.6g} A)", i)
 
     if rs is not None:
         with rs.writer() as write:

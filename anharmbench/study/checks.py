@@ -21,6 +21,8 @@ import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from anharmbench.study.labels import SEED_MARK
+
 if TYPE_CHECKING:
     # Annotations only: config.py imports this module at its top to call check_study, so
     # a runtime import back would be a cycle. The checks need no model class at run time
@@ -184,7 +186,13 @@ def _check_models(config: StudyConfig, base: Path | None,
         bad = [n for n in model.orders or () if not 2 <= n <= 6]
         if bad:
             problems.append((f"{where}.orders", f"orders must be in 2..6, got {model.orders}"))
+        if set(model.name) & {"@", SEED_MARK}:
+            problems.append((f"{where}.name", f"{model.name!r}: '@' and '{SEED_MARK}' are "
+                             "reserved for labels (name@dataset#seed); rename the model"))
         if not model.trained:
+            if model.seeds is not None:
+                problems.append((f"{where}.seeds", f"only trained models (gap, bpnn, nequip) "
+                                 f"have seeds; {who} is kind {model.kind!r}; remove seeds"))
             continue
         if model.dataset is None:
             problems.append((f"{where}.dataset", f"{who} is kind {model.kind!r}, which is "
@@ -210,7 +218,7 @@ def _check_derivative_sets(config: StudyConfig) -> list[Problem]:
     from anharmbench.study.profiles import profile_settings
 
     problems: list[Problem] = []
-    n_steps = profile_settings(config).n_steps
+    settings = profile_settings(config)
     names: dict[str, int] = {}
     for i, dset in enumerate(config.derivative_sets):
         if dset.name in names:
@@ -224,7 +232,7 @@ def _check_derivative_sets(config: StudyConfig) -> list[Problem]:
                                  f"{len(dset.qtuple)} q-points but orders {bad} need one per "
                                  "derivative slot; give a set per order"))
         try:
-            _job(dset, n_steps)
+            _job(dset, settings.n_steps, settings.variant)
         except ValueError as exc:
             problems.append((f"derivative_sets.{i}", str(exc)))
     idmd_users = [m.name for m in config.models if m.trained and m.dataset == "idmd"]

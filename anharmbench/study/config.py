@@ -114,14 +114,15 @@ class DerivativeSetConfig(_Strict):
 
     ``supercell`` is a name (``prim``, ``2I``, ``SC``, ``4I``, ``3SC``) or a 3x3 integer
     matrix (rows in the primitive basis). ``qtuple`` restricts to one Q-tuple (one
-    q-point name per slot, e.g. ``[L, L, G, G, G]``).
+    q-point name per slot, e.g. ``[L, L, G, G, G]``). ``variant`` and ``n_steps`` default
+    to the profile's (:mod:`anharmbench.study.profiles`).
     """
 
     name: str
     supercell: str | list[list[int]]
     orders: list[int]
     method: Literal["forces", "energies"] = "forces"
-    variant: Literal["lone", "bundled"] = "lone"
+    variant: Literal["lone", "bundled"] | None = None
     qtuple: list[str] | None = None
     h_range: tuple[float, float] = (0.01, 0.08)
     h_ranges: dict[int, tuple[float, float]] | None = None
@@ -253,7 +254,9 @@ class ModelConfig(_PotentialFields):
     """A model to train (``gap``, ``bpnn``, ``nequip``) or one the user already has.
 
     Trained models name their ``dataset`` (``idmd`` or ``refmd``); ``profile`` overrides
-    the study's for this model and ``settings`` passes options to the trainer's config.
+    the study's for this model and ``settings`` passes options to the trainer's config;
+    ``seeds`` is how many times it is trained (seeds ``seed``, ``seed + 1``, ...; default:
+    the profile's), and Table I gives the mean and spread over them.
     ``orders`` limits the derivative sets measured with this model to those holding one
     of these orders (default: every set).
     Existing models: ``kind: lammps`` with LAMMPS fields (as :class:`ReferenceConfig`), or
@@ -265,6 +268,7 @@ class ModelConfig(_PotentialFields):
     dataset: Literal["idmd", "refmd", "dft"] | None = None
     orders: list[int] | None = None
     profile: Profile | None = None
+    seeds: int | None = Field(default=None, ge=1)
     settings: dict[str, Any] = Field(default_factory=dict)
 
     @property

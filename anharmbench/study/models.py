@@ -17,6 +17,7 @@ from typing import Any
 
 from anharmbench.potentials.spec import LammpsPotential
 from anharmbench.study.config import ModelConfig, StudyConfig
+from anharmbench.study.labels import model_label
 from anharmbench.study.runner import Stage
 
 __all__ = ["deployed_potential", "training_stage"]
@@ -129,11 +130,18 @@ def deployed_potential(model: ModelConfig, stage_dir: Path, elements: tuple[str,
 
 
 def training_stage(model: ModelConfig, config: StudyConfig, dataset: Path, dataset_key: str,
-                   elements: tuple[str, ...]) -> Stage:
-    """Train ``model`` on ``dataset``, then its held-out parity through LAMMPS."""
+                   elements: tuple[str, ...], seed: int | None = None) -> Stage:
+    """Train ``model`` on ``dataset`` with ``seed`` (default ``config.seed``), then its
+    held-out parity through LAMMPS.
+
+    The first seed's stage is ``train-<name>-<dataset>``, a further seed's
+    ``train-<name>-<dataset>-seed<seed>``.
+    """
     kind = KINDS[model.kind]
     profile = model.profile or config.profile
-    label = f"{model.name}@{model.dataset}"
+    seed = config.seed if seed is None else seed
+    replica = None if seed == config.seed else seed
+    label = model_label(model.name, model.dataset, replica)
 
     def run(directory: Path) -> dict[str, Any]:
         from anharmbench.lammps import LammpsCalculator
@@ -141,7 +149,7 @@ def training_stage(model: ModelConfig, config: StudyConfig, dataset: Path, datas
         from anharmbench.mlip.parity import evaluate_parity, write_parity
 
         summary = kind.train(dataset, directory / MODEL_DIR, profile, dict(model.settings),
-                             config.seed)
+                             seed)
         potential = kind.potential(directory, elements)
         splits = load_splits(dataset, require=("test",))
         calc = LammpsCalculator(potential)
@@ -163,5 +171,6 @@ def training_stage(model: ModelConfig, config: StudyConfig, dataset: Path, datas
         return summary
 
     inputs = {"kind": model.kind, "profile": profile, "settings": model.settings,
-              "dataset": dataset_key, "seed": config.seed, "elements": list(elements)}
-    return Stage(f"train-{model.name}-{model.dataset}", inputs, run)
+              "dataset": dataset_key, "seed": seed, "elements": list(elements)}
+    suffix = "" if replica is None else f"-seed{replica}"
+    return Stage(f"train-{model.name}-{model.dataset}{suffix}", inputs, run)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,8 @@ from anharmbench.study.config import (
     ReferenceConfig,
     StudyConfig,
 )
-from anharmbench.study.profiles import profile_settings
+from anharmbench.study.labels import model_label, parse_label
+from anharmbench.study.profiles import model_seeds, profile_settings
 from anharmbench.study.runner import Stage, StageResult, StageRunner
 
 __all__ = ["StudyResult", "run_study"]
@@ -49,7 +51,9 @@ class StudyResult:
         Every stage by name.
     derivatives
         ``{potential label: {set name: derivatives.h5 path}}``; the reference is
-        ``"reference"``, models are ``"<name>@<dataset>"`` (or ``"<name>"``).
+        ``"reference"``, models are ``"<name>@<dataset>"`` (or ``"<name>"``), and a
+        trained model's further seeds ``"<name>@<dataset>#<seed>"``
+        (:mod:`anharmbench.study.labels`).
     report
         Files of the report stage by kind.
     """
@@ -248,7 +252,7 @@ def dft_dataset_stage(config: StudyConfig) -> Stage:
 
 
 # ------------------------------------------------------------------- stages
-def _job(dset: DerivativeSetConfig, n_steps: int) -> Any:
+def _job(dset: DerivativeSetConfig, n_steps: int, variant: str) -> Any:
     from anharmbench.derivatives.workflow import DerivativeJob
     from anharmbench.structures import supercell_matrix
 
@@ -257,7 +261,7 @@ def _job(dset: DerivativeSetConfig, n_steps: int) -> Any:
                                    else np.asarray(dset.supercell)),
         orders=tuple(dset.orders),
         method=dset.method,
-        variant=dset.variant,
+        variant=dset.variant or variant,
         qtuple=tuple(dset.qtuple) if dset.qtuple else None,
         h_range=dset.h_range,
         h_ranges={n: w for n, w in (dset.h_ranges or {}).items() if n in dset.orders} or None,
@@ -282,7 +286,7 @@ def derivative_stage(
     shared by the stages of one run so that each plan is built once.
     """
     settings = profile_settings(config)
-    job = _job(dset, settings.n_steps)
+    job = _job(dset, settings.n_steps, settings.variant)
     executor_cfg = config.executor
 
     def run(directory: Path) -> dict[str, Any]:
@@ -327,7 +331,7 @@ def derivative_stage(
             executor = make_executor(executor_cfg.kind, workers=executor_cfg.workers,
                                      address=executor_cfg.address)
             evaluate_in_process(plan_dir, potential, loaded=loaded, executor=executor,
-                                allow_nonequilibrium=allow)
+                                allow_nonequilibrium=allow, progress=True, batch_size=64)
         else:
             from anharmbench.derivatives.results import ResultStore, ase_evaluator, measure
 
@@ -339,7 +343,8 @@ def derivative_stage(
                 store.write_reference(ref.get_potential_energy(), ref.get_forces(),
                                       ref.get_stress(voigt=True), source="ASE calculator")
             measure(prepared.plan, ase_evaluator(prepared.supercell, calc),
-                    store=plan_dir / "results.h5", identity=identity)
+                    store=plan_dir / "results.h5", identity=identity, progress=True,
+                    batch_size=64)
         result = fit_directory(plan_dir, loaded=loaded, allow_nonequilibrium=allow)
         equilibrium = json.loads(
             read_derivatives_file(plan_dir / DERIVATIVES_FILE).attrs["equilibrium"])
@@ -450,10 +455,6 @@ def _dataset_summary(kind: str, res: Any) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------- the study
-def _model_label(model: ModelConfig) -> str:
-    return f"{model.name}@{model.dataset}" if model.dataset else model.name
-
-
 def run_study(config: StudyConfig, directory: str | Path, *, verbose: bool = True
               ) -> StudyResult:
     """Run (or continue) the study of ``config`` in ``directory``.
@@ -462,7 +463,6 @@ def run_study(config: StudyConfig, directory: str | Path, *, verbose: bool = Tru
     -------
     StudyResult
     """
-    from anharmbench.study import models as model_kinds
     from anharmbench.study.report import write_report
 
     directory = Path(directory)
@@ -513,41 +513,25 @@ def run_study(config: StudyConfig, directory: str | Path, *, verbose: bool = Tru
         parity: dict[str, Path] = {}
         elements = tuple(sorted(set(prim.get_chemical_symbols())))
         for model in config.models:
-            label = _model_label(model)
-            if model.trained:
-                if model.dataset not in datasets:
-                    raise ValueError(
-                        f"model {label}: dataset {model.dataset!r} is disabled in datasets"
-                    )
-                data_dir, data_key = datasets[model.dataset]
-                st = model_kinds.training_stage(model, config, data_dir, data_key, elements)
-                tres = runner.run(st)
-                pot = model_kinds.deployed_potential(model, tres.directory, elements)
-                if "parity" in tres.summary:
-                    parity[label] = Path(tres.summary["parity"])
-                upstream = {"model": tres.key}
-                calc_spec = None
-            elif model.kind == "lammps":
-                pot = model.lammps_potential(model.name)
-                upstream, calc_spec = {}, None
-            elif model.universal:
-                pot, upstream, calc_spec = _universal_model(model, elements)
-            else:
-                pot, upstream, calc_spec = None, {}, model.calculator
-            sets: dict[str, Path] = {}
-            for dset in config.derivative_sets:
-                if model.orders is not None and not set(dset.orders) & set(model.orders):
-                    continue
-                dset = _model_windows(dset, model)
-                st = derivative_stage(label, dset, prim, pot, calc_spec, upstream, config, plans)
-                sets[dset.name] = Path(runner.run(st).summary["derivatives"])
-            out.derivatives[label] = sets
+            for label, pot, upstream, calc_spec in _deployed(model, config, datasets,
+                                                             elements, runner, parity):
+                sets: dict[str, Path] = {}
+                for dset in config.derivative_sets:
+                    if model.orders is not None and not set(dset.orders) & set(model.orders):
+                        continue
+                    dset = _model_windows(dset, model)
+                    st = derivative_stage(label, dset, prim, pot, calc_spec, upstream, config,
+                                          plans)
+                    sets[dset.name] = Path(runner.run(st).summary["derivatives"])
+                out.derivatives[label] = sets
         # observables and report
         obs: dict[str, Any] = {}
         if config.observables.enabled:
             from anharmbench.study.observables import observables_stage
 
-            st = observables_stage(config, prim, out.derivatives,
+            # one model per label: the first seed's (the seeds' spread is in Table I)
+            first = {k: v for k, v in out.derivatives.items() if parse_label(k).seed is None}
+            st = observables_stage(config, prim, first,
                                    {k: r.key for k, r in runner.results.items()})
             if st is not None:
                 obs = runner.run(st).summary
@@ -557,6 +541,38 @@ def run_study(config: StudyConfig, directory: str | Path, *, verbose: bool = Tru
     finally:
         runner.close()
     return out
+
+
+def _deployed(model: ModelConfig, config: StudyConfig, datasets: dict[str, tuple[Path, str]],
+              elements: tuple[str, ...], runner: StageRunner, parity: dict[str, Path]
+              ) -> Iterator[tuple[str, LammpsPotential | None, dict[str, Any], str | None]]:
+    """``(label, LAMMPS potential or None, stage upstream, ASE calculator spec)`` of each
+    instance of ``model``: one per training seed for a trained model (trained here, its
+    parity added to ``parity``), else the model itself."""
+    from anharmbench.study import models as model_kinds
+
+    if not model.trained:
+        label = model_label(model.name, model.dataset)
+        if model.kind == "lammps":
+            yield label, model.lammps_potential(model.name), {}, None
+        elif model.universal:
+            yield (label, *_universal_model(model, elements))
+        else:
+            yield label, None, {}, model.calculator
+        return
+    if model.dataset not in datasets:
+        raise ValueError(f"model {model_label(model.name, model.dataset)}: dataset "
+                         f"{model.dataset!r} is disabled in datasets")
+    data_dir, data_key = datasets[model.dataset]
+    for seed in model_seeds(model, config):
+        replica = None if seed == config.seed else seed
+        label = model_label(model.name, model.dataset, replica)
+        tres = runner.run(model_kinds.training_stage(model, config, data_dir, data_key,
+                                                     elements, seed))
+        if "parity" in tres.summary:
+            parity[label] = Path(tres.summary["parity"])
+        yield (label, model_kinds.deployed_potential(model, tres.directory, elements),
+               {"model": tres.key}, None)
 
 
 #: Universal presets: the study's model kind -> the name in anharmbench.mlip.universal.

@@ -2,7 +2,8 @@
 
 * ``table1.csv`` / ``table1.md``: RMSE of each model's irreducible derivatives against the
   reference, divided by the mean magnitude of the reference derivatives, per model,
-  dataset and order (the paper's Table I); all derivative sets of an order are pooled.
+  dataset and order (the paper's Table I); all derivative sets of an order are pooled,
+  and a model's training seeds give a mean and a spread.
 * ``fig1ab_parity_<dataset>.png``: energies and forces on the held-out test set;
 * ``fig_derivatives_<dataset>.png``: derivative parity per order (Figs. 1c-d and 6);
 * the observables' figures (Figs. 2-5) when that stage ran;
@@ -24,6 +25,7 @@ import numpy as np
 from anharmbench.derivatives.io import read_derivatives_file
 from anharmbench.fileio import write_text_atomic
 from anharmbench.study.config import StudyConfig
+from anharmbench.study.labels import parse_label
 
 __all__ = ["error_table", "write_report", "write_table"]
 
@@ -72,57 +74,97 @@ def _pooled(files: dict[str, Path], set_orders: dict[str, list[int]] | None = No
             for n, ps in parts.items()}
 
 
+def _difference(r: Pooled, m: Pooled) -> dict[str, Any]:
+    """Table I's figures of one potential's order against the reference's."""
+    both = r.has_paper and m.has_paper
+    rp, mp = (r.paper, m.paper) if both else (r.coefficients, m.coefficients)
+    rmse = float(np.sqrt(np.mean((mp - rp) ** 2)))
+    scale = float(np.mean(np.abs(rp)))
+    norm = float(np.linalg.norm(r.coefficients))
+    return {
+        "n": len(rp),
+        "rel_rmse": rmse / scale if scale > 0 else float("nan"),
+        "rel_frobenius": float(np.linalg.norm(m.coefficients - r.coefficients)) / norm
+        if norm > 0 else float("nan"),
+        "rmse": rmse, "mean_abs_ref": scale,
+        "convention": "paper" if both else "coefficients",
+    }
+
+
+def _spread(values: list[float]) -> float:
+    """Sample standard deviation over seeds (NaN for a single seed: no spread measured)."""
+    return float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
+
+
 def error_table(derivatives: dict[str, dict[str, Path]],
                 set_orders: dict[str, list[int]] | None = None) -> list[dict[str, Any]]:
-    """Rows of Table I, one per (potential, order).
+    """Rows of Table I, one per (model, order); a model's seeds pooled into one row.
 
-    Keys: ``model, dataset, order, n``;
+    Keys: ``model, dataset, order, n, n_seeds``;
     ``rel_rmse = sqrt(mean((p_model - p_ref)^2)) / mean(|p_ref|)`` over the order's
     irreducible derivatives in the paper's convention ``p`` (all sets pooled), with
     ``rmse`` and ``mean_abs_ref``; ``rel_frobenius = ||d_model - d_ref|| / ||d_ref||`` over
     our orthonormal-basis coefficients, which is the relative Frobenius norm of the
-    Cartesian derivative tensors' difference over the FTG (independent of any basis);
-    ``ref_sigma`` the RMS one-sigma uncertainty of the reference's ``p`` and
-    ``within_ref_uncertainty`` whether ``rmse <= 2 ref_sigma`` (the difference is not
-    resolved by the reference); ``convention`` ``"paper"`` (or ``"coefficients"`` for
-    files without paper-convention values).
+    Cartesian derivative tensors' difference over the FTG (independent of any basis).
+    For a model trained with several seeds (labels ``<model>#<seed>``,
+    :mod:`anharmbench.study.labels`) ``rel_rmse``, ``rel_frobenius`` and ``rmse`` are the
+    means over the seeds, ``rel_rmse_spread``/``rel_frobenius_spread`` their sample
+    standard deviations (NaN for one seed) and ``rel_rmse_per_seed`` the seeds' values
+    (``;``-separated, in seed order). ``ref_sigma`` is the RMS one-sigma uncertainty of the
+    reference's ``p`` and ``within_ref_uncertainty`` whether ``rmse <= 2 ref_sigma`` (the
+    difference is not resolved by the reference); ``convention`` ``"paper"`` (or
+    ``"coefficients"`` for files without paper-convention values).
     """
     ref = _pooled(derivatives["reference"], set_orders)
+    models: dict[str, list[tuple[int | None, str]]] = {}
+    for label in derivatives:
+        parsed = parse_label(label)
+        models.setdefault(parsed.model, []).append((parsed.seed, label))
     rows: list[dict[str, Any]] = []
-    for label, files in derivatives.items():
-        name, _, dataset = label.partition("@")
-        pooled = _pooled(files, set_orders)
-        for n in sorted(pooled):
-            if n not in ref:
-                continue
-            r, m = ref[n], pooled[n]
-            if r.labels != m.labels:
-                raise ValueError(f"{label}: order-{n} derivatives are not those of the reference")
-            both = r.has_paper and m.has_paper
-            rp, mp = (r.paper, m.paper) if both else (r.coefficients, m.coefficients)
-            rmse = float(np.sqrt(np.mean((mp - rp) ** 2)))
-            scale = float(np.mean(np.abs(rp)))
-            norm = float(np.linalg.norm(r.coefficients))
-            sigma = float(np.sqrt(np.mean(r.paper_sigma**2)))
+    for model, seeds in models.items():
+        name, _, dataset = model.partition("@")
+        # the first seed (None) first, then the replicas by seed
+        seeds.sort(key=lambda sl: -1 if sl[0] is None else sl[0])
+        pooled = [(label, _pooled(derivatives[label], set_orders)) for _, label in seeds]
+        for n in sorted(set.intersection(*(set(p) for _, p in pooled)) & set(ref)):
+            per_seed = []
+            for label, p in pooled:
+                if ref[n].labels != p[n].labels:
+                    raise ValueError(f"{label}: order-{n} derivatives are not those of the "
+                                     "reference")
+                per_seed.append(_difference(ref[n], p[n]))
+            rel = [d["rel_rmse"] for d in per_seed]
+            fro = [d["rel_frobenius"] for d in per_seed]
+            rmse = float(np.mean([d["rmse"] for d in per_seed]))
+            sigma = float(np.sqrt(np.mean(ref[n].paper_sigma ** 2)))
             rows.append({
                 "model": name,
-                "dataset": dataset or ("self" if label == "reference" else "external"),
-                "order": n, "n": len(rp),
-                "rel_rmse": rmse / scale if scale > 0 else float("nan"),
-                "rel_frobenius": float(np.linalg.norm(m.coefficients - r.coefficients)) / norm
-                if norm > 0 else float("nan"),
-                "rmse": rmse, "mean_abs_ref": scale, "ref_sigma": sigma,
-                "within_ref_uncertainty": bool(rmse <= 2 * sigma),
-                "convention": "paper" if both else "coefficients",
+                "dataset": dataset or ("self" if model == "reference" else "external"),
+                "order": n, "n": per_seed[0]["n"], "n_seeds": len(per_seed),
+                "rel_rmse": float(np.mean(rel)), "rel_rmse_spread": _spread(rel),
+                "rel_frobenius": float(np.mean(fro)), "rel_frobenius_spread": _spread(fro),
+                "rmse": rmse, "mean_abs_ref": per_seed[0]["mean_abs_ref"],
+                "ref_sigma": sigma, "within_ref_uncertainty": bool(rmse <= 2 * sigma),
+                "convention": per_seed[0]["convention"],
+                "rel_rmse_per_seed": ";".join(f"{v:.6g}" for v in rel),
             })
     return rows
+
+
+def _with_spread(mean: float, spread: float) -> str:
+    """``mean±spread`` (four decimals, or four significant digits above 10)."""
+    fmt = ".4f" if abs(mean) < 10 else ".4g"
+    if not np.isfinite(spread):
+        return format(mean, fmt)
+    return f"{mean:{fmt}}±{spread:{fmt}}"
 
 
 def write_table(rows: list[dict[str, Any]], directory: Path) -> dict[str, Path]:
     """Write Table I rows (:func:`error_table`) as ``table1.csv`` and ``table1.md``."""
     csv_path, md_path = directory / "table1.csv", directory / "table1.md"
-    keys = ["model", "dataset", "order", "n", "rel_rmse", "rel_frobenius", "rmse",
-            "mean_abs_ref", "ref_sigma", "within_ref_uncertainty", "convention"]
+    keys = ["model", "dataset", "order", "n", "n_seeds", "rel_rmse", "rel_rmse_spread",
+            "rel_frobenius", "rel_frobenius_spread", "rmse", "mean_abs_ref", "ref_sigma",
+            "within_ref_uncertainty", "convention", "rel_rmse_per_seed"]
     with csv_path.open("w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=keys)
         w.writeheader()
@@ -142,23 +184,28 @@ def write_table(rows: list[dict[str, Any]], directory: Path) -> dict[str, Path]:
         "derivative, chosen as the lexicographically first independent tuples of its block "
         "multiset (anharmbench.symmetry.convention); then, in brackets, the basis-independent "
         "relative Frobenius norm ||Phi_model - Phi_ref|| / ||Phi_ref|| of the Cartesian "
-        "tensors over the FTG. '~' marks a difference within twice the reference's own "
-        "finite-difference uncertainty (not resolved).",
+        "tensors over the FTG. A model trained with several seeds shows the mean and, after "
+        "'±', the sample standard deviation over its seeds (the number of seeds follows its "
+        "name). '~' marks a difference within twice the reference's own finite-difference "
+        "uncertainty (not resolved).",
         "",
         head,
         "|" + "---|" * (len(cols) + 1),
     ]
     for m in models:
         cells = []
+        seeds = sorted({r["n_seeds"] for r in rows if r["model"] == m})
         for d, n in cols:
             hit = [r for r in rows if r["model"] == m and r["dataset"] == d and r["order"] == n]
             if hit:
                 h = hit[0]
                 mark = "~" if h["within_ref_uncertainty"] else ""
-                cells.append(f"{mark}{h['rel_rmse']:.4f} ({h['rel_frobenius']:.4f})")
+                cells.append(f"{mark}{_with_spread(h['rel_rmse'], h['rel_rmse_spread'])} "
+                             f"({_with_spread(h['rel_frobenius'], h['rel_frobenius_spread'])})")
             else:
                 cells.append("-")
-        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        who = m if seeds == [1] else f"{m} ({'/'.join(map(str, seeds))} seeds)"
+        lines.append(f"| {who} | " + " | ".join(cells) + " |")
     write_text_atomic(md_path, "\n".join(lines) + "\n")
     return {"table_csv": csv_path, "table_md": md_path}
 
@@ -176,33 +223,53 @@ def _color(name: str, i: int) -> str:
     return COLORS.get(name, f"C{i % 10}")
 
 
+def _by_model(labels: Any) -> dict[str, list[str]]:
+    """``{model label: [its seeds' labels]}`` (first seed first), reference left out."""
+    out: dict[str, list[tuple[int, str]]] = {}
+    for label in labels:
+        parsed = parse_label(label)
+        if parsed.model != "reference":
+            out.setdefault(parsed.model, []).append(
+                (-1 if parsed.seed is None else parsed.seed, label))
+    return {m: [lab for _, lab in sorted(v)] for m, v in out.items()}
+
+
+def _mean_spread(samples: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+    """Mean over seeds and sample standard deviation (``None`` for one seed)."""
+    stack = np.stack(samples)
+    return stack.mean(axis=0), (stack.std(axis=0, ddof=1) if len(samples) > 1 else None)
+
+
 def _derivative_figures(derivatives: dict[str, dict[str, Path]], directory: Path,
                         set_orders: dict[str, list[int]] | None = None
                         ) -> dict[str, Path]:
+    """Derivative parity per order; a model with several seeds is drawn at the seeds' mean
+    with the seeds' standard deviation as error bars."""
     plt = _plt()
     ref = _pooled(derivatives["reference"], set_orders)
-    by_dataset: dict[str, list[str]] = {}
-    for label in derivatives:
-        if label == "reference":
-            continue
-        by_dataset.setdefault(label.partition("@")[2] or "external", []).append(label)
+    by_dataset: dict[str, list[tuple[str, list[str]]]] = {}
+    for model, labels in _by_model(derivatives).items():
+        by_dataset.setdefault(model.partition("@")[2] or "external", []).append((model, labels))
     out: dict[str, Path] = {}
-    for dataset, labels in sorted(by_dataset.items()):
+    for dataset, models in sorted(by_dataset.items()):
         orders = sorted(n for n in ref if n >= 3) or sorted(ref)
         fig, axes = plt.subplots(1, len(orders), figsize=(3.4 * len(orders), 3.4), squeeze=False)
         for ax, n in zip(axes[0], orders, strict=True):
             r = ref[n].paper
             lo, hi = float(r.min()), float(r.max())
             ax.plot([lo, hi], [lo, hi], color="0.6", lw=0.8)
-            for i, label in enumerate(labels):
-                m = _pooled(derivatives[label], set_orders).get(n)
-                if m is None:
+            for i, (model, labels) in enumerate(models):
+                got = [_pooled(derivatives[lab], set_orders).get(n) for lab in labels]
+                if any(g is None for g in got):
                     continue
-                name = label.partition("@")[0]
-                ax.scatter(r, m.paper, s=8, alpha=0.7, color=_color(name, i), label=name)
+                mean, spread = _mean_spread([g.paper for g in got])
+                name = model.partition("@")[0]
+                tag = name if len(labels) == 1 else f"{name} ({len(labels)} seeds)"
+                ax.errorbar(r, mean, yerr=spread, fmt="o", ms=2.5, lw=0.8, alpha=0.7,
+                            color=_color(name, i), label=tag)
             ax.set_title(f"order {n}")
             ax.set_xlabel(f"reference (eV/$\\AA^{n}$)")
-            ax.set_ylabel("model")
+            ax.set_ylabel("model (mean ± sd over seeds)")
         axes[0][0].legend(fontsize=7)
         fig.suptitle(f"irreducible derivatives, models trained on {dataset}", fontsize=10)
         fig.tight_layout()
@@ -214,27 +281,34 @@ def _derivative_figures(derivatives: dict[str, dict[str, Path]], directory: Path
 
 
 def _parity_figures(parity: dict[str, Path], directory: Path) -> dict[str, Path]:
+    """Energies and forces on the held-out test set; a model with several seeds at the
+    seeds' mean prediction with their standard deviation as error bars."""
     plt = _plt()
-    by_dataset: dict[str, list[tuple[str, Path]]] = {}
-    for label, pdir in parity.items():
-        by_dataset.setdefault(label.partition("@")[2] or "-", []).append((label, pdir))
+    by_dataset: dict[str, list[tuple[str, list[Path]]]] = {}
+    for model, labels in _by_model(parity).items():
+        by_dataset.setdefault(model.partition("@")[2] or "-", []).append(
+            (model, [parity[lab] for lab in labels]))
     out: dict[str, Path] = {}
     for dataset, items in sorted(by_dataset.items()):
         fig, axes = plt.subplots(1, 2, figsize=(8, 3.8))
-        for i, (label, pdir) in enumerate(items):
-            name = label.partition("@")[0]
-            e = np.loadtxt(pdir / "parity_energy.csv", delimiter=",", skiprows=1, ndmin=2)
-            f = np.genfromtxt(pdir / "parity_forces.csv", delimiter=",", skip_header=1,
-                              usecols=(1, 2), ndmin=2)
-            axes[0].scatter(e[:, 0], e[:, 1], s=6, color=_color(name, i), label=name)
-            axes[1].scatter(f[:, 0], f[:, 1], s=3, alpha=0.5, color=_color(name, i), label=name)
+        for i, (model, pdirs) in enumerate(items):
+            name = model.partition("@")[0]
+            tag = name if len(pdirs) == 1 else f"{name} ({len(pdirs)} seeds)"
+            e = [np.loadtxt(d / "parity_energy.csv", delimiter=",", skiprows=1, ndmin=2)
+                 for d in pdirs]
+            f = [np.genfromtxt(d / "parity_forces.csv", delimiter=",", skip_header=1,
+                               usecols=(1, 2), ndmin=2) for d in pdirs]
+            for ax, data, size in ((axes[0], e, 3.0), (axes[1], f, 1.5)):
+                pred, spread = _mean_spread([x[:, 1] for x in data])
+                ax.errorbar(data[0][:, 0], pred, yerr=spread, fmt="o", ms=size, lw=0.6,
+                            alpha=0.6, color=_color(name, i), label=tag)
         for ax, what in zip(axes, ("energy (eV/atom)", "force (eV/$\\AA$)"), strict=True):
             lo, hi = ax.get_xlim()
             ax.plot([lo, hi], [lo, hi], color="0.6", lw=0.8)
             ax.set_xlabel(f"reference {what}")
             ax.set_ylabel(f"model {what}")
         axes[0].legend(fontsize=7)
-        fig.suptitle(f"test set of {dataset}", fontsize=10)
+        fig.suptitle(f"test set of {dataset} (error bars: sd over seeds)", fontsize=10)
         fig.tight_layout()
         path = directory / f"fig1ab_parity_{dataset}.png"
         fig.savefig(path, dpi=110)
@@ -326,23 +400,28 @@ def write_report(
         "(components of the derivative tensor in unit symmetrized modes; see table1.md for "
         "the choice of components). Relative Frobenius: ||Phi_model - Phi_ref|| / "
         "||Phi_ref|| of the Cartesian tensors over the FTG, independent of any basis. "
-        "The reference's uncertainty: RMS one-sigma of its finite differences.</p>",
-        "<table><tr><th>model</th><th>dataset</th><th>order</th><th>n</th>"
+        "The reference's uncertainty: RMS one-sigma of its finite differences. A model "
+        "trained with several seeds: mean ± sample standard deviation over its seeds "
+        "(each seed's value in table1.csv).</p>",
+        "<table><tr><th>model</th><th>dataset</th><th>order</th><th>n</th><th>seeds</th>"
         "<th>RMSE / mean |ref|</th><th>relative Frobenius</th><th>reference sigma</th>"
         "</tr>",
     ]
     for r in rows:
         parts.append(
             f"<tr><td>{html.escape(r['model'])}</td><td>{html.escape(r['dataset'])}</td>"
-            f"<td>{r['order']}</td><td>{r['n']}</td><td>{r['rel_rmse']:.4g}</td>"
-            f"<td>{r['rel_frobenius']:.4g}</td><td>{r['ref_sigma']:.2g}"
+            f"<td>{r['order']}</td><td>{r['n']}</td><td>{r['n_seeds']}</td>"
+            f"<td>{_with_spread(r['rel_rmse'], r['rel_rmse_spread'])}</td>"
+            f"<td>{_with_spread(r['rel_frobenius'], r['rel_frobenius_spread'])}</td>"
+            f"<td>{r['ref_sigma']:.2g}"
             f"{' (difference not resolved)' if r['within_ref_uncertainty'] else ''}</td></tr>"
         )
     parts.append("</table>")
     parts += _equilibrium_section(derivatives)
     if observables:
         parts.append(
-            "<h2>Observables</h2><p>Diagrams included: the bubble (order 3; phono3py's, "
+            "<h2>Observables</h2><p>Each trained model's observables are those of its "
+            "first seed. Diagrams included: the bubble (order 3; phono3py's, "
             "linewidths and shifts), the loop (order 4, first-order lineshift) and the "
             "sunset (order 4, linewidth; Gaussian energy conservation). kappa (RTA) is given "
             "with bubble, sunset-only and combined lifetimes; the combined width adds the "
