@@ -118,6 +118,7 @@ def test_table1_gives_mean_and_spread_over_seeds(reference_files, tmp_path):
     assert "| M (3 seeds) |" in md
 
 
+@pytest.mark.slow  # trains three BPNNs (~4 min); the e2e study test covers the seeds path
 def test_study_trains_once_per_seed_and_resumes_seed_by_seed(tmp_path):
     """Two seeds of a small BPNN: two training stages whose models differ, Table I's mean
     and spread are those of the two seeds' own figures; asking for a third seed trains only
