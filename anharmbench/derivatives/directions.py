@@ -488,8 +488,8 @@ def select_bundled(
     full column rank. A generic direction carries the most equations a direction can
     (its block's rank, up to ``M`` with forces), so the count of directions is the
     group-theoretical minimum ``ceil(overdetermination * K / r_max)``
-    (:func:`minimum_directions`); drawing inside one unknown's support, as before, gave
-    blocks of a few equations each and 2-10x more evaluations.
+    (:func:`anharmbench.derivatives.plan.economy_bounds`); drawing inside one unknown's
+    support, as before, gave blocks of a few equations each and 2-10x more evaluations.
 
     Parameters
     ----------

@@ -21,7 +21,7 @@ import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from anharmbench.study.labels import SEED_MARK
+from anharmbench.study.labels import SEED_MARK, model_label
 
 if TYPE_CHECKING:
     # Annotations only: config.py imports this module at its top to call check_study, so
@@ -177,7 +177,7 @@ def _check_models(config: StudyConfig, base: Path | None,
     for i, model in enumerate(config.models):
         where, who = f"models.{i}", f"model {model.name!r}"
         problems += _check_potential(model, model.kind, model.name, where, who, base, species)
-        label = f"{model.name}@{model.dataset}" if model.dataset else model.name
+        label = model_label(model.name, model.dataset)
         if label == "reference" or label in labels:
             other = "the reference" if label == "reference" else f"models.{labels[label]}"
             problems.append((f"{where}.name", f"{label!r} is already the label of {other}; "
