@@ -105,6 +105,25 @@ def test_reference_against_itself_gives_zero_and_rerun_skips(tmp_path, capsys):
     assert not third.stages["derivatives-CRGcopy2-prim"].skipped
 
 
+def test_a_stage_warnings_go_to_the_log_file_not_the_terminal(tmp_path, capsys):
+    import warnings
+
+    from anharmbench.study.runner import Stage, StageRunner
+
+    def noisy(directory: Path) -> dict:
+        warnings.warn("poor quadratic-tail fit", UserWarning, stacklevel=1)
+        return {"line": "done"}
+
+    runner = StageRunner(tmp_path, verbose=True)
+    runner.run(Stage("noisy", {}, noisy))
+    runner.close()
+    shown = capsys.readouterr()
+    log = (tmp_path / "study.log").read_text()
+    assert "poor quadratic-tail fit" in log and "UserWarning" in log
+    assert "poor quadratic-tail fit" not in shown.err + shown.out
+    assert "done (1 warning in study.log)" in shown.err
+
+
 def test_an_interrupted_stage_continues_from_its_stored_results(tmp_path):
     """Kill a model's derivative stage after part of its configurations: finished stages
     are not redone, the stage keeps what it stored, and the numbers are the same."""

@@ -42,12 +42,13 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -451,10 +452,46 @@ def _env(threads: int) -> dict[str, str]:
     return env
 
 
+class _EpochBar:
+    """A tqdm bar of training epochs, read from Lightning's ``Epoch N`` progress text.
+
+    The tool's own output (Lightning's per-batch bars, Hydra and nequip INFO lines) goes
+    to the log file only; this bar is what a person follows on the terminal.
+    """
+
+    _EPOCH = re.compile(rb"Epoch (\d+)")
+
+    def __init__(self, total: int, desc: str) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, desc=desc, unit="epoch", leave=True)
+
+    def __call__(self, chunk: bytes) -> None:
+        found = self._EPOCH.findall(chunk)
+        if found:
+            # "Epoch N" is shown while epoch N (0-based) runs: N epochs are done
+            done = min(int(found[-1]), self.bar.total)
+            if done > self.bar.n:
+                self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
 def _run_tool(
-    cmd: list[str], what: str, log: Path, *, threads: int, progress: bool, timeout: float | None
+    cmd: list[str],
+    what: str,
+    log: Path,
+    *,
+    threads: int,
+    progress: bool | Callable[[bytes], None],
+    timeout: float | None,
 ) -> None:
-    """Run a nequip tool; its output goes to ``log`` (and the terminal when ``progress``)."""
+    """Run a nequip tool; its output goes to ``log``.
+
+    ``progress``: ``True`` echoes the output on stderr too; a callable receives every
+    chunk of output instead (e.g. :class:`_EpochBar`); ``False`` shows nothing.
+    """
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as fh:
         fh.write(f"\n$ {' '.join(cmd)}\n".encode())
@@ -468,7 +505,9 @@ def _run_tool(
         try:
             for chunk in iter(lambda: proc.stdout.read1(4096), b""):  # type: ignore[union-attr]
                 fh.write(chunk)
-                if progress:
+                if callable(progress):
+                    progress(chunk)
+                elif progress:
                     sys.stderr.write(chunk.decode(errors="replace"))
                     sys.stderr.flush()
                 if timeout is not None and time.monotonic() - start > timeout:
@@ -484,17 +523,37 @@ def _run_tool(
         raise NequIPError(f"{what} failed (exit {code}); last lines of {log}:\n{tail}")
 
 
-def _metrics(run_dir: Path) -> tuple[int, dict[str, float]]:
-    """Epochs completed and the last value of every metric in ``metrics/metrics.csv``."""
+#: Lightning's CSVLogger starts ``metrics/metrics.csv`` afresh when training resumes from
+#: a checkpoint; the rows of earlier calls are kept beside it under this prefix.
+_EARLIER_METRICS = "metrics-before-resume-"
+
+
+def _keep_metrics(run_dir: Path) -> None:
+    """Move ``metrics/metrics.csv`` aside before a resume, numbered in call order."""
     path = run_dir / "metrics" / "metrics.csv"
-    if not path.is_file():
-        return 0, {}
+    if path.is_file():
+        k = len(list(path.parent.glob(f"{_EARLIER_METRICS}*.csv")))
+        os.replace(path, path.with_name(f"{_EARLIER_METRICS}{k:03d}.csv"))
+
+
+def _metrics(run_dir: Path) -> tuple[int, dict[str, float]]:
+    """Epochs completed and the last value of every metric, over all training calls.
+
+    Reads the rows kept by :func:`_keep_metrics` (earlier calls, oldest first), then
+    ``metrics/metrics.csv``; Lightning numbers epochs from the start of the run in both.
+    """
+    folder = run_dir / "metrics"
+    paths = [*sorted(folder.glob(f"{_EARLIER_METRICS}*.csv")), folder / "metrics.csv"]
     import csv
 
     last: dict[str, float] = {}
     epochs = 0
-    with open(path, newline="") as fh:
-        for row in csv.DictReader(fh):
+    for path in paths:
+        if not path.is_file():
+            continue
+        with open(path, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        for row in rows:
             for key, value in row.items():
                 if value in (None, ""):
                     continue
@@ -544,7 +603,8 @@ def train_nequip(
     compile_model
         Compile ``best.ckpt`` to ``model.nequip.pt2`` (:func:`compile_nequip`) afterwards.
     progress
-        Show nequip's progress bars and log on stderr.
+        Show a bar of epochs on stderr; nequip's own output (Lightning bars, Hydra and
+        nequip log lines) goes to ``anharmbench_train.log`` in ``run_dir`` in any case.
     timeout
         Seconds after which training is stopped with :class:`NequIPError`.
 
@@ -621,14 +681,20 @@ def train_nequip(
         ]
         if last.is_file():
             cmd.append(f"++ckpt_path={last}")
-        _run_tool(
-            cmd,
-            "nequip-train",
-            run_dir / "anharmbench_train.log",
-            threads=config.threads,
-            progress=progress,
-            timeout=timeout,
-        )
+            _keep_metrics(run_dir)
+        bar = _EpochBar(config.max_epochs, "nequip-train") if progress else None
+        try:
+            _run_tool(
+                cmd,
+                "nequip-train",
+                run_dir / "anharmbench_train.log",
+                threads=config.threads,
+                progress=bar or False,
+                timeout=timeout,
+            )
+        finally:
+            if bar is not None:
+                bar.close()
         if not best.is_file():
             raise NequIPError(f"nequip-train finished without writing {best}")
         (run_dir / DONE_MARKER).write_text("train, val and test finished\n")
@@ -637,8 +703,9 @@ def train_nequip(
 
     model = None
     if compile_model:
+        # the compile log goes to its file: the terminal keeps the epoch bar only
         model = compile_nequip(
-            best, run_dir / "model.nequip.pt2", threads=config.threads, progress=progress
+            best, run_dir / "model.nequip.pt2", threads=config.threads, progress=False
         )
     return NequIPRun(
         run_dir=run_dir,

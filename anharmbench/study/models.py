@@ -18,6 +18,7 @@ from typing import Any
 from anharmbench.potentials.spec import LammpsPotential
 from anharmbench.study.config import ModelConfig, StudyConfig
 from anharmbench.study.labels import model_label
+from anharmbench.study.profiles import replica
 from anharmbench.study.runner import Stage
 
 __all__ = ["deployed_potential", "training_stage"]
@@ -140,8 +141,8 @@ def training_stage(model: ModelConfig, config: StudyConfig, dataset: Path, datas
     kind = KINDS[model.kind]
     profile = model.profile or config.profile
     seed = config.seed if seed is None else seed
-    replica = None if seed == config.seed else seed
-    label = model_label(model.name, model.dataset, replica)
+    mark = replica(seed, config)
+    label = model_label(model.name, model.dataset, mark)
 
     def run(directory: Path) -> dict[str, Any]:
         from anharmbench.lammps import LammpsCalculator
@@ -172,5 +173,5 @@ def training_stage(model: ModelConfig, config: StudyConfig, dataset: Path, datas
 
     inputs = {"kind": model.kind, "profile": profile, "settings": model.settings,
               "dataset": dataset_key, "seed": seed, "elements": list(elements)}
-    suffix = "" if replica is None else f"-seed{replica}"
+    suffix = "" if mark is None else f"-seed{mark}"
     return Stage(f"train-{model.name}-{model.dataset}{suffix}", inputs, run)

@@ -81,7 +81,10 @@ def observables_stage(config: StudyConfig, prim: Atoms, derivatives: dict[str, d
         sets = []
         failed: dict[str, str] = {}
         skipped: dict[str, dict[str, str]] = {}
-        for label, files in derivatives.items():
+        from tqdm import tqdm
+
+        for label, files in tqdm(derivatives.items(), desc="observables", unit="potential",
+                                 total=len(derivatives), leave=False, dynamic_ncols=True):
             paths = _full_order_files(config, files)
             if not paths:
                 failed[label] = "no derivative set with complete orders 2-4"

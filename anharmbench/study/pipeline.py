@@ -32,7 +32,7 @@ from anharmbench.study.config import (
     StudyConfig,
 )
 from anharmbench.study.labels import model_label, parse_label
-from anharmbench.study.profiles import model_seeds, profile_settings
+from anharmbench.study.profiles import model_seeds, profile_settings, replica
 from anharmbench.study.runner import Stage, StageResult, StageRunner
 
 __all__ = ["StudyResult", "run_study"]
@@ -565,8 +565,7 @@ def _deployed(model: ModelConfig, config: StudyConfig, datasets: dict[str, tuple
                          f"{model.dataset!r} is disabled in datasets")
     data_dir, data_key = datasets[model.dataset]
     for seed in model_seeds(model, config):
-        replica = None if seed == config.seed else seed
-        label = model_label(model.name, model.dataset, replica)
+        label = model_label(model.name, model.dataset, replica(seed, config))
         tres = runner.run(model_kinds.training_stage(model, config, data_dir, data_key,
                                                      elements, seed))
         if "parity" in tres.summary:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from anharmbench.datasets.md import IDMDSettings, RefMDSettings
 from anharmbench.study.config import ModelConfig, StudyConfig
 
-__all__ = ["ProfileSettings", "model_seeds", "profile_settings"]
+__all__ = ["ProfileSettings", "model_seeds", "profile_settings", "replica"]
 
 
 @dataclass(frozen=True)
@@ -70,3 +70,9 @@ def model_seeds(model: ModelConfig, config: StudyConfig) -> list[int]:
     """
     n = model.seeds or profile_settings(config, model.profile).n_seeds
     return [config.seed + i for i in range(n)]
+
+
+def replica(seed: int, config: StudyConfig) -> int | None:
+    """The seed a model's label and stage carry: ``None`` for the first seed
+    (``config.seed``, the plain label of a study run before seeds existed), else ``seed``."""
+    return None if seed == config.seed else seed

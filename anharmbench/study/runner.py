@@ -9,7 +9,8 @@ it (their inputs hold the upstream keys), nothing else. A stage is done when its
 an interrupted stage reruns in the same directory, and the stage functions themselves
 continue from what they stored (result stores, MD checkpoints, training checkpoints).
 
-Every stage logs a start line and a one-line summary to ``<root>/study.log`` and stdout.
+Every stage logs a start line and a one-line summary to ``<root>/study.log`` and stdout;
+its warnings go to ``study.log`` only (the summary line counts them).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import json
 import logging
 import os
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,21 +113,36 @@ class StageRunner:
         (directory / "inputs.json").write_text(_canonical(stage.inputs) + "\n")
         self.log.info("%-34s started", stage.name)
         t0 = time.perf_counter()
-        try:
-            summary = stage.run(directory)
-        except Exception as exc:
-            self.log.info("%-34s FAILED: %s", stage.name, str(exc).splitlines()[0] if str(exc)
-                          else type(exc).__name__)
-            raise
+        # a stage's warnings (tail fits, convergence) go to the log file, not the
+        # terminal, which keeps one line per stage and its progress bar
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("default")
+            try:
+                summary = stage.run(directory)
+            except Exception as exc:
+                self._log_warnings(stage.name, caught)
+                self.log.info("%-34s FAILED: %s", stage.name,
+                              str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+                raise
+        self._log_warnings(stage.name, caught)
         seconds = time.perf_counter() - t0
         record = {"name": stage.name, "key": stage.key, "seconds": seconds, "summary": summary}
         tmp = marker.with_suffix(".tmp")
         tmp.write_text(json.dumps(record, indent=1, default=str) + "\n")
         os.replace(tmp, marker)
         res = StageResult(stage.name, stage.key, directory, summary, False, seconds)
-        self.log.info("%-34s %6.1f s  %s", stage.name, seconds, _line(summary))
+        more = f" ({len(caught)} warning{'s' * (len(caught) != 1)} in study.log)" if caught else ""
+        self.log.info("%-34s %6.1f s  %s%s", stage.name, seconds, _line(summary), more)
         self.results[stage.name] = res
         return res
+
+    def _log_warnings(self, name: str, caught: list[warnings.WarningMessage]) -> None:
+        for w in caught:
+            for handler in self.log.handlers:
+                if isinstance(handler, logging.FileHandler):
+                    handler.handle(self.log.makeRecord(
+                        self.log.name, logging.WARNING, w.filename, w.lineno or 0,
+                        "%-34s %s: %s", (name, w.category.__name__, w.message), None))
 
     def timings(self) -> list[tuple[str, float, bool]]:
         """``(stage, seconds, skipped)`` of every stage run or found so far."""

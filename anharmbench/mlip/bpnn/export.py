@@ -222,7 +222,11 @@ def export_pt2(
                 torch._inductor.aoti_compile_and_package(
                     exported,
                     package_path=str(tmp),
-                    inductor_configs={"aot_inductor.metadata": _metadata(model)},
+                    # cpp.threads 1: with torch's default of one thread per core,
+                    # torch 2.13's C++ codegen of the force scatter fails (an
+                    # AssertionError in CppKernel.store); LAMMPS runs a rank per core
+                    inductor_configs={"aot_inductor.metadata": _metadata(model),
+                                      "cpp.threads": 1},
                 )
             )
     except Exception as exc:  # torch raises many kinds; keep its message

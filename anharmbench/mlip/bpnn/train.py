@@ -40,7 +40,6 @@ import csv
 import hashlib
 import json
 import math
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -75,6 +74,7 @@ __all__ = ["TrainConfig", "TrainResult", "TrainingError", "train"]
 CHECKPOINT = "checkpoint.pt"
 CONFIG_JSON = "train_config.json"
 HISTORY_CSV = "history.csv"
+TRAIN_LOG = "train.log"
 # settings that may change between a run and its resumption
 _RESUMABLE_CHANGES = {
     "max_epochs",
@@ -126,7 +126,8 @@ class TrainConfig:
     threads
         ``torch.set_num_threads`` during training (``None``: leave as is).
     progress
-        Print one line per epoch (to stderr).
+        Show a bar of epochs on stderr (the per-epoch lines go to ``train.log`` in the
+        model directory in any case).
     """
 
     hidden: tuple[int, ...] = (21, 21)
@@ -447,7 +448,7 @@ def train(
         Continue from ``checkpoint.pt`` when the directory holds a run with the same
         settings and data (an error when they differ); ``False`` starts afresh.
     log
-        Receives the progress lines (default: stderr when ``config.progress``).
+        Receives the progress lines (default: appended to ``train.log`` in ``directory``).
 
     Returns
     -------
@@ -463,18 +464,33 @@ def train(
     if not splits.val:
         raise TrainingError("the dataset has no validation frames (needed for early stopping)")
     if log is None:
-        log = (
-            (lambda s: print(s, file=sys.stderr, flush=True))
-            if config.progress
-            else (lambda s: None)
-        )
+        log = _LogFile(directory / TRAIN_LOG)
+    bar = None
+    if config.progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=config.max_epochs, desc="bpnn-train", unit="epoch", leave=True)
     threads = torch.get_num_threads()
     if config.threads:
         torch.set_num_threads(int(config.threads))
     try:
-        return _train(splits, directory, config, resume, log)
+        return _train(splits, directory, config, resume, log, bar)
     finally:
         torch.set_num_threads(threads)
+        if bar is not None:
+            bar.close()
+
+
+class _LogFile:
+    """Appends lines to a file, opened on the first line: a run refused before it
+    logs anything leaves no file behind."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __call__(self, line: str) -> None:
+        with self.path.open("a") as fh:
+            fh.write(line + "\n")
 
 
 def _train(
@@ -483,6 +499,7 @@ def _train(
     config: TrainConfig,
     resume: bool,
     log: Callable[[str], None],
+    bar: Any = None,
 ) -> TrainResult:
     directory.mkdir(parents=True, exist_ok=True)
     record = {"config": config.to_dict(), "dataset": _dataset_fingerprint(splits)}
@@ -537,6 +554,8 @@ def _train(
         best_state = state["best_networks"]
         start = int(state["epoch"])
         log(f"resuming {directory} after epoch {start} (best epoch {best['epoch']})")
+        if bar is not None:
+            bar.update(start)
     else:
         n_params = sum(p.numel() for p in model.networks.parameters())
         log(
@@ -597,6 +616,9 @@ def _train(
             best_state = {k: v.detach().clone() for k, v in model.networks.state_dict().items()}
             save_model(model, directory)
         log(_log_line(rec, config.max_epochs, best["epoch"]))
+        if bar is not None:
+            bar.set_postfix(val_loss=f"{val_loss:.2e}", best=best["epoch"], refresh=False)
+            bar.update(1)
         tmp = directory / (CHECKPOINT + ".tmp")
         torch.save(
             {
