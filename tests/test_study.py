@@ -124,6 +124,28 @@ def test_a_stage_warnings_go_to_the_log_file_not_the_terminal(tmp_path, capsys):
     assert "done (1 warning in study.log)" in shown.err
 
 
+def test_table_says_what_the_quick_profile_can_show_only_for_the_study_measured(tmp_path):
+    """The quick profile's reading (measured on the default study by
+    analysis/training_size.py) goes under the default study's Table I, and under no other."""
+    from anharmbench.study.profiles import table_reading
+    from anharmbench.study.report import write_table
+
+    default = load_config(None)
+    assert "GNN is better than the BPNN" in table_reading(default)
+    assert "9 training frames" in table_reading(default)
+    assert table_reading(load_config(None, profile="paper")) == ""
+    assert table_reading(load_config(_tiny_config(tmp_path))) == ""
+    fewer = default.model_copy(update={"models": default.models[:1]})
+    assert table_reading(fewer) == ""
+    row = {"model": "M", "dataset": "refmd", "order": 2, "n": 1, "n_seeds": 1,
+           "rel_rmse": 0.5, "rel_rmse_spread": float("nan"), "rel_frobenius": 0.4,
+           "rel_frobenius_spread": float("nan"), "rmse": 1.0, "mean_abs_ref": 2.0,
+           "ref_sigma": 0.0, "within_ref_uncertainty": False, "convention": "",
+           "rel_rmse_per_seed": "0.5"}
+    md = write_table([row], tmp_path, "the note")["table_md"].read_text()
+    assert md.rstrip().endswith("the note") and "| M | 0.5000 (0.4000) |" in md
+
+
 def test_an_interrupted_stage_continues_from_its_stored_results(tmp_path):
     """Kill a model's derivative stage after part of its configurations: finished stages
     are not redone, the stage keeps what it stored, and the numbers are the same."""

@@ -26,6 +26,7 @@ from anharmbench.derivatives.io import read_derivatives_file
 from anharmbench.fileio import write_text_atomic
 from anharmbench.study.config import StudyConfig
 from anharmbench.study.labels import parse_label
+from anharmbench.study.profiles import table_reading
 
 __all__ = ["error_table", "write_report", "write_table"]
 
@@ -159,8 +160,10 @@ def _with_spread(mean: float, spread: float) -> str:
     return f"{mean:{fmt}}±{spread:{fmt}}"
 
 
-def write_table(rows: list[dict[str, Any]], directory: Path) -> dict[str, Path]:
-    """Write Table I rows (:func:`error_table`) as ``table1.csv`` and ``table1.md``."""
+def write_table(rows: list[dict[str, Any]], directory: Path, note: str = ""
+                ) -> dict[str, Path]:
+    """Write Table I rows (:func:`error_table`) as ``table1.csv`` and ``table1.md``
+    (``note``: a paragraph under the table, e.g. what the profile's sizes can show)."""
     csv_path, md_path = directory / "table1.csv", directory / "table1.md"
     keys = ["model", "dataset", "order", "n", "n_seeds", "rel_rmse", "rel_rmse_spread",
             "rel_frobenius", "rel_frobenius_spread", "rmse", "mean_abs_ref", "ref_sigma",
@@ -206,6 +209,8 @@ def write_table(rows: list[dict[str, Any]], directory: Path) -> dict[str, Path]:
                 cells.append("-")
         who = m if seeds == [1] else f"{m} ({'/'.join(map(str, seeds))} seeds)"
         lines.append(f"| {who} | " + " | ".join(cells) + " |")
+    if note:
+        lines += ["", note]
     write_text_atomic(md_path, "\n".join(lines) + "\n")
     return {"table_csv": csv_path, "table_md": md_path}
 
@@ -379,7 +384,8 @@ def write_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     set_orders = {d.name: list(d.orders) for d in config.derivative_sets}
     rows = error_table(derivatives, set_orders)
-    files: dict[str, Any] = write_table(rows, out_dir)
+    reading = table_reading(config)
+    files: dict[str, Any] = write_table(rows, out_dir, reading)
     files.update(_parity_figures(parity, out_dir))
     files.update(_derivative_figures(derivatives, out_dir, set_orders))
     for key, path in (observables.get("figures") or {}).items():
@@ -417,6 +423,8 @@ def write_report(
             f"{' (difference not resolved)' if r['within_ref_uncertainty'] else ''}</td></tr>"
         )
     parts.append("</table>")
+    if reading:
+        parts.append(f"<p><b>{html.escape(reading)}</b></p>")
     parts += _equilibrium_section(derivatives)
     if observables:
         parts.append(
