@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
+import itertools
 import json
 import logging
 import multiprocessing
@@ -288,11 +289,11 @@ class DaskExecutor:
         try:
             names = sorted(client.scheduler_info().get("workers", {}))
             parts = max(1, len(names) or self.workers)
-            turn = iter(range(1 << 62))
+            turn = itertools.count()
 
             def submit(pos: np.ndarray) -> Any:
-                # one piece per worker: left to itself the scheduler may queue two pieces
-                # on one worker while another idles (1.3x instead of 1.8x on 2 workers)
+                # each piece of a batch starts on its own worker instead of where the
+                # scheduler puts it (a preference, not a rule: allow_other_workers)
                 where = [names[next(turn) % len(names)]] if names else None
                 return client.submit(evaluate_positions, pot, struct, pos, pure=False,
                                      workers=where, allow_other_workers=True)

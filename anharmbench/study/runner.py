@@ -82,9 +82,9 @@ class StageRunner:
         self.log = logging.getLogger(f"anharmbench.study.{id(self)}")
         self.log.setLevel(logging.INFO)
         self.log.propagate = False
-        handler = logging.FileHandler(self.root / "study.log")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-        self.log.addHandler(handler)
+        self._file = logging.FileHandler(self.root / "study.log")
+        self._file.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        self.log.addHandler(self._file)
         if verbose:
             stream = logging.StreamHandler()
             stream.setFormatter(logging.Formatter("[study] %(message)s"))
@@ -137,12 +137,11 @@ class StageRunner:
         return res
 
     def _log_warnings(self, name: str, caught: list[warnings.WarningMessage]) -> None:
+        """Write a stage's warnings to ``study.log`` only (not to the terminal)."""
         for w in caught:
-            for handler in self.log.handlers:
-                if isinstance(handler, logging.FileHandler):
-                    handler.handle(self.log.makeRecord(
-                        self.log.name, logging.WARNING, w.filename, w.lineno or 0,
-                        "%-34s %s: %s", (name, w.category.__name__, w.message), None))
+            self._file.handle(self.log.makeRecord(
+                self.log.name, logging.WARNING, w.filename, w.lineno or 0,
+                "%-34s %s: %s", (name, w.category.__name__, w.message), None))
 
     def timings(self) -> list[tuple[str, float, bool]]:
         """``(stage, seconds, skipped)`` of every stage run or found so far."""
