@@ -224,9 +224,15 @@ def trained(tiny_refmd_dataset, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def package(trained) -> Path:
-    """The trained model compiled for pair_style nequip (the module's one AOTI compile)."""
-    return export_pt2(trained.directory)
+def compile_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("aoti_cache")
+
+
+@pytest.fixture(scope="module")
+def package(trained, compile_cache) -> Path:
+    """The trained model compiled for pair_style nequip (the module's one AOTI compile),
+    kept as a template in ``compile_cache``."""
+    return export_pt2(trained.directory, cache=compile_cache)
 
 
 def _plugin_available() -> bool:
@@ -659,6 +665,43 @@ def test_lammps_matches_torch(package, trained, kind):
 
 
 @requires_plugin
+@requires_plugin
+def test_template_reuse_gives_the_other_models_forces(package, trained, compile_cache,
+                                                     tmp_path):
+    """A model with other weights reuses the compilation (same shared library, its own
+    weight blob) and LAMMPS gives its eager energies and forces, not the template's."""
+    import zipfile
+
+    from anharmbench.lammps import LammpsCalculator
+
+    other = tmp_path / "other"
+    shutil.copytree(trained.directory, other)
+    model = load_model(other)
+    gen = torch.Generator().manual_seed(21)
+    with torch.no_grad():
+        for p in model.networks.parameters():
+            p.mul_(1 + 0.05 * torch.randn(p.shape, generator=gen, dtype=p.dtype))
+    save_model(model, other)
+    (other / "model.nequip.pt2").unlink(missing_ok=True)
+    reused = export_pt2(other, cache=compile_cache)
+
+    def library(path: Path) -> bytes:
+        with zipfile.ZipFile(path) as zf:
+            return zf.read(next(n for n in zf.namelist() if n.endswith(".so")))
+
+    assert len(list(compile_cache.glob("*.pt2"))) == 1
+    assert library(reused) == library(package)  # nothing was compiled
+    atoms = _cell("SC")
+    atoms.positions = _displaced(atoms, np.random.default_rng(22))
+    probe, first = atoms.copy(), atoms.copy()
+    atoms.calc = LammpsCalculator(bpnn_potential(reused))
+    probe.calc = BPNNCalculator(model)
+    first.calc = BPNNCalculator(trained.model)
+    assert abs(atoms.get_potential_energy() - probe.get_potential_energy()) < TOL_E
+    np.testing.assert_allclose(atoms.get_forces(), probe.get_forces(), rtol=0, atol=TOL_F)
+    assert np.abs(atoms.get_forces() - first.get_forces()).max() > 1e-3
+
+
 def test_lammps_nve_conserves_energy(package):
     """Velocity Verlet with the plugin: the total energy fluctuates without drift, and
     the fluctuation shrinks as dt^2 (forces consistent with the energy)."""

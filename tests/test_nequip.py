@@ -70,10 +70,17 @@ def _subprocess_env() -> dict[str, str]:
 
 # ------------------------------------------------------------------ fixtures
 @pytest.fixture(scope="module")
-def trained(tiny_refmd_dataset, tmp_path_factory) -> NequIPRun:
-    """Train the tiny model and compile it for pair_style nequip (once per module)."""
+def compile_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("aoti_cache")
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_refmd_dataset, tmp_path_factory, compile_cache) -> NequIPRun:
+    """Train the tiny model and compile it for pair_style nequip (once per module; the
+    compilation is kept as a template in ``compile_cache``)."""
     run_dir = tmp_path_factory.mktemp("nequip") / "run"
-    return train_nequip(tiny_refmd_dataset, run_dir, TINY, progress=False, timeout=900)
+    return train_nequip(tiny_refmd_dataset, run_dir, TINY, progress=False, timeout=900,
+                        compile_cache=compile_cache)
 
 
 @pytest.fixture(scope="module")
@@ -227,6 +234,44 @@ def test_plugin_matches_nequip_ase(model, reference, kind):
         )
         assert np.abs(forces).max() > 1e-3  # not trivially zero
     assert worst[0] < TOL_E and worst[1] < TOL_F and worst[2] < TOL_S, worst
+
+
+def test_template_reuse_gives_the_other_checkpoints_forces(trained, model, compile_cache,
+                                                          tmp_path):
+    """A checkpoint with other weights reuses the compilation (nequip's own 1e-12 check
+    of the package against the eager model passes, no fallback compile) and LAMMPS gives
+    that checkpoint's energies and forces, not the template's."""
+    from anharmbench.mlip.nequip import compile_nequip
+
+    ckpt = torch.load(trained.best_checkpoint, map_location="cpu", weights_only=False)
+    gen = torch.Generator().manual_seed(23)
+
+    def perturb(tree: dict) -> None:
+        for value in tree.values():
+            if isinstance(value, dict):
+                perturb(value)
+            elif (isinstance(value, torch.Tensor) and torch.is_floating_point(value)
+                  and value.numel() > 1):
+                value.mul_(1 + 0.05 * torch.randn(value.shape, generator=gen,
+                                                  dtype=value.dtype))
+
+    perturb(ckpt["state_dict"])
+    other = tmp_path / "other.ckpt"
+    torch.save(ckpt, other)
+    package = compile_nequip(other, tmp_path / "other.nequip.pt2", threads=1,
+                             cache=compile_cache)
+    log = (tmp_path / "other.nequip.pt2.log").read_text()
+    assert "anharmbench: reused a compiled template" in log
+    assert log.count("$ ") == 1  # the cached command only: no fallback compile
+    atoms = _cell("SC")
+    positions = _displaced(atoms, np.random.default_rng(24))
+    with BatchEvaluator(nequip_potential(package, ELEMENTS), atoms) as batch:
+        result = batch.evaluate(positions[None])
+    energy, forces, _ = _reference(nequip_ase_calculator(other), atoms, positions)
+    first = _reference(nequip_ase_calculator(trained.best_checkpoint), atoms, positions)[1]
+    assert abs(result.energies[0] - energy) < TOL_E
+    np.testing.assert_allclose(result.forces[0], forces, rtol=0, atol=TOL_F)
+    assert np.abs(forces - first).max() > 1e-3
 
 
 @pytest.mark.parametrize("newton", ["on", "off on"])

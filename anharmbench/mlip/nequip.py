@@ -581,6 +581,7 @@ def train_nequip(
     overwrite: bool = False,
     compile_model: bool = True,
     progress: bool = True,
+    compile_cache: str | Path | None = None,
     timeout: float | None = None,
 ) -> NequIPRun:
     """Train a NequIP model on a dataset directory (and compile it for LAMMPS).
@@ -605,6 +606,9 @@ def train_nequip(
     progress
         Show a bar of epochs on stderr; nequip's own output (Lightning bars, Hydra and
         nequip log lines) goes to ``anharmbench_train.log`` in ``run_dir`` in any case.
+    compile_cache
+        Directory of compiled templates shared by models of one architecture
+        (:func:`compile_nequip`'s ``cache``).
     timeout
         Seconds after which training is stopped with :class:`NequIPError`.
 
@@ -705,7 +709,8 @@ def train_nequip(
     if compile_model:
         # the compile log goes to its file: the terminal keeps the epoch bar only
         model = compile_nequip(
-            best, run_dir / "model.nequip.pt2", threads=config.threads, progress=False
+            best, run_dir / "model.nequip.pt2", threads=config.threads, progress=False,
+            cache=compile_cache,
         )
     return NequIPRun(
         run_dir=run_dir,
@@ -783,6 +788,7 @@ def compile_nequip(
     threads: int = 2,
     progress: bool = False,
     timeout: float | None = 1800.0,
+    cache: str | Path | None = None,
 ) -> Path:
     """Compile a checkpoint into an AOTInductor package for ``pair_style nequip``.
 
@@ -804,6 +810,10 @@ def compile_nequip(
         Show nequip-compile's log on stderr.
     timeout
         Seconds before giving up.
+    cache
+        Directory of compiled templates (:mod:`anharmbench.mlip.aoti_cache`): a
+        checkpoint of the same architecture as an earlier one reuses its compilation
+        (:mod:`anharmbench.mlip.nequip_compile`); when that fails, it is compiled afresh.
 
     Returns
     -------
@@ -823,25 +833,28 @@ def compile_nequip(
         raise NequIPError("nequip-compile needs a C++ compiler (c++ or g++) on PATH")
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name[: -len(".nequip.pt2")] + ".partial.nequip.pt2")
-    cmd = [
-        *_nequip_script("nequip-compile"),
-        str(checkpoint),
-        str(partial),
-        "--mode",
-        "aotinductor",
-        "--device",
-        "cpu",
-        "--target",
-        "pair_nequip",
-    ]
-    _run_tool(
-        cmd,
-        "nequip-compile",
-        out.with_name(out.name + ".log"),
-        threads=threads,
-        progress=progress,
-        timeout=timeout,
-    )
+    arguments = [str(checkpoint), str(partial), "--mode", "aotinductor", "--device", "cpu",
+                 "--target", "pair_nequip"]
+    commands = [[*_nequip_script("nequip-compile"), *arguments]]
+    if cache is not None:
+        cached = [sys.executable, "-m", "anharmbench.mlip.nequip_compile",
+                  str(Path(cache).resolve()), *arguments]
+        commands.insert(0, cached)
+    for k, cmd in enumerate(commands):
+        try:
+            _run_tool(
+                cmd,
+                "nequip-compile",
+                out.with_name(out.name + ".log"),
+                threads=threads,
+                progress=progress,
+                timeout=timeout,
+            )
+            break
+        except NequIPError:
+            partial.unlink(missing_ok=True)
+            if k == len(commands) - 1:
+                raise
     stamp_package(partial, {"torch_version": torch.__version__.split("+")[0]})
     os.replace(partial, out)
     return out

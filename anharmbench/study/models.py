@@ -29,7 +29,8 @@ PARITY_DIR = "parity"
 
 @dataclass(frozen=True)
 class _Kind:
-    train: Callable[[Path, Path, str, dict[str, Any], int], dict[str, Any]]
+    #: ``(dataset, model dir, profile, settings, seed, compile cache) -> summary``
+    train: Callable[[Path, Path, str, dict[str, Any], int, Path | None], dict[str, Any]]
     potential: Callable[[Path, tuple[str, ...]], LammpsPotential]
 
 
@@ -46,9 +47,11 @@ GAP_STUDY_QUICK: dict[str, Any] = {
 
 
 def _gap_train(dataset: Path, model_dir: Path, profile: str, settings: dict[str, Any],
-               seed: int) -> dict[str, Any]:
+               seed: int, cache: Path | None) -> dict[str, Any]:
     from anharmbench.mlip.data import load_splits
     from anharmbench.mlip.gap import GapConfig, train_gap
+
+    del cache  # GAP is not compiled
 
     if load_splits(dataset).kind == "dft":
         # DFT displacement datasets carry energies and forces, no stresses
@@ -75,14 +78,15 @@ NEQUIP_STUDY_QUICK: dict[str, Any] = {"max_epochs": 20}
 
 
 def _nequip_train(dataset: Path, model_dir: Path, profile: str, settings: dict[str, Any],
-                  seed: int) -> dict[str, Any]:
+                  seed: int, cache: Path | None) -> dict[str, Any]:
     from anharmbench.mlip.nequip import NequIPConfig, train_nequip
 
     if profile == "paper":
         cfg = NequIPConfig.paper(**{"seed": seed, **settings})
     else:
         cfg = NequIPConfig.quick(**{"seed": seed, **NEQUIP_STUDY_QUICK, **settings})
-    run = train_nequip(dataset, model_dir, cfg, compile_model=True, progress=True)
+    run = train_nequip(dataset, model_dir, cfg, compile_model=True, progress=True,
+                      compile_cache=cache)
     if run.model is None:
         raise RuntimeError(f"NequIP training in {model_dir} produced no compiled model")
     return {"model": str(run.model), "epochs": run.epochs, "metrics": run.metrics}
@@ -99,14 +103,14 @@ def _nequip_potential(stage_dir: Path, elements: tuple[str, ...]) -> LammpsPoten
 
 # ---------------------------------------------------------------- BPNN
 def _bpnn_train(dataset: Path, model_dir: Path, profile: str, settings: dict[str, Any],
-                seed: int) -> dict[str, Any]:
+                seed: int, cache: Path | None) -> dict[str, Any]:
     from anharmbench.mlip.bpnn.export import export_pt2
     from anharmbench.mlip.bpnn.train import TrainConfig, train
 
     factory = TrainConfig.paper if profile == "paper" else TrainConfig.quick
     cfg = factory(**{"seed": seed, **settings})
     res = train(dataset, model_dir, cfg)
-    package = export_pt2(model_dir)
+    package = export_pt2(model_dir, cache=cache)
     return {"model": str(package), "best_epoch": res.best_epoch, "stop": res.stop_reason,
             "seconds_per_epoch": res.seconds_per_epoch}
 
@@ -131,9 +135,15 @@ def deployed_potential(model: ModelConfig, stage_dir: Path, elements: tuple[str,
 
 
 def training_stage(model: ModelConfig, config: StudyConfig, dataset: Path, dataset_key: str,
-                   elements: tuple[str, ...], seed: int | None = None) -> Stage:
+                   elements: tuple[str, ...], seed: int | None = None,
+                   compile_cache: Path | None = None) -> Stage:
     """Train ``model`` on ``dataset`` with ``seed`` (default ``config.seed``), then its
     held-out parity through LAMMPS.
+
+    ``compile_cache`` holds compiled templates (:mod:`anharmbench.mlip.aoti_cache`): the
+    seeds and datasets of one architecture share one compilation. It is not an input of
+    the stage: a package built from a template equals a freshly compiled one (both are
+    checked against the eager model).
 
     The first seed's stage is ``train-<name>-<dataset>``, a further seed's
     ``train-<name>-<dataset>-seed<seed>``.
@@ -150,7 +160,7 @@ def training_stage(model: ModelConfig, config: StudyConfig, dataset: Path, datas
         from anharmbench.mlip.parity import evaluate_parity, write_parity
 
         summary = kind.train(dataset, directory / MODEL_DIR, profile, dict(model.settings),
-                             seed)
+                             seed, compile_cache)
         potential = kind.potential(directory, elements)
         splits = load_splits(dataset, require=("test",))
         calc = LammpsCalculator(potential)

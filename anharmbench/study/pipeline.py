@@ -567,7 +567,8 @@ def _deployed(model: ModelConfig, config: StudyConfig, datasets: dict[str, tuple
     for seed in model_seeds(model, config):
         label = model_label(model.name, model.dataset, replica(seed, config))
         tres = runner.run(model_kinds.training_stage(model, config, data_dir, data_key,
-                                                     elements, seed))
+                                                     elements, seed,
+                                                     runner.root / "cache" / "aoti"))
         if "parity" in tres.summary:
             parity[label] = Path(tres.summary["parity"])
         yield (label, model_kinds.deployed_potential(model, tres.directory, elements),

@@ -57,6 +57,7 @@ import torch
 from ase import Atoms
 
 from anharmbench.mlip._torch_api import no_duck_shapes
+from anharmbench.mlip.aoti_cache import compile_or_reuse
 from anharmbench.mlip.bpnn.model import (
     BPNN,
     atoms_inputs,
@@ -156,6 +157,7 @@ def export_pt2(
     *,
     example: Atoms | None = None,
     check: bool = True,
+    cache: str | Path | None = None,
 ) -> Path:
     """Compile ``model`` into an AOTInductor package for ``pair_style nequip``.
 
@@ -172,6 +174,11 @@ def export_pt2(
     check
         Compare the package with the eager model on ``example`` and on a structure of
         another size (raise :class:`ExportError` beyond :data:`CHECK_TOL`).
+    cache
+        Directory of compiled templates (:mod:`anharmbench.mlip.aoti_cache`): a model
+        whose traced graph equals an earlier one's (same architecture and symmetry
+        functions, other weights) reuses its compilation, seconds instead of a minute or
+        more. A reused package that fails the check is compiled afresh.
 
     Returns
     -------
@@ -209,40 +216,39 @@ def export_pt2(
         {0: dims["edge"], 1: static},
     )
     tmp = path.with_name(path.name + ".tmp.pt2")
-    try:
-        with warnings.catch_warnings(), no_duck_shapes():
-            # torch's own deprecation notices from its internals
-            warnings.simplefilter("ignore", FutureWarning)
-            warnings.simplefilter("ignore", DeprecationWarning)
-            graph = make_fx(module, tracing_mode="symbolic", _allow_non_fake_inputs=True)(
-                *[t.clone() for t in inputs]
-            )
-            exported = torch.export.export(graph, tuple(inputs), dynamic_shapes=dynamic_shapes)
-            out = Path(
-                torch._inductor.aoti_compile_and_package(
-                    exported,
-                    package_path=str(tmp),
-                    # cpp.threads 1: with torch's default of one thread per core,
-                    # torch 2.13's C++ codegen of the force scatter fails (an
-                    # AssertionError in CppKernel.store); LAMMPS runs a rank per core
-                    inductor_configs={"aot_inductor.metadata": _metadata(model),
-                                      "cpp.threads": 1},
+    configs = {"aot_inductor.metadata": _metadata(model),
+               # with torch's default of one thread per core, torch 2.13's C++ codegen
+               # of the force scatter fails (an AssertionError in CppKernel.store);
+               # LAMMPS runs a rank per core
+               "cpp.threads": 1}
+    other = _example_structure(model.elements, 2, 1) if example is None else _bigger(example)
+    for attempt in (cache, None):  # a reused template that fails the check: compile
+        try:
+            with warnings.catch_warnings(), no_duck_shapes():
+                # torch's own deprecation notices from its internals
+                warnings.simplefilter("ignore", FutureWarning)
+                warnings.simplefilter("ignore", DeprecationWarning)
+                graph = make_fx(module, tracing_mode="symbolic", _allow_non_fake_inputs=True)(
+                    *[t.clone() for t in inputs]
                 )
-            )
-    except Exception as exc:  # torch raises many kinds; keep its message
-        tmp.unlink(missing_ok=True)
-        raise ExportError(f"exporting the BPNN failed: {type(exc).__name__}: {exc}") from exc
-    try:
-        if check:
-            other = (
-                _example_structure(model.elements, 2, 1) if example is None else _bigger(example)
-            )
-            for probe in (atoms, other):
-                _check_package(model, out, probe)
+                exported = torch.export.export(graph, tuple(inputs),
+                                               dynamic_shapes=dynamic_shapes)
+                out, reused = compile_or_reuse(exported, tmp, configs, attempt)
+        except Exception as exc:  # torch raises many kinds; keep its message
+            tmp.unlink(missing_ok=True)
+            raise ExportError(f"exporting the BPNN failed: {type(exc).__name__}: {exc}") from exc
+        try:
+            if check:
+                for probe in (atoms, other):
+                    _check_package(model, out, probe)
+        except ExportError:
+            out.unlink(missing_ok=True)
+            if reused:
+                continue
+            raise
         out.replace(path)
-    finally:
-        out.unlink(missing_ok=True)
-    return path
+        return path
+    raise AssertionError("unreachable: the second attempt compiles")
 
 
 def _bigger(atoms: Atoms) -> Atoms:
