@@ -478,10 +478,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--evaluate", action="store_true",
         help="evaluate missing configurations first (through --executor)",
     )
-    p.add_argument("--executor", choices=("in-process", "local-processes", "dask"),
-                   default="in-process", help="where --evaluate runs (default: %(default)s)")
-    p.add_argument("--workers", type=_int_at_least(1), default=2,
-                   help="local processes or Dask workers")
+    p.add_argument("--executor", choices=("auto", "in-process", "local-processes", "dask"),
+                   default="auto", help="where --evaluate runs (default: %(default)s: in "
+                   "process while batches are cheap, --workers local processes once not)")
+    p.add_argument("--workers", type=_int_at_least(1), default=None,
+                   help="local processes or Dask workers (default: one per core)")
     p.add_argument("--address", default=None, help="Dask scheduler address (default: a "
                    "LocalCluster of --workers)")
     p.add_argument("--show", type=_int_at_least(0), default=10,

@@ -4,7 +4,10 @@ The derivative engine (:func:`anharmbench.derivatives.measure`) calls an *evalua
 ``evaluate(displacements (n, N, 3) Angstrom) -> (energies (n,) eV, forces (n, N, 3)
 eV/Angstrom)``. An :class:`Executor` makes one for a potential and a reference supercell:
 
-* :class:`InProcessExecutor` (default): one LAMMPS instance in this process
+* :class:`AutoExecutor` (the default of the study and of ``derivatives --evaluate``): in
+  this process while a batch is cheap, local processes once a batch would take longer
+  than worker start-up is worth (timed on its first configurations);
+* :class:`InProcessExecutor`: one LAMMPS instance in this process
   (:class:`~anharmbench.lammps.BatchEvaluator`);
 * :class:`LocalProcessExecutor`: ``workers`` processes on this machine, each with its own
   LAMMPS instance, every batch split evenly between them;
@@ -29,8 +32,10 @@ import itertools
 import json
 import logging
 import multiprocessing
+import os
+import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -41,6 +46,7 @@ from anharmbench.errors import AnharmbenchError
 from anharmbench.potentials.spec import LammpsPotential
 
 __all__ = [
+    "AutoExecutor",
     "DaskExecutor",
     "Evaluator",
     "Executor",
@@ -226,6 +232,65 @@ class LocalProcessExecutor:
 
 
 @dataclass(frozen=True)
+class AutoExecutor:
+    """In this process while batches are cheap, ``workers`` local processes once not.
+
+    Most plans of a study take a few seconds in process, less than starting workers
+    (about 1.5 s) and loading the potential in each; a slow potential (GAP: 0.1-0.3 s per
+    evaluation) on a large plan takes minutes. The first :attr:`probe` configurations of
+    a batch are evaluated here and timed; when the rest of the batch would take longer
+    than :attr:`threshold` seconds, the workers start and take over the rest of the plan.
+    Results are the same either way (each configuration is evaluated by the same LAMMPS
+    commands).
+
+    Parameters
+    ----------
+    workers
+        Processes once started (None: one per core); 1 never starts any.
+    threshold
+        Seconds of remaining work in a batch above which the workers start.
+    probe
+        Configurations timed in process first.
+    """
+
+    workers: int | None = None
+    threshold: float = 4.0
+    probe: int = 4
+    name: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.workers is not None and self.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {self.workers}")
+
+    @contextmanager
+    def evaluator(self, potential: LammpsPotential, atoms: Atoms) -> Iterator[Evaluator]:
+        workers = self.workers or os.cpu_count() or 1
+        with ExitStack() as stack:
+            here = stack.enter_context(InProcessExecutor().evaluator(potential, atoms))
+            remote: list[Evaluator] = []
+
+            def evaluate(displacements: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                if remote:
+                    return remote[0](displacements)
+                n = min(self.probe, len(displacements))
+                start = time.perf_counter()
+                e0, f0 = here(displacements[:n])
+                rest = displacements[n:]
+                if not len(rest):
+                    return e0, f0
+                per = (time.perf_counter() - start) / max(n, 1)
+                if workers > 1 and per * len(rest) > self.threshold:
+                    remote.append(stack.enter_context(
+                        LocalProcessExecutor(workers).evaluator(potential, atoms)))
+                    e1, f1 = remote[0](rest)
+                else:
+                    e1, f1 = here(rest)
+                return np.concatenate([e0, e1]), np.concatenate([f0, f1])
+
+            yield evaluate
+
+
+@dataclass(frozen=True)
 class DaskExecutor:
     """Evaluate on the workers of a Dask ``distributed`` cluster.
 
@@ -309,15 +374,19 @@ class DaskExecutor:
                 own_cluster.close()
 
 
-def make_executor(kind: str = "in-process", *, workers: int = 2, address: str | None = None
-                  ) -> InProcessExecutor | LocalProcessExecutor | DaskExecutor:
-    """The executor named ``kind``: ``"in-process"``, ``"local-processes"`` or ``"dask"``."""
+def make_executor(kind: str = "auto", *, workers: int | None = None,
+                  address: str | None = None
+                  ) -> AutoExecutor | InProcessExecutor | LocalProcessExecutor | DaskExecutor:
+    """The executor named ``kind``: ``"auto"``, ``"in-process"``, ``"local-processes"`` or
+    ``"dask"``, with ``workers`` processes or Dask workers (None: one per core)."""
+    if kind == "auto":
+        return AutoExecutor(workers=workers)
     if kind == "in-process":
         return InProcessExecutor()
     if kind == "local-processes":
-        return LocalProcessExecutor(workers=workers)
+        return LocalProcessExecutor(workers=workers or os.cpu_count() or 1)
     if kind == "dask":
-        return DaskExecutor(address=address, workers=workers)
+        return DaskExecutor(address=address, workers=workers or os.cpu_count() or 1)
     raise ValueError(
-        f"unknown executor {kind!r}; use 'in-process', 'local-processes' or 'dask'"
+        f"unknown executor {kind!r}; use 'auto', 'in-process', 'local-processes' or 'dask'"
     )

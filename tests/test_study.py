@@ -19,7 +19,7 @@ from anharmbench.derivatives.workflow import (
     prepare,
     write_plan_directory,
 )
-from anharmbench.executors import DaskExecutor, LocalProcessExecutor
+from anharmbench.executors import AutoExecutor, DaskExecutor, LocalProcessExecutor
 from anharmbench.potentials.crg import crg_potential
 from anharmbench.structures import CONVENTIONAL, tho2_primitive
 from anharmbench.study import ConfigError, load_config, run_study
@@ -168,8 +168,9 @@ def test_an_interrupted_stage_continues_from_its_stored_results(tmp_path):
     assert second.report["table_csv"].read_text() == table
 
 
-@pytest.mark.parametrize("executor", [LocalProcessExecutor(workers=2), DaskExecutor(workers=2)],
-                         ids=["local-processes", "dask"])
+@pytest.mark.parametrize("executor", [LocalProcessExecutor(workers=2), DaskExecutor(workers=2),
+                                      AutoExecutor(workers=2, threshold=0.0)],
+                         ids=["local-processes", "dask", "auto-switching-to-workers"])
 def test_executors_give_the_in_process_derivatives(tmp_path, executor):
     job = DerivativeJob(supercell=CONVENTIONAL, orders=(2, 3), n_steps=3)
     prepared = prepare(job, tho2_primitive(A0))
@@ -312,3 +313,49 @@ def test_train_cli_deploys_the_model_and_writes_its_parity(tmp_path, tiny_refmd_
     test = load_splits(tiny_refmd_dataset).test
     spread = float(np.std(np.concatenate([a.get_forces().ravel() for a in test])))
     assert stats["forces"]["rmse"] < 0.2 * spread  # measured 0.017 (2026-12-02); zero model: 1
+
+
+def _dataset_names(h5) -> list[str]:
+    import h5py
+
+    names: list[str] = []
+    h5.visit(lambda n: names.append(n) if isinstance(h5[n], h5py.Dataset) else None)
+    return names
+
+
+def test_observables_in_parallel_processes_equal_one_process(tmp_path):
+    """The observables stage computes the potentials in two processes; every number it
+    writes equals what one process computes from the same derivative files."""
+    import h5py
+
+    from anharmbench.observables.workflow import ObservableSettings
+    from anharmbench.study.observables import compute_potentials
+
+    path = _tiny_config(
+        tmp_path,
+        derivative_sets=[{"name": "prim", "supercell": "prim", "orders": [2, 3, 4],
+                          "n_steps": 3}],
+        observables={"mesh": [4, 4, 4], "temperatures": [300.0], "workers": 2},
+    )
+    res = run_study(load_config(path), tmp_path / "study", verbose=False)
+    stage = res.stages["observables"].directory
+    inputs = json.loads((stage / "inputs.json").read_text())
+    settings = ObservableSettings(**{k: tuple(v) if isinstance(v, list) else v
+                                     for k, v in inputs["settings"].items()})
+    jobs = {label: [Path(f) for f in files.values()]
+            for label, files in inputs["derivatives"].items()}
+    assert len(jobs) == 2  # the reference and the user's copy of it
+    sets, failed = compute_potentials(jobs, [2, 3, 4], tmp_path / "serial", settings, 1)
+    assert not failed and list(sets) == list(jobs)
+    compared = 0
+    for label in jobs:
+        for mine in sorted((tmp_path / "serial" / label).glob("*.h5")):
+            theirs = stage / "data" / label / mine.name
+            with h5py.File(mine) as a, h5py.File(theirs) as b:
+                names = _dataset_names(a)
+                for n in names:
+                    x, y = a[n][()], b[n][()]
+                    if isinstance(x, np.ndarray) and x.dtype.kind in "fc":
+                        np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-14)
+                        compared += 1
+    assert compared >= 10

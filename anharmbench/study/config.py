@@ -291,13 +291,18 @@ class ObservablesConfig(_Strict):
     mesh: tuple[int, int, int] | None = None
     path: list[str] = Field(default_factory=lambda: ["G", "X", "K", "G", "L"])
     smearing_thz: float = Field(default=0.1, gt=0)
+    #: processes computing potentials side by side (None: one per core, at most one per
+    #: potential); the results do not depend on it
+    workers: int | None = Field(default=None, ge=1)
 
 
 class ExecutorConfig(_Strict):
     """Where batches of configurations are evaluated (:mod:`anharmbench.executors`)."""
 
-    kind: Literal["in-process", "local-processes", "dask"] = "in-process"
-    workers: int = Field(default=2, ge=1)
+    #: "auto": in process while a batch is cheap, local processes once it is not
+    kind: Literal["auto", "in-process", "local-processes", "dask"] = "auto"
+    #: processes or Dask workers (None: one per core)
+    workers: int | None = Field(default=None, ge=1)
     address: str | None = None
 
 

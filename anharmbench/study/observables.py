@@ -12,15 +12,20 @@ q-point and branch in the summary and left out of the figures, never silently.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ase import Atoms
 
 from anharmbench.study.config import StudyConfig
 from anharmbench.study.runner import Stage
 
-__all__ = ["observables_stage"]
+if TYPE_CHECKING:
+    from anharmbench.observables.workflow import ObservableSet, ObservableSettings
+
+__all__ = ["compute_potentials", "observables_stage"]
 
 #: Meshes (n for n^3) of the quick profile; the paper profile keeps the observables'
 #: defaults (bubble path 16^3, loop 8^3, kappa 8^3) unless the config sets ``mesh``.
@@ -40,6 +45,77 @@ def _full_order_files(config: StudyConfig, files: dict[str, Path]) -> list[Path]
                 out.append(files[dset.name])
             seen |= orders
     return out
+
+
+def _one_potential(label: str, paths: Sequence[Path], orders: Sequence[int], out: Path,
+                   settings: ObservableSettings) -> tuple[str, ObservableSet | None, str]:
+    """``(label, observables or None, reason)`` of one potential (a process pool's task)."""
+    from anharmbench.observables.errors import ObservableError
+    from anharmbench.observables.force_constants import load_derivative_set
+    from anharmbench.observables.workflow import compute_observables
+
+    try:
+        dset = load_derivative_set(list(paths), name=label, orders=list(orders))
+        return label, compute_observables(dset, out, settings), ""
+    except ObservableError as exc:
+        return label, None, str(exc)
+
+
+def compute_potentials(jobs: dict[str, Sequence[Path]], orders: Sequence[int], out: Path,
+                       settings: ObservableSettings, workers: int | None = None
+                       ) -> tuple[dict[str, ObservableSet], dict[str, str]]:
+    """Observables of every potential, ``workers`` processes side by side.
+
+    Parameters
+    ----------
+    jobs
+        Label -> its derivative files (complete orders 2-4).
+    orders
+        The orders to load.
+    out
+        Parent directory of the per-potential results.
+    settings
+        Meshes, temperatures and smearings.
+    workers
+        Processes (None: one per core, at most one per potential; 1: this process).
+
+    Returns
+    -------
+    (dict, dict)
+        Label -> :class:`~anharmbench.observables.workflow.ObservableSet`, in ``jobs``
+        order; label -> why it could not be computed.
+    """
+    from tqdm import tqdm
+
+    n = min(workers or os.cpu_count() or 1, len(jobs)) or 1
+    bar = tqdm(total=len(jobs), desc="observables", unit="potential", leave=False,
+               dynamic_ncols=True)
+    done: dict[str, tuple[ObservableSet | None, str]] = {}
+    try:
+        if n == 1:
+            for label, paths in jobs.items():
+                done[label] = _one_potential(label, paths, orders, out, settings)[1:]
+                bar.update()
+        else:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+
+            from anharmbench.executors import single_threaded_worker
+
+            ctx = multiprocessing.get_context("spawn")  # no fork of LAMMPS/torch state
+            with ProcessPoolExecutor(n, mp_context=ctx,
+                                     initializer=single_threaded_worker) as pool:
+                futures = [pool.submit(_one_potential, label, paths, orders, out, settings)
+                           for label, paths in jobs.items()]
+                for fut in as_completed(futures):
+                    label, res, reason = fut.result()
+                    done[label] = (res, reason)
+                    bar.update()
+    finally:
+        bar.close()
+    sets = {k: res for k in jobs if (res := done[k][0]) is not None}
+    failed = {k: done[k][1] for k in jobs if done[k][0] is None}
+    return sets, failed
 
 
 def observables_stage(config: StudyConfig, prim: Atoms, derivatives: dict[str, dict[str, Path]],
@@ -64,40 +140,26 @@ def observables_stage(config: StudyConfig, prim: Atoms, derivatives: dict[str, d
         return None
 
     def run(directory: Path) -> dict[str, Any]:
-        from anharmbench.observables.errors import ObservableError
-        from anharmbench.observables.force_constants import load_derivative_set
-        from anharmbench.observables.workflow import (
-            ObservableSettings,
-            compute_observables,
-            make_figures,
-            summary,
-        )
+        from anharmbench.observables.workflow import ObservableSettings, make_figures, summary
 
         settings = ObservableSettings(**settings_kwargs)
         # the orders 2-4 that the sets hold (a DFT reference may stop at order 3: then
         # the 4th-order observables are skipped, not the potential)
         wanted = sorted({n for d in config.derivative_sets if not d.qtuple
                          for n in d.orders} & {2, 3, 4})
-        sets = []
         failed: dict[str, str] = {}
-        skipped: dict[str, dict[str, str]] = {}
-        from tqdm import tqdm
-
-        for label, files in tqdm(derivatives.items(), desc="observables", unit="potential",
-                                 total=len(derivatives), leave=False, dynamic_ncols=True):
+        jobs: dict[str, list[Path]] = {}
+        for label, files in derivatives.items():
             paths = _full_order_files(config, files)
-            if not paths:
+            if paths:
+                jobs[label] = paths
+            else:
                 failed[label] = "no derivative set with complete orders 2-4"
-                continue
-            try:
-                dset = load_derivative_set(paths, name=label, orders=wanted)
-                res = compute_observables(dset, directory / "data", settings)
-            except ObservableError as exc:
-                failed[label] = str(exc)
-                continue
-            sets.append(res)
-            if res.skipped:
-                skipped[label] = dict(res.skipped)
+        done, not_computed = compute_potentials(jobs, wanted, directory / "data", settings,
+                                                obs.workers)
+        failed.update(not_computed)
+        sets = list(done.values())
+        skipped = {label: dict(res.skipped) for label, res in done.items() if res.skipped}
         figures = make_figures(sets, directory / "figures") if sets else {}
         text = summary(sets)
         (directory / "summary.txt").write_text(
