@@ -371,6 +371,26 @@ def test_file_round_trip_and_canonical_form(tmp_path):
     assert path.stat().st_size == size
 
 
+def test_unique_rows_equals_numpy_row_unique():
+    """The integer-key route of the canonical form gives numpy's row-wise unique exactly
+    (rows, order, inverse), for unsorted input with repeats and for input already in
+    canonical order; a base too large for int64 keys falls back to numpy."""
+    from anharmbench.potentials.taylor_cartesian import _unique_rows
+
+    rng = np.random.default_rng(31)
+    for n, base in ((2, 30), (4, 2304), (6, 2304)):  # 2304^6 > 2^63: numpy's route
+        flat = np.sort(rng.integers(0, base, size=(4000, n)), axis=1)
+        flat = np.concatenate([flat, flat[::7]])  # repeats
+        rng.shuffle(flat)
+        want, want_inv = np.unique(flat, axis=0, return_inverse=True)
+        got, got_inv = _unique_rows(flat, base)
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(got_inv, want_inv.reshape(-1))
+        same, inv = _unique_rows(want, base)  # canonical input comes back unchanged
+        np.testing.assert_array_equal(same, want)
+        np.testing.assert_array_equal(inv, np.arange(len(want)))
+
+
 def test_tensor_conventions():
     """from_tensors/to_tensor: E = sum Phi u^n / n!, and the numpy Hessian is Phi2."""
     rng = np.random.default_rng(8)
