@@ -215,8 +215,10 @@ def compile_or_reuse(
     if template is not None and absent_file is not None and template.is_file():
         try:
             layout = package_layout(template)
-            absent = json.loads(absent_file.read_text())["absent"]
-            if _absent_hashes(layout, exported) != absent:
+            record = json.loads(absent_file.read_text())
+            if record["package_sha256"] != _file_hash(template):
+                raise TemplateError("the template and its record do not belong together")
+            if _absent_hashes(layout, exported) != record["absent"]:
                 raise TemplateError("a constant that the code does not read has changed")
             blob = pack_constants(layout, exported)
         except (TemplateError, zipfile.BadZipFile, OSError, ValueError, KeyError):
@@ -241,9 +243,14 @@ def compile_or_reuse(
             shutil.copyfile(out, partial)
             os.replace(partial, template)
             partial = absent_file.with_name(absent_file.name + tag)
-            partial.write_text(json.dumps({"absent": _absent_hashes(layout, exported)}))
+            partial.write_text(json.dumps({"absent": _absent_hashes(layout, exported),
+                                           "package_sha256": _file_hash(template)}))
             os.replace(partial, absent_file)
     return out, False
+
+
+def _file_hash(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _absent_hashes(layout: Sequence[tuple[str, int]],

@@ -222,7 +222,8 @@ def export_pt2(
                # LAMMPS runs a rank per core
                "cpp.threads": 1}
     other = _example_structure(model.elements, 2, 1) if example is None else _bigger(example)
-    for attempt in (cache, None):  # a reused template that fails the check: compile
+
+    def compiled(templates: str | Path | None) -> tuple[Path, bool]:
         try:
             with warnings.catch_warnings(), no_duck_shapes():
                 # torch's own deprecation notices from its internals
@@ -233,22 +234,30 @@ def export_pt2(
                 )
                 exported = torch.export.export(graph, tuple(inputs),
                                                dynamic_shapes=dynamic_shapes)
-                out, reused = compile_or_reuse(exported, tmp, configs, attempt)
+                return compile_or_reuse(exported, tmp, configs, templates)
         except Exception as exc:  # torch raises many kinds; keep its message
             tmp.unlink(missing_ok=True)
             raise ExportError(f"exporting the BPNN failed: {type(exc).__name__}: {exc}") from exc
+
+    def checked(out: Path) -> None:
         try:
             if check:
                 for probe in (atoms, other):
                     _check_package(model, out, probe)
-        except ExportError:
+        except BaseException:
             out.unlink(missing_ok=True)
-            if reused:
-                continue
             raise
-        out.replace(path)
-        return path
-    raise AssertionError("unreachable: the second attempt compiles")
+
+    out, reused = compiled(cache)
+    try:
+        checked(out)
+    except ExportError:
+        if not reused:
+            raise
+        out, _ = compiled(None)  # a template that fails the check: compile afresh
+        checked(out)
+    out.replace(path)
+    return path
 
 
 def _bigger(atoms: Atoms) -> Atoms:
