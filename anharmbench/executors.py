@@ -153,6 +153,22 @@ def single_threaded_worker() -> None:
     threadpool_limits(1)
 
 
+def worker_count(workers: int | None) -> int:
+    """``workers``, or one per core when None."""
+    return workers or os.cpu_count() or 1
+
+
+def worker_pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
+    """``workers`` spawned processes, each running one thread of arithmetic.
+
+    Spawned, not forked: a forked child would inherit this process's MPI/LAMMPS (and
+    torch) state.
+    """
+    ctx = multiprocessing.get_context("spawn")
+    return concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx,
+                                                  initializer=single_threaded_worker)
+
+
 def _split(n: int, parts: int) -> list[slice]:
     bounds = np.linspace(0, n, min(parts, n) + 1).round().astype(int)
     return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
@@ -213,11 +229,7 @@ class LocalProcessExecutor:
     def evaluator(self, potential: LammpsPotential, atoms: Atoms) -> Iterator[Evaluator]:
         pot, struct = potential.to_dict(), _structure(atoms)
         reference = np.asarray(atoms.positions, dtype=float)
-        # spawn, not fork: a forked child would inherit this process's MPI/LAMMPS state
-        ctx = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(
-            self.workers, mp_context=ctx, initializer=single_threaded_worker
-        ) as pool:
+        with worker_pool(self.workers) as pool:
 
             def evaluate(displacements: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
                 return _gather(
@@ -264,7 +276,7 @@ class AutoExecutor:
 
     @contextmanager
     def evaluator(self, potential: LammpsPotential, atoms: Atoms) -> Iterator[Evaluator]:
-        workers = self.workers or os.cpu_count() or 1
+        workers = worker_count(self.workers)
         with ExitStack() as stack:
             here = stack.enter_context(InProcessExecutor().evaluator(potential, atoms))
             remote: list[Evaluator] = []
@@ -384,9 +396,9 @@ def make_executor(kind: str = "auto", *, workers: int | None = None,
     if kind == "in-process":
         return InProcessExecutor()
     if kind == "local-processes":
-        return LocalProcessExecutor(workers=workers or os.cpu_count() or 1)
+        return LocalProcessExecutor(workers=worker_count(workers))
     if kind == "dask":
-        return DaskExecutor(address=address, workers=workers or os.cpu_count() or 1)
+        return DaskExecutor(address=address, workers=worker_count(workers))
     raise ValueError(
         f"unknown executor {kind!r}; use 'auto', 'in-process', 'local-processes' or 'dask'"
     )

@@ -165,8 +165,8 @@ def pack_constants(layout: Sequence[tuple[str, int]],
 
 
 def _write_with_blob(template: Path, out: Path, blob: bytes) -> None:
-    _, blob_name = _entries(zipfile.ZipFile(template))
     with zipfile.ZipFile(template) as src, zipfile.ZipFile(out, "w") as dst:
+        _, blob_name = _entries(src)
         for info in src.infolist():
             data = blob if info.filename == blob_name else src.read(info.filename)
             dst.writestr(info, data, compress_type=info.compress_type)
@@ -211,11 +211,10 @@ def compile_or_reuse(
     configs = {**inductor_configs, **TEMPLATE_CONFIGS}
     key = template_key(exported, configs)
     template = Path(cache) / f"{key}.pt2" if cache is not None else None
-    absent_file = template.with_suffix(".json") if template is not None else None
-    if template is not None and absent_file is not None and template.is_file():
+    if template is not None and template.is_file():
         try:
             layout = package_layout(template)
-            record = json.loads(absent_file.read_text())
+            record = json.loads(template.with_suffix(".json").read_text())
             if record["package_sha256"] != _file_hash(template):
                 raise TemplateError("the template and its record do not belong together")
             if _absent_hashes(layout, exported) != record["absent"]:
@@ -228,7 +227,7 @@ def compile_or_reuse(
             return package, True
 
     out = Path(compile_fn(exported, str(package), configs))
-    if template is not None and absent_file is not None:
+    if template is not None:
         try:
             layout = package_layout(out)
             with zipfile.ZipFile(out) as zf:
@@ -242,10 +241,11 @@ def compile_or_reuse(
             partial = template.with_name(template.name + tag)
             shutil.copyfile(out, partial)
             os.replace(partial, template)
-            partial = absent_file.with_name(absent_file.name + tag)
+            record = template.with_suffix(".json")
+            partial = record.with_name(record.name + tag)
             partial.write_text(json.dumps({"absent": _absent_hashes(layout, exported),
                                            "package_sha256": _file_hash(template)}))
-            os.replace(partial, absent_file)
+            os.replace(partial, record)
     return out, False
 
 

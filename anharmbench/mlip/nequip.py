@@ -31,8 +31,8 @@ package (0.19.1, torch 2.13), in four steps:
 Command line::
 
     python -m anharmbench.mlip.nequip train DATASET RUN_DIR [--profile quick|paper]
-        [--max-epochs N] [--no-compile] [--overwrite]
-    python -m anharmbench.mlip.nequip compile RUN_DIR/best.ckpt OUT.nequip.pt2
+        [--max-epochs N] [--no-compile] [--overwrite] [--cache DIR]
+    python -m anharmbench.mlip.nequip compile RUN_DIR/best.ckpt OUT.nequip.pt2 [--cache DIR]
     python -m anharmbench.mlip.nequip parity OUT.nequip.pt2 DATASET OUT_DIR
 """
 
@@ -983,6 +983,10 @@ def main(argv: list[str] | None = None) -> int:
     c = sub.add_parser("compile", help="compile a checkpoint for pair_style nequip")
     c.add_argument("checkpoint")
     c.add_argument("output")
+    for q in (t, c):
+        q.add_argument("--cache", default=None, metavar="DIR",
+                       help="compiled templates: a checkpoint of an architecture compiled "
+                       "before reuses that compilation")
     p = sub.add_parser("parity", help="energy/force parity on the test split via LAMMPS")
     p.add_argument("model")
     p.add_argument("dataset")
@@ -1007,6 +1011,7 @@ def main(argv: list[str] | None = None) -> int:
                 resume=not args.no_resume,
                 overwrite=args.overwrite,
                 compile_model=not args.no_compile,
+                compile_cache=args.cache,
             )
             print(f"trained {run.epochs} epochs in {run.seconds:.1f} s: {run.best_checkpoint}")
             if run.model is not None:
@@ -1016,7 +1021,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 print(f"test parity: {written['json']}")
         elif args.command == "compile":
-            print(compile_nequip(args.checkpoint, args.output, progress=True))
+            print(compile_nequip(args.checkpoint, args.output, progress=True,
+                                 cache=args.cache))
         else:
             written = nequip_parity(args.model, args.dataset, args.out_dir)
             print(json.dumps(json.loads(written["json"].read_text())["stats"], indent=1))

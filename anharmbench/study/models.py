@@ -142,8 +142,8 @@ def training_stage(model: ModelConfig, config: StudyConfig, dataset: Path, datas
 
     ``compile_cache`` holds compiled templates (:mod:`anharmbench.mlip.aoti_cache`): the
     seeds and datasets of one architecture share one compilation. It is not an input of
-    the stage: a package built from a template equals a freshly compiled one (both are
-    checked against the eager model).
+    the stage: a package built from a template behaves as a freshly compiled one (both
+    are checked against the eager model).
 
     The first seed's stage is ``train-<name>-<dataset>``, a further seed's
     ``train-<name>-<dataset>-seed<seed>``.

@@ -12,7 +12,6 @@ q-point and branch in the summary and left out of the figures, never silently.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -87,7 +86,9 @@ def compute_potentials(jobs: dict[str, Sequence[Path]], orders: Sequence[int], o
     """
     from tqdm import tqdm
 
-    n = min(workers or os.cpu_count() or 1, len(jobs)) or 1
+    from anharmbench.executors import worker_count, worker_pool
+
+    n = min(worker_count(workers), len(jobs)) or 1
     bar = tqdm(total=len(jobs), desc="observables", unit="potential", leave=False,
                dynamic_ncols=True)
     done: dict[str, tuple[ObservableSet | None, str]] = {}
@@ -97,14 +98,9 @@ def compute_potentials(jobs: dict[str, Sequence[Path]], orders: Sequence[int], o
                 done[label] = _one_potential(label, paths, orders, out, settings)[1:]
                 bar.update()
         else:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor, as_completed
+            from concurrent.futures import as_completed
 
-            from anharmbench.executors import single_threaded_worker
-
-            ctx = multiprocessing.get_context("spawn")  # no fork of LAMMPS/torch state
-            with ProcessPoolExecutor(n, mp_context=ctx,
-                                     initializer=single_threaded_worker) as pool:
+            with worker_pool(n) as pool:
                 futures = [pool.submit(_one_potential, label, paths, orders, out, settings)
                            for label, paths in jobs.items()]
                 for fut in as_completed(futures):

@@ -31,6 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--export", action="store_true", help="compile for LAMMPS afterwards")
     e = sub.add_parser("export", help="compile a model directory for pair_style nequip")
     e.add_argument("model", type=Path)
+    for q in (t, e):
+        q.add_argument("--cache", type=Path, default=None, metavar="DIR",
+                       help="compiled templates: a model of an architecture compiled before "
+                       "reuses that compilation (seconds instead of a minute)")
     p = sub.add_parser("parity", help="energy/force parity on a dataset split")
     p.add_argument("model", type=Path)
     p.add_argument("dataset", type=Path)
@@ -62,9 +66,9 @@ def main(argv: list[str] | None = None) -> int:
             result = train(args.dataset, args.out, config, resume=not args.no_resume)
             print(f"model: {result.directory} (best epoch {result.best_epoch})")
             if args.export:
-                print(f"package: {export_pt2(result.directory)}")
+                print(f"package: {export_pt2(result.directory, cache=args.cache)}")
         elif args.command == "export":
-            print(f"package: {export_pt2(args.model)}")
+            print(f"package: {export_pt2(args.model, cache=args.cache)}")
         elif args.command == "parity":
             out = bpnn_parity(
                 args.model, args.dataset, args.out, split=args.split, backend=args.backend
