@@ -270,10 +270,11 @@ def test_sunset_matches_brute_force(quartic):
 
 
 def test_sunset_little_group_reduction_is_exact(quartic):
-    """Summing (q1, q2) orbits of the little group == the full sum (after the degenerate
-    average), on a 4^3 mesh at Gamma-like, X and L points."""
+    """Summing orbits of (q1, q2, q3) under the little group and the permutations of the
+    three internal phonons == the plain sum over q1 <= q2 (after the degenerate average),
+    on a 4^3 mesh at X, L and a point whose little group is small."""
     lt, phonon = quartic.lattice_tensor(4), quartic.phonopy()
-    qs = [[0.5, 0.5, 0.0], [0.5, 0.5, 0.5]]
+    qs = [[0.5, 0.5, 0.0], [0.5, 0.5, 0.5], [0.25, 0.5, 0.0]]
     full = sunset_gamma_from_tensor(lt, phonon, qs, 4, [600.0], sigma=0.3, symmetry=False)
     red = sunset_gamma_from_tensor(lt, phonon, qs, 4, [600.0], sigma=0.3, symmetry=True)
     np.testing.assert_allclose(red.values, full.values, rtol=1e-9,

@@ -31,15 +31,16 @@ Slot 0 (``-q``) is contracted with the FTG tensor view by view, and the phase of
 primitive sites. The mesh sums are then a sparse product with plane waves in ``D2`` (per
 ``q2``) and a dense one in ``D1`` (all ``q1`` partners of that ``q2`` at once), followed by
 the eigenvector contractions (slot 2 shared by the partners, slots 1 and 3 batched) and the
-energy-conservation weights, evaluated only within ``SIGMA_CUTOFF`` smearing widths.
+energy-conservation sum over the seven sign patterns, evaluated only within
+``SIGMA_CUTOFF`` smearing widths (a numba loop, :mod:`~anharmbench.observables._golden_rule`).
 
 Symmetry: the summand is symmetric under ``q1 <-> q2`` and, once averaged over degenerate
 external branches, invariant under the little group of ``q`` acting on ``(q1, q2)``; only
 one pair per orbit is computed, weighted by the orbit size. For ``q`` on the mesh ``q3`` runs
-over the mesh too and the summand is symmetric under all permutations of the three internal
-phonons, so the six mixed patterns reduce to ``++-`` and ``--+`` (factor 3). The cost is
-``O(N^2)`` per external q-point (``O(N^3)`` for a whole mesh), divided by the symmetry, as it
-must be.
+over the mesh too and the summand is symmetric under all six permutations of the three
+internal phonons, so an orbit is one unordered triple (three times fewer pairs than the swap
+alone). The cost is ``O(N^2)`` per external q-point (``O(N^3)`` for a whole mesh), divided by
+the symmetry, as it must be.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.sparse as sp
 
+from anharmbench.observables._sunset_kernels import PATTERNS, golden_rule_sum, plane_wave_sums
 from anharmbench.observables._vertex import (
     diagram_constants,
     real_matmul,
@@ -117,7 +119,8 @@ class _PairStructure:
         rows, inv = unique_rows(keys)  # sorted by (u, combo, D2)
         self.n_rows = len(rows)
         self.n_combos = npr**3
-        self.group = rows[:, 0] * self.n_combos + rows[:, 1]  # (u, c) of each row
+        self.group_u = np.ascontiguousarray(rows[:, 0])  # (u, c) of each row
+        self.group_c = np.ascontiguousarray(rows[:, 1])
         self.d2 = rows[:, 2:]  # (R, 3)
         self.merge = sp.csr_matrix((np.ones(len(inv)), (inv, np.arange(len(inv)))),
                                    shape=(len(rows), len(inv)))
@@ -146,82 +149,21 @@ def _vertex_components(lt: LatticeTensor, ps: _PairStructure, q: np.ndarray,
     return ps.merge @ vals
 
 
-def _plane_wave_sums(ps: _PairStructure, A: np.ndarray, q2: np.ndarray) -> np.ndarray:
-    """``G[y, u, c, :] = sum_{rows r in (u, c)} exp(2 pi i q2_y . D2_r) A[r]``.
+def _plane_wave_sums(ps: _PairStructure, A: np.ndarray, q2: np.ndarray,
+                     target: np.ndarray) -> np.ndarray:
+    """``G[y, u, target[c]] = sum_{rows r in (u, c)} exp(2 pi i q2_y . D2_r) A[r]``.
 
-    Returns ``(ny, nD1, 27 * ncol)`` complex (a sparse product, zeros where no row).
+    Returns ``(ny, nD1, n_combos * ncol)`` complex (zeros where no row), its last axis in
+    the order ``target`` gives.
     """
-    ny, ng = len(q2), ps.n_d1 * ps.n_combos
     phase = np.exp(2j * np.pi * (q2 @ ps.d2.T))  # (ny, R)
-    rows = (np.arange(ny)[:, None] * ng + ps.group[None, :]).reshape(-1)
-    cols = np.tile(np.arange(ps.n_rows), ny)
-    S = sp.csr_matrix((phase.reshape(-1), (rows, cols)), shape=(ny * ng, ps.n_rows))
-    return (S @ A).reshape(ny, ps.n_d1, -1)
+    G = np.zeros((len(q2), ps.n_d1, target.size), dtype=complex)
+    plane_wave_sums(G, A, phase, ps.group_u, ps.group_c, target)
+    return G
 
 
 #: Energy conservation is evaluated within this many sigmas (the Gaussian is exp(-32)).
 SIGMA_CUTOFF = 8.0
-
-
-def _near(nu0: np.ndarray, y: np.ndarray, sigma: float
-          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Entries with ``|nu0[j] - y[r]| < SIGMA_CUTOFF sigma`` and their Gaussian weights.
-
-    Parameters
-    ----------
-    nu0
-        ``(nb0,)`` external frequencies (THz).
-    y
-        ``(R,)`` combination frequencies (THz).
-
-    Returns
-    -------
-    rows, owner, j, g
-        ``rows``: sorted distinct indices into ``y`` with at least one entry; per entry the
-        index ``owner`` into ``rows``, the external branch ``j`` and the normalised Gaussian
-        ``g`` (1/THz).
-    """
-    order = np.argsort(nu0, kind="stable")
-    s0 = nu0[order]
-    width = SIGMA_CUTOFF * sigma
-    lo = np.searchsorted(s0, y - width, side="left")
-    hi = np.searchsorted(s0, y + width, side="right")
-    cnt = hi - lo
-    rows = np.flatnonzero(cnt)
-    c = cnt[rows]
-    owner = np.repeat(np.arange(len(rows)), c)
-    first = np.repeat(np.cumsum(c) - c, c)
-    j = order[lo[rows][owner] + (np.arange(len(owner)) - first)]
-    x = (nu0[j] - y[rows][owner]) / sigma
-    g = np.exp(-0.5 * x * x) / (sigma * np.sqrt(2.0 * np.pi))
-    return rows, owner, j, g
-
-
-#: Sign patterns ``(s1, s2, s3)`` with at least one ``+``; the last three are the negatives
-#: of the three before them, and ``F(-s) = -F(s)``.
-_PATTERNS = ((1, 1, 1), (1, 1, -1), (1, -1, 1), (-1, 1, 1), (-1, -1, 1), (-1, 1, -1),
-             (1, -1, -1))
-
-
-def _occupation_factor(s: tuple[int, int, int], o1: np.ndarray, o2: np.ndarray,
-                       o3: np.ndarray) -> np.ndarray:
-    """``F_s = prod_{+}(1 + n) prod_{-} n - prod_{+} n prod_{-}(1 + n)`` (arrays alike)."""
-    a = (1 + o1 if s[0] > 0 else o1) * (1 + o2 if s[1] > 0 else o2) * (1 + o3 if s[2] > 0 else o3)
-    b = (o1 if s[0] > 0 else 1 + o1) * (o2 if s[1] > 0 else 1 + o2) * (o3 if s[2] > 0 else 1 + o3)
-    return a - b
-
-
-def _patterns(symmetric: bool) -> list[tuple[tuple[int, int, int], float]]:
-    """Patterns summed and their factors.
-
-    All seven patterns in general. With ``symmetric`` (``q`` on the mesh: ``q1, q2, q3`` all
-    run over the mesh, so the summand is symmetric under every permutation of the internal
-    phonons) the three patterns with two ``+`` are represented by ``++-`` and the three with
-    two ``-`` by ``--+`` (factor 3 each).
-    """
-    if symmetric:
-        return [((1, 1, 1), 1.0), ((1, 1, -1), 3.0), ((-1, -1, 1), 3.0)]
-    return [(p, 1.0) for p in _PATTERNS]
 
 
 @dataclass(frozen=True)
@@ -238,14 +180,17 @@ class _Pairs:
         return len(self.x)
 
 
-def _pair_set(mesh: Mesh, q: np.ndarray, rotations: np.ndarray | None) -> _Pairs:
-    """Orbit representatives of the ordered pairs under swap x little group of ``q``.
+def _pair_set(mesh: Mesh, q: np.ndarray, rotations: np.ndarray | None,
+              q_index: int | None = None) -> _Pairs:
+    """Orbit representatives of the ordered ``(q1, q2)`` pairs and their orbit sizes.
 
-    The summand is symmetric under ``(q1, q2) -> (q2, q1)``; with ``rotations`` (direct-space
-    fractional point operations ``R``; q-points go to ``R^-T q``) it is also invariant under
-    ``(q1, q2) -> (R q1, R q2)`` for ``R q = q`` once averaged over degenerate external
-    branches. Each representative carries the size of its orbit (the number of ordered
-    pairs it stands for).
+    The summand (all seven sign patterns summed) is symmetric under ``(q1, q2) -> (q2,
+    q1)``. With ``q_index`` (``q`` is that mesh point, so ``q3 = q - q1 - q2`` runs over
+    the mesh too) it is symmetric under every permutation of ``(q1, q2, q3)``, and a pair
+    is labelled by its sorted triple. With ``rotations`` (direct-space fractional point
+    operations ``R``; q-points go to ``R^-T q``) it is also invariant under ``(q1, q2) ->
+    (R q1, R q2)`` for ``R q = q`` once averaged over degenerate external branches. Each
+    representative carries the number of ordered pairs its orbit holds.
     """
     n = mesh.size
     perms = [np.arange(n)]
@@ -261,14 +206,29 @@ def _pair_set(mesh: Mesh, q: np.ndarray, rotations: np.ndarray | None) -> _Pairs
                 perms.append(mesh.index_of_address(np.rint(img).astype(np.int64)))
     x = np.repeat(np.arange(n, dtype=np.int64), n)
     y = np.tile(np.arange(n, dtype=np.int64), n)
-    best = np.minimum(x * n + y, y * n + x)
-    for g in perms[1:]:
-        a, b = g[x], g[y]
-        best = np.minimum(best, np.minimum(a * n + b, b * n + a))
+    if q_index is None:
+        def code(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+            return np.minimum(a * n + b, b * n + a)
+        best = code(x, y)
+        for g in perms[1:]:
+            best = np.minimum(best, code(g[x], g[y]))
+    else:
+        addr = mesh.addresses
+        z = mesh.index_of_address(addr[q_index][None] - addr[x] - addr[y])
+        # a triple's label: its smallest index times n plus its middle one (the largest is
+        # then fixed by q1 + q2 + q3 = q)
+        def code3(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+            lo = np.minimum(np.minimum(a, b), c)
+            hi = np.maximum(np.maximum(a, b), c)
+            return lo * n + (a + b + c - lo - hi)
+        best = code3(x, y, z)
+        for g in perms[1:]:
+            best = np.minimum(best, code3(g[x], g[y], g[z]))
+        del z
     del x, y
     codes, counts = np.unique(best, return_counts=True)
-    # q2 = the smallest index of the orbit (a minimum of a little-group orbit): few distinct
-    # q2, each with many q1 partners, so the plane-wave sums over D2 are shared
+    # q2 = the smallest index of the orbit: few distinct q2, each with many q1 partners, so
+    # the plane-wave sums over D2 are shared
     rx, ry = codes % n, codes // n
     order = np.lexsort((rx, ry))
     return _Pairs(rx[order], ry[order], counts[order].astype(float), len(perms))
@@ -305,27 +265,24 @@ def _sunset_one(
     pairs: _Pairs,
     pair_chunk: int,
     tm: SunsetTiming,
-    symmetric: bool,
 ) -> np.ndarray:
-    """Unscaled sunset sum ``(nb0, nT)`` for one external q-point (its branches ``e0``).
-
-    ``symmetric``: ``q`` is on the mesh, so ``q3`` is too (three pattern classes suffice).
-    """
+    """Unscaled sunset sum ``(nb0, nT)`` for one external q-point (its branches ``e0``)."""
     t0 = time.perf_counter()
     nb0, nb, npr = e0.shape[1], mph.n_branches, lt.n_prim
     A = _vertex_components(lt, ps, q, e0)  # (R, nb0 * 27)
     ncomp = nb0 * nb**3
-    # G columns (k1 k3 k2 j0 al1 al3 al2) -> (j0, k1 al1, k3 al3, k2 al2)
-    perm = np.arange(ncomp).reshape(npr, npr, npr, nb0, 3, 3, 3)
-    perm = perm.transpose(3, 0, 4, 1, 5, 2, 6).reshape(-1)
+    # a row of combination (k1 k3 k2) puts its column (j0 al1 al3 al2) of A at position
+    # (j0, k1 al1, k3 al3, k2 al2) of G
+    target = np.empty(ncomp, dtype=np.int64)
+    target[np.arange(ncomp).reshape(npr, npr, npr, nb0, 3, 3, 3).transpose(
+        3, 0, 4, 1, 5, 2, 6).reshape(-1)] = np.arange(ncomp)
+    target = target.reshape(npr**3, nb0 * 27)
     qm = mesh.qpoints
     E1 = np.exp(2j * np.pi * (qm @ ps.d1.T))  # (N, nD1)
     addr = mesh.addresses
     nu_m, nu_3 = mph.frequencies, ph3.frequencies
-    ok_m, ok_3 = nu_m > CUTOFF_FREQUENCY, nu_3 > CUTOFF_FREQUENCY
-    occ_m = np.stack([bose_einstein(np.where(ok_m, nu_m, 1.0), T) for T in temps], -1)
-    occ_3 = np.stack([bose_einstein(np.where(ok_3, nu_3, 1.0), T) for T in temps], -1)
-    kk = nb**3
+    occ_m, occ_3 = (np.stack([bose_einstein(np.where(f > CUTOFF_FREQUENCY, f, 1.0), T)
+                              for T in temps], -1) for f in (nu_m, nu_3))
     out = np.zeros((nb0, len(temps)))
     t0 = tm.add("vertex", t0)
     y_group = max(1, min(8, int(1e8 // (16 * ncomp * ps.n_d1))))  # G <= ~100 MB
@@ -333,8 +290,7 @@ def _sunset_one(
         x, y, w = pairs.x[sl], pairs.y[sl], pairs.w[sl]
         P = len(x)
         ys, first = np.unique(y, return_index=True)
-        G = _plane_wave_sums(ps, A, qm[ys])  # (ny, nD1, ncomp)
-        G = np.take(G, perm, axis=2)
+        G = _plane_wave_sums(ps, A, qm[ys], target)  # (ny, nD1, ncomp)
         t0 = tm.add("plane waves", t0)
         bounds = list(first) + [P]
         t = np.empty((P, nb0 * nb * nb, nb), dtype=complex)  # (j0 a1 a3 | j2)
@@ -350,42 +306,33 @@ def _sunset_one(
         t = (t @ mph.cell_eigenvectors[x]).reshape(P, nb0, nb, nb, nb)  # j0 a3 j2 j1
         t = t.transpose(0, 1, 3, 4, 2).reshape(P, -1, nb)  # (j0 j2 j1 | a3)
         t = t @ ph3.cell_eigenvectors[m3]  # (P, j0 j2 j1, j3)
-        v2 = (t.real**2 + t.imag**2).reshape(P, nb0, kk)  # j0, (j2, j1, j3)
+        v2 = t.real**2 + t.imag**2  # (P, j0 j2 j1, j3)
         del t
         t0 = tm.add("eigenvectors", t0)
-        n1, n2, n3 = nu_m[x], nu_m[y], nu_3[m3]  # (P, nb)
-        valid = (ok_m[y][:, :, None, None] & ok_m[x][:, None, :, None]
-                 & ok_3[m3][:, None, None, :]).reshape(-1)
-        prod = (n2[:, :, None, None] * n1[:, None, :, None] * n3[:, None, None, :]).reshape(-1)
-        inv = np.where(valid, 1.0 / np.where(valid, prod, 1.0), 0.0) * np.repeat(w, kk)
-        for s, fac in _patterns(symmetric):
-            yv = (s[1] * n2[:, :, None, None] + s[0] * n1[:, None, :, None]
-                  + s[2] * n3[:, None, None, :]).reshape(-1)
-            rows, owner, j, g = _near(nu0, yv, sigma)
-            t0 = tm.add("energy conservation", t0)
-            # occupation factors once per resonant (pair, j2, j1, j3), shared by the j0
-            p_, k_ = rows // kk, rows % kk
-            j2, j1, j3 = k_ // (nb * nb), (k_ // nb) % nb, k_ % nb
-            F = _occupation_factor(s, occ_m[x[p_], j1], occ_m[y[p_], j2], occ_3[m3[p_], j3])
-            t0 = tm.add("occupations", t0)
-            wgt = fac * g * inv[rows][owner] * v2[p_[owner], j, k_[owner]]
-            out += sp.csr_matrix((wgt, (j, owner)), shape=(nb0, len(rows))) @ F
-            t0 = tm.add("energy conservation", t0)
+        golden_rule_sum(out, v2.reshape(P, nb0, nb, nb, nb), nu_m[x], nu_m[y], nu_3[m3],
+                        occ_m[x], occ_m[y], occ_3[m3], w, nu0, sigma, SIGMA_CUTOFF,
+                        CUTOFF_FREQUENCY, PATTERNS)
+        t0 = tm.add("energy conservation", t0)
     return out
 
 
 def _sunset_loop(lt: LatticeTensor, ps: _PairStructure, q: np.ndarray, ext: Phonons,
                  sel: np.ndarray, mesh: Mesh, mph: Phonons, phonon: Phonopy, pos: np.ndarray,
                  temps: np.ndarray, sigma: float, pair_chunk: int, c: float,
-                 out: np.ndarray, tm: SunsetTiming, rotations: np.ndarray | None) -> None:
-    """Fill ``out[:, iq, sel]`` for every external q-point."""
+                 out: np.ndarray, tm: SunsetTiming, rotations: np.ndarray | None,
+                 permute: bool) -> None:
+    """Fill ``out[:, iq, sel]`` for every external q-point.
+
+    ``rotations``: the point group, to reduce by the little group of each q-point;
+    ``permute``: reduce on-mesh q-points by the permutations of the three internal phonons.
+    """
     for iq in range(len(q)):
         t0 = time.perf_counter()
-        pairs = _pair_set(mesh, q[iq], rotations)
-        tm.n_pairs += pairs.count
         on_mesh = mesh.contains(q[iq])
-        if on_mesh:
-            i0 = mesh.index(q[iq])
+        i0 = mesh.index(q[iq]) if on_mesh else None
+        pairs = _pair_set(mesh, q[iq], rotations, i0 if permute else None)
+        tm.n_pairs += pairs.count
+        if i0 is not None:
             # q3 = q - (q1 + q2): mesh point index(q) - m for m = index(q1 + q2)
             q3_index = mesh.index_of_address(mesh.addresses[i0][None] - mesh.addresses)
             ph3 = mph
@@ -396,7 +343,7 @@ def _sunset_loop(lt: LatticeTensor, ps: _PairStructure, q: np.ndarray, ext: Phon
         tm.add("pairs", t0)
         nu0 = ext.frequencies[iq, sel]
         s = _sunset_one(lt, ps, q[iq], ext.cell_eigenvectors[iq][:, sel], nu0, mesh, mph,
-                        q3_index, ph3, temps, sigma, pairs, pair_chunk, tm, on_mesh)
+                        q3_index, ph3, temps, sigma, pairs, pair_chunk, tm)
         ok0 = nu0 > CUTOFF_FREQUENCY
         out[:, iq, sel] = np.where(ok0[:, None], c * s / np.where(ok0, nu0, 1.0)[:, None],
                                    0.0).T
@@ -439,9 +386,10 @@ def sunset_gamma_from_tensor(
     average_degenerate_branches
         Average over degenerate external branches (within the computed ones).
     symmetry
-        Reduce the ``(q1, q2)`` sum by the little group of ``q`` where it has more than two
-        operations (exact for the degenerate-averaged result; used only with all branches
-        and ``average_degenerate_branches``); otherwise only ``q1 <= q2`` is summed.
+        Reduce the ``(q1, q2)`` sum by the permutations of ``(q1, q2, q3)`` for ``q`` on the
+        mesh, and by the little group of ``q`` (exact for the degenerate-averaged result;
+        used only with all branches and ``average_degenerate_branches``); otherwise only
+        ``q1 <= q2`` is summed (the plain route the tests compare with).
     pair_chunk
         ``(q1, q2)`` pairs per vectorized block (memory ~ 0.2 MB per pair).
     potential
@@ -486,7 +434,7 @@ def sunset_gamma_from_tensor(
     out = np.full((len(temps), len(q), nb), np.nan)
     with single_blas_thread():
         _sunset_loop(lt, ps, q, ext, sel, mesh, mph, phonon, pos, temps, float(sigma),
-                     int(pair_chunk), c, out, tm, rotations)
+                     int(pair_chunk), c, out, tm, rotations, permute=symmetry)
     if average_degenerate_branches:
         avg = average_degenerate(np.where(np.isfinite(out), out, 0.0), ext.frequencies)
         out = np.full_like(out, np.nan)
