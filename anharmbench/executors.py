@@ -355,8 +355,11 @@ class DaskExecutor:
             # makes glibc return memory on nearly every free: LAMMPS's per-evaluation
             # allocations then ran 1.5x slower than in this process. Unset it (glibc's
             # adaptive default) for our own cluster; the thread variables stay at 1.
+            # The workers' statistical profiler (a stack sample every 10 ms, taking the
+            # GIL) feeds only the dashboard, which this cluster does not start: off.
             with dask.config.set(
-                {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+                {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+                 "distributed.worker.profile.enabled": False}
             ):
                 own_cluster = LocalCluster(
                     n_workers=self.workers, threads_per_worker=1, processes=True,

@@ -2,7 +2,9 @@
 
 The same batch of seeded random displacements goes through the in-process evaluator, two
 local worker processes and a two-worker Dask LocalCluster; the results must agree to
-round-off (printed), and the speeds are printed with their ratio to in-process. Start-up
+round-off (printed), and the speeds (median of ``--repeat`` passes of the batch) are
+printed with their ratio to in-process. Dask's speed relative to the local processes is
+then measured pass by pass, the two alternating (the machine's speed drifts). Start-up
 (spawning workers, starting LAMMPS in each) is timed separately from the evaluation.
 
 Two reference rows tell the executors' overhead from the machine's limit:
@@ -94,6 +96,8 @@ def main() -> None:
     parser.add_argument("--configurations", type=int, default=200)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--supercell", default="2I")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="timed passes of the batch per executor; the median is printed")
     parser.add_argument("--gap-model", default=None,
                         help="a GAP model directory (gap_potential) instead of CRG")
     args = parser.parse_args()
@@ -113,22 +117,45 @@ def main() -> None:
         with ex.evaluator(potential, atoms) as evaluate:
             evaluate(disp[:args.workers])  # workers start LAMMPS on their first task
             t1 = time.perf_counter()
-            e, f = evaluate(disp)
-            t2 = time.perf_counter()
+            passes = []
+            for _ in range(args.repeat):
+                t2 = time.perf_counter()
+                e, f = evaluate(disp)
+                passes.append(time.perf_counter() - t2)
         if ref is None:
             ref = (e, f)
         dev = max(float(np.abs(e - ref[0]).max()), float(np.abs(f - ref[1]).max()))
-        rows.append((ex.name, t1 - t0, args.configurations / (t2 - t1), dev))
+        rows.append((ex.name, t1 - t0, args.configurations / float(np.median(passes)), dev))
         if ex.name == "in-process":
-            seconds = independent(potential, atoms, disp, args.workers)
+            seconds = np.median([independent(potential, atoms, disp, args.workers)
+                                 for _ in range(args.repeat)])
             rows.append((f"independent x{args.workers}", float("nan"),
-                         args.configurations / seconds, float("nan")))
+                         args.configurations / float(seconds), float("nan")))
     base = rows[0][2]
     print(f"{len(atoms)}-atom cell, {args.configurations} configurations, "
           f"{args.workers} workers, {'GAP' if args.gap_model else 'CRG'}")
     print(f"{'executor':18s} {'start-up/s':>10s} {'evals/s':>9s} {'ratio':>6s} {'max dev':>9s}")
     for name, start, speed, dev in rows:
         print(f"{name:18s} {start:10.2f} {speed:9.1f} {speed / base:6.2f} {dev:9.1e}")
+    # the machine's speed drifts between the rows above: compare Dask with the local
+    # processes pass by pass, alternating, both executors started
+    ratios, speeds = [], []
+    with LocalProcessExecutor(workers=args.workers).evaluator(potential, atoms) as local, \
+            DaskExecutor(workers=args.workers).evaluator(potential, atoms) as dask:
+        local(disp[:args.workers])
+        dask(disp[:args.workers])
+        for _ in range(args.repeat):
+            t0 = time.perf_counter()
+            local(disp)
+            t1 = time.perf_counter()
+            dask(disp)
+            t2 = time.perf_counter()
+            ratios.append((t1 - t0) / (t2 - t1))
+            speeds.append((len(disp) / (t1 - t0), len(disp) / (t2 - t1)))
+    print(f"dask / local-processes speed, alternating passes: median "
+          f"{float(np.median(ratios)):.3f} (each: {', '.join(f'{r:.3f}' for r in ratios)}); "
+          f"median evals/s local {np.median([a for a, _ in speeds]):.1f}, "
+          f"dask {np.median([b for _, b in speeds]):.1f}")
 
 
 if __name__ == "__main__":
