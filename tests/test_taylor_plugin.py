@@ -32,6 +32,7 @@ from anharmbench.potentials.taylor_cartesian import (
     OrderTerms,
     TaylorFormatError,
     TaylorTerms,
+    read_symbols,
     taylor_potential,
 )
 
@@ -351,6 +352,8 @@ def test_file_round_trip_and_canonical_form(tmp_path):
     path = terms.write(tmp_path / "a.taylor")
     back = TaylorTerms.read(path)
     assert back.symbols == terms.symbols
+    assert read_symbols(path) == terms.symbols  # the header alone, as taylor_potential reads it
+    assert taylor_potential(path).elements == back.elements
     np.testing.assert_array_equal(back.reference, terms.reference)
     np.testing.assert_array_equal(back.cell, terms.cell)
     assert back.n_terms()[3] <= 80

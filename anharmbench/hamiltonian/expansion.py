@@ -664,7 +664,7 @@ def expand_order(
     flat_t, coef_t = _replicate(home_f, home_c, tgt)
     keep = coef_t != 0.0
     flat_t, coef_t = flat_t[keep], coef_t[keep]
-    terms = OrderTerms(np.stack([flat_t // 3, flat_t % 3], axis=-1), coef_t)
+    terms = OrderTerms.from_flat(flat_t, coef_t)
     report = ExpansionReport(
         order=n,
         ftg=S.copy(),
@@ -811,7 +811,7 @@ def fold_terms(
             terms.orders[n].coefficients / ratio,
             3 * ssites.natoms,
         )
-        orders[n] = OrderTerms(np.stack([merged // 3, merged % 3], axis=-1), coef)
+        orders[n] = OrderTerms.from_flat(merged, coef)
     return TaylorTerms.from_atoms(ssites.atoms, orders)
 
 
