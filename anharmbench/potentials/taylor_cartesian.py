@@ -250,7 +250,12 @@ class TaylorTerms:
 
         The polynomial is unchanged: coefficients of repeated multisets are added.
         """
-        orders: dict[int, OrderTerms] = {}
+        return self.with_orders({n: OrderTerms.from_flat(flat, coef) for n, (flat, coef)
+                                 in self._canonical_flat(drop_zeros).items()})
+
+    def _canonical_flat(self, drop_zeros: bool) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """``{n: (flat indices (K, n), coefficients (K,))}`` of the canonical form."""
+        out = {}
         for n in self.orders:
             flat = np.sort(self.flat_indices(n), axis=1)
             coef = self.orders[n].coefficients
@@ -262,8 +267,8 @@ class TaylorTerms:
             if drop_zeros:
                 keep = summed != 0.0
                 uniq, summed = uniq[keep], summed[keep]
-            orders[n] = OrderTerms.from_flat(uniq, summed)
-        return self.with_orders(orders)
+            out[n] = (uniq, summed)
+        return out
 
     @classmethod
     def from_tensors(
@@ -368,28 +373,28 @@ class TaylorTerms:
     # -------------------------------------------------------------- file I/O
     def write(self, path: str | Path) -> Path:
         """Write the canonical form to the binary Taylor file ``path`` (see :data:`FORMAT_DOC`)."""
-        canon = self.canonical(drop_zeros=False)
-        names = canon.elements
+        canon = self._canonical_flat(drop_zeros=False)  # flat, as the file stores them
+        names = self.elements
         for name in names:
             if len(name.encode("ascii")) > NAME_LEN:
                 raise TaylorFormatError(f"element name {name!r} longer than {NAME_LEN} bytes")
         elem_index = {name: i for i, name in enumerate(names)}
-        n_atoms = canon.natoms
+        n_atoms = self.natoms
         if 3 * n_atoms >= 2**31:
             raise TaylorFormatError(f"{n_atoms} atoms is too many for the file format")
         chunks = [
             MAGIC,
-            struct.pack("<4I", FORMAT_VERSION, n_atoms, len(names), len(canon.orders)),
+            struct.pack("<4I", FORMAT_VERSION, n_atoms, len(names), len(canon)),
             b"".join(name.encode("ascii").ljust(NAME_LEN, b"\0") for name in names),
-            np.array([elem_index[s] for s in canon.symbols], dtype="<u4").tobytes(),
-            canon.cell.astype("<f8").tobytes(),
-            canon.reference.astype("<f8").tobytes(),
+            np.array([elem_index[s] for s in self.symbols], dtype="<u4").tobytes(),
+            self.cell.astype("<f8").tobytes(),
+            self.reference.astype("<f8").tobytes(),
         ]
-        for n, terms in canon.orders.items():
-            chunks.append(struct.pack("<IIQ", n, 0, len(terms.coefficients)))
-        for n, terms in canon.orders.items():
-            chunks.append(canon.flat_indices(n).astype("<u4").tobytes())
-            chunks.append(terms.coefficients.astype("<f8").tobytes())
+        for n, (_, coef) in canon.items():
+            chunks.append(struct.pack("<IIQ", n, 0, len(coef)))
+        for flat, coef in canon.values():
+            chunks.append(flat.astype("<u4").tobytes())
+            chunks.append(coef.astype("<f8").tobytes())
         chunks.append(END_MARKER)
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
