@@ -28,11 +28,12 @@ Vectorization (per external q-point, all branches at once)
 Slot 0 (``-q``) is contracted with the FTG tensor view by view, and the phase of slot 3
 (``q3 = q - q1 - q2``) is split into ``exp(2 pi i q . L3)`` times plane waves in
 ``D1 = L1 - L3`` and ``D2 = L2 - L3``; the components are grouped by ``(D1, D2)`` and the
-primitive sites. The mesh sums are then a sparse product with plane waves in ``D2`` (per
-``q2``) and a dense one in ``D1`` (all ``q1`` partners of that ``q2`` at once), followed by
-the eigenvector contractions (slot 2 shared by the partners, slots 1 and 3 batched) and the
-energy-conservation sum over the seven sign patterns, evaluated only within
-``SIGMA_CUTOFF`` smearing widths (a numba loop, :mod:`~anharmbench.observables._golden_rule`).
+primitive sites. The mesh sums are then a segmented sum with plane waves in ``D2`` (per
+``q2``) and a dense product in ``D1`` (all ``q1`` partners of that ``q2`` at once), followed
+by the eigenvector contractions (slot 2 shared by the partners, slots 1 and 3 batched) and
+the energy-conservation sum over the seven sign patterns, evaluated only within
+``SIGMA_CUTOFF`` smearing widths. The segmented sum and the energy-conservation sum are numba
+loops (:mod:`~anharmbench.observables._sunset_kernels`), the rest numpy/BLAS.
 
 Symmetry: the summand is symmetric under ``q1 <-> q2`` and, once averaged over degenerate
 external branches, invariant under the little group of ``q`` acting on ``(q1, q2)``; only
