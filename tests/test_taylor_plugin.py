@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import textwrap
@@ -484,6 +485,18 @@ def test_missing_and_corrupt_files(tmp_path):
     truncated.write_bytes(good.read_bytes()[:-50])
     with pytest.raises(TaylorFormatError, match="truncated"):
         TaylorTerms.read(truncated)
+    # the header alone (taylor_potential without elements): a header that claims 4e9
+    # atoms is an error naming the truncation, not a read of gigabytes
+    huge = tmp_path / "huge.taylor"
+    data = bytearray(good.read_bytes())
+    data[12:16] = struct.pack("<I", 0xFFFFFFF0)
+    huge.write_bytes(bytes(data))
+    with pytest.raises(TaylorFormatError, match="truncated"):
+        taylor_potential(huge)
+    alien = tmp_path / "alien.taylor"
+    alien.write_bytes(b"NOTTAYLR" + good.read_bytes()[8:])
+    with pytest.raises(TaylorFormatError, match="bad magic"):
+        taylor_potential(alien)
     atoms.calc = LammpsCalculator(taylor_potential(truncated, ("Th", "O")))
     with pytest.raises(LammpsError, match=r"Taylor file .*truncated"):
         atoms.get_potential_energy()

@@ -446,7 +446,9 @@ def read_symbols(path: str | Path) -> tuple[str, ...]:
     with path.open("rb") as fh:
         head = fh.read(24)
         n_atoms, n_names = struct.unpack("<2I", head[12:20]) if len(head) == 24 else (0, 0)
-        head += fh.read(NAME_LEN * n_names + 4 * n_atoms)
+        # bounded by the file's size: a corrupt header must not ask for gigabytes
+        rest = min(NAME_LEN * n_names + 4 * n_atoms, path.stat().st_size - len(head))
+        head += fh.read(rest)
     return _read_header(_Reader(head, path))[0]
 
 
