@@ -98,7 +98,7 @@ def to_hiphive(terms: TaylorTerms):  # noqa: ANN201
     """
     from hiphive.force_constants import SortedForceConstants
 
-    canon = terms.canonical()
+    canon = terms.expanded()  # every translate, canonical
     fc_dict: dict[tuple[int, ...], np.ndarray] = {}
     for n, ot in canon.orders.items():
         if n < 2:
@@ -170,8 +170,9 @@ def main() -> None:
     print(f"derivatives: {time.perf_counter() - t0:.1f} s")
     t0 = time.perf_counter()
     terms = taylor_expansion(prim, derivs, args.target)
-    n_terms = {n: len(o.coefficients) for n, o in terms.orders.items()}
-    print(f"expansion into {args.target} ({len(terms.symbols)} atoms): {n_terms} monomials, "
+    n_terms = terms.n_terms()
+    print(f"expansion into {args.target} ({len(terms.symbols)} atoms): {n_terms} monomials "
+          f"x {terms.n_translations} translations, "
           f"{time.perf_counter() - t0:.1f} s")
     t0 = time.perf_counter()
     fcs, atoms = to_hiphive(terms)

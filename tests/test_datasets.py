@@ -68,12 +68,7 @@ def _quick(**kw) -> IDMDSettings:
 
 def _omega_max(terms: TaylorTerms) -> float:
     """Largest harmonic angular frequency of the model, rad/ps."""
-    n3 = 3 * terms.natoms
-    phi = np.zeros((n3, n3))
-    flat, c = terms.flat_indices(2), terms.orders[2].coefficients
-    diag = flat[:, 0] == flat[:, 1]
-    phi[flat[:, 0], flat[:, 1]] += np.where(diag, 2 * c, c)
-    phi[flat[~diag, 1], flat[~diag, 0]] += c[~diag]
+    phi = terms.to_tensor(2)
     m = np.repeat(terms.atoms().get_masses(), 3)
     lam = np.linalg.eigvalsh(phi / np.sqrt(np.outer(m, m)))  # eV/(A^2 amu)
     to_ps2 = units._e / (1e-20 * units._amu) * 1e-24

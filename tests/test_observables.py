@@ -411,10 +411,13 @@ def test_lattice_tensor_folds_onto_the_ftg_and_matches_the_hamiltonian(prim, qua
 
     # a 24-atom cell T = diag(2,1,1) S_C: the expansion's Fourier transform at its q-points
     T = np.array([[2, 0, 0], [0, 1, 0], [0, 0, 1]]) @ np.asarray(S_C)
-    terms, _ = expand_order(prim, basis, values, T)
+    reps, _ = expand_order(prim, basis, values, T)  # one monomial per translation orbit
     from anharmbench.hamiltonian import SupercellSites
+    from anharmbench.potentials.taylor_cartesian import TaylorTerms
 
     sites = SupercellSites.build(prim, T)
+    terms = TaylorTerms.from_atoms(sites.atoms, {4: reps}, sites.translation_table())
+    terms = terms.expanded().orders[4]  # every translate
     qa = np.linalg.solve(T, [1, 0, 0])  # T q integer: q-points of the cell T
     qb = np.linalg.solve(T, [0, 1, 1])
     qs = np.array([qa, qb, -qa, -qb])

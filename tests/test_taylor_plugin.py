@@ -48,15 +48,33 @@ TOL_S = 1e-12  # eV/A^3 (stresses are ~1e-3 here; V ~ 170-350 A^3)
 # ----------------------------------------------------------------- helpers
 
 def _random_terms(
-    atoms: Atoms, rng: np.random.Generator, counts: dict[int, int], scale: float = 1.0
+    atoms: Atoms,
+    rng: np.random.Generator,
+    counts: dict[int, int],
+    scale: float = 1.0,
+    translations: np.ndarray | None = None,
 ) -> TaylorTerms:
-    """Random monomials (any multiset of (atom, cart) is a symmetric tensor entry)."""
+    """Random monomials (any multiset of (atom, cart) is a symmetric tensor entry); with
+    ``translations`` each stands for the sum of its translates."""
     n_atoms = len(atoms)
     orders = {}
     for n, k in counts.items():
         idx = np.stack([rng.integers(0, n_atoms, (k, n)), rng.integers(0, 3, (k, n))], axis=-1)
         orders[n] = OrderTerms(idx, scale * rng.normal(size=k))
-    return TaylorTerms.from_atoms(atoms, orders)
+    return TaylorTerms.from_atoms(atoms, orders, translations)
+
+
+def _translations(atoms: Atoms) -> np.ndarray:
+    """``(G, N)``: the atoms moved by each lattice translation of the ThO2 cell, found by
+    matching positions (one Th per primitive cell: the Th sites are the translations)."""
+    pos, cell = atoms.positions, atoms.cell.array
+    th = [i for i, s in enumerate(atoms.get_chemical_symbols()) if s == "Th"]
+    rows = []
+    for j in th:
+        d = (pos[:, None, :] + (pos[j] - pos[th[0]]) - pos[None, :, :]) @ np.linalg.inv(cell)
+        dist = np.linalg.norm((d - np.rint(d)) @ cell, axis=2)
+        rows.append(np.argmin(dist, axis=1))
+    return np.array(rows)
 
 
 
@@ -76,7 +94,9 @@ def _subprocess_env() -> dict[str, str]:
 def model_2i(tmp_path: Path) -> tuple[Atoms, TaylorTerms, Path]:
     rng = np.random.default_rng(2024)
     atoms = _structure("2I")
-    terms = _random_terms(atoms, rng, {2: 400, 3: 600, 4: 600})
+    # stored once per orbit of the 8 lattice translations: every test of the plugin that
+    # uses this model (MPI ranks, per-atom tallies, lmp, ...) runs the translation loop
+    terms = _random_terms(atoms, rng, {2: 60, 3: 80, 4: 80}, translations=_translations(atoms))
     return atoms, terms, terms.write(tmp_path / "model.taylor")
 
 
@@ -189,13 +209,20 @@ def test_failed_build_quotes_compiler_output(tmp_path):
 
 
 # ------------------------------------------------------ agreement with numpy
-@pytest.mark.parametrize("kind", ["SC", "2I"])
+@pytest.mark.parametrize("kind", ["SC", "2I", "SC+translations", "2I+translations"])
 def test_plugin_matches_numpy(tmp_path, kind):
     """Energy, forces and stress of random orders 2..4 agree to 1e-10 on random
-    displacements, including atoms displaced across the periodic boundary."""
-    rng = np.random.default_rng({"SC": 11, "2I": 12}[kind])
-    atoms = _structure(kind)
-    terms = _random_terms(atoms, rng, {2: 300, 3: 500, 4: 500})
+    displacements, including atoms displaced across the periodic boundary; with a
+    translation table (format 2) as without."""
+    rng = np.random.default_rng({"SC": 11, "2I": 12}[kind[:2]] + len(kind))
+    atoms = _structure(kind[:2])
+    table = _translations(atoms) if kind.endswith("translations") else None
+    terms = _random_terms(atoms, rng, {2: 300, 3: 500, 4: 500}, translations=table)
+    if table is not None:  # numpy's own check: the full form of every translate agrees
+        u = rng.normal(scale=0.1, size=(len(atoms), 3))
+        e_t, g_t = terms.energy_and_gradient(u)
+        e_f, g_f = terms.expanded().energy_and_gradient(u)
+        assert abs(e_t - e_f) < TOL_E and np.abs(g_t - g_f).max() < TOL_F
     path = terms.write(tmp_path / "model.taylor")
     positions = np.stack([_displaced(atoms, rng, 0.1) for _ in range(6)])
     assert min(_crossed(atoms, p, terms) for p in positions) >= 3  # 2 shifted + wrapped
@@ -370,7 +397,7 @@ def test_file_round_trip_and_canonical_form(tmp_path):
 
     # the file is exactly as documented: header + tables + end marker
     nat = len(atoms)
-    size = 8 + 16 + 8 * 2 + 4 * nat + 72 + 24 * nat + 16 * 3 + 8
+    size = 8 + 16 + 8 + 8 * 2 + 4 * nat + 72 + 24 * nat + 4 * nat + 16 * 3 + 8  # G = 1
     size += sum(k * (4 * n + 8) for n, k in back.n_terms().items())
     assert path.stat().st_size == size
 
@@ -379,7 +406,7 @@ def test_unique_rows_equals_numpy_row_unique():
     """The integer-key route of the canonical form gives numpy's row-wise unique exactly
     (rows, order, inverse), for unsorted input with repeats and for input already in
     canonical order; a base too large for int64 keys falls back to numpy."""
-    from anharmbench.potentials.taylor_cartesian import _unique_rows
+    from anharmbench.potentials.monomials import _unique_rows
 
     rng = np.random.default_rng(31)
     for n, base in ((2, 30), (4, 2304), (6, 2304)):  # 2304^6 > 2^63: numpy's route
@@ -499,4 +526,82 @@ def test_missing_and_corrupt_files(tmp_path):
         taylor_potential(alien)
     atoms.calc = LammpsCalculator(taylor_potential(truncated, ("Th", "O")))
     with pytest.raises(LammpsError, match=r"Taylor file .*truncated"):
+        atoms.get_potential_energy()
+
+
+def _as_format_1(data: bytes) -> bytes:
+    """A format-2 file with one (identity) translation rewritten as format 1: version 1,
+    no translation count, no table (the layout the first release wrote)."""
+    version, nat, nel, nord, ntr, _ = struct.unpack("<6I", data[8:32])
+    assert version == 2 and ntr == 1
+    table_at = 32 + 8 * nel + 4 * nat + 72 + 24 * nat
+    head = data[:8] + struct.pack("<4I", 1, nat, nel, nord)
+    return head + data[32:table_at] + data[table_at + 4 * nat :]
+
+
+def test_format_1_files_are_still_read(tmp_path):
+    """Files of the first format (no translation table) give the same numbers in numpy
+    and in the plugin as the current format."""
+    rng = np.random.default_rng(41)
+    atoms = _structure("SC")
+    terms = _random_terms(atoms, rng, {2: 40, 3: 40})
+    new = terms.write(tmp_path / "v2.taylor")
+    old = tmp_path / "v1.taylor"
+    old.write_bytes(_as_format_1(new.read_bytes()))
+    back = TaylorTerms.read(old)
+    assert read_symbols(old) == terms.symbols and back.n_translations == 1
+    positions = np.stack([_displaced(atoms, rng, 0.08) for _ in range(2)])
+    results = []
+    for path in (new, old):
+        with BatchEvaluator(taylor_potential(path), atoms) as batch:
+            results.append(batch.evaluate(positions))
+    for k, pos in enumerate(positions):
+        energy, forces, _ = back.evaluate(pos)
+        for res in results:
+            assert abs(res.energies[k] - energy) < TOL_E
+            np.testing.assert_allclose(res.forces[k], forces, rtol=0, atol=TOL_F)
+
+
+def test_bad_translation_tables_are_refused(tmp_path):
+    """A table that is not a group of lattice translations is refused by the Python model
+    (before anything is written) and by the plugin (a file patched by hand)."""
+    rng = np.random.default_rng(42)
+    atoms = _structure("2I")
+    table = _translations(atoms)
+    sym = atoms.get_chemical_symbols()
+    th = [i for i, s in enumerate(sym) if s == "Th"]
+    oxy = [i for i, s in enumerate(sym) if s == "O"]
+
+    def model(t: np.ndarray) -> TaylorTerms:
+        return _random_terms(atoms, rng, {2: 10}, translations=t)
+
+    swapped = table.copy()  # two O atoms exchanged in one row: a permutation, no translation
+    swapped[1, [oxy[0], oxy[1]]] = swapped[1, [oxy[1], oxy[0]]]
+    mixed = table.copy()  # a Th moved onto an O
+    mixed[1, [th[0], oxy[0]]] = mixed[1, [oxy[0], th[0]]]
+    cases = {
+        "must permute the atoms": np.concatenate([table[:, :1], table[:, :-1]], axis=1),
+        "another element": mixed,
+        "not a lattice translation": swapped,
+        "do not form a group": table[[0, 1, 2]],  # 3 of the 8 translations
+        "repeats a translation": table[[0, 0]],
+    }
+    for message, bad in cases.items():
+        with pytest.raises(TaylorFormatError, match=message):
+            model(bad)
+    model(table)  # the real table is accepted
+
+    # the plugin checks the table of a file on its own
+    good = model(table).write(tmp_path / "good.taylor")
+    data = bytearray(good.read_bytes())
+    nat = len(atoms)
+    table_at = 32 + 8 * 2 + 4 * nat + 72 + 24 * nat
+    row = table_at + 4 * nat  # translation 1
+    data[row : row + 4 * nat] = swapped[1].astype("<u4").tobytes()
+    bad = tmp_path / "bad.taylor"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(TaylorFormatError, match="not a lattice translation"):
+        TaylorTerms.read(bad)
+    atoms.calc = LammpsCalculator(taylor_potential(bad))
+    with pytest.raises(LammpsError, match=r"translation 1 does not move every atom by the same"):
         atoms.get_potential_energy()

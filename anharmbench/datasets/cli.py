@@ -129,7 +129,8 @@ def _cmd_idmd(args: argparse.Namespace) -> int:
             prim, ders, args.supercell, require_orders=tuple(args.orders), reports=reports
         )
         for r in reports:
-            print(f"order {r.order}: {r.n_terms} terms ({r.scheme}, {r.seconds:.1f} s)")
+            print(f"order {r.order}: {r.n_terms} terms x {r.n_translations} translations "
+                  f"({r.scheme}, {r.seconds:.1f} s)")
     result = run_idmd(terms, out, settings, progress=not args.no_progress, overwrite=args.overwrite)
     _summary(result)
     return 0

@@ -546,8 +546,9 @@ def harmonic_displacements(
     n3 = 3 * terms.natoms
     if n3 > 6000:
         raise ValueError(f"{terms.natoms} atoms is too many for a dense harmonic sampling")
-    flat = terms.flat_indices(2)
-    coef = terms.orders[2].coefficients
+    full = terms.expanded((2,))  # every translate: the dense matrix needs them all
+    flat = full.flat_indices(2)
+    coef = full.orders[2].coefficients
     phi = np.zeros((n3, n3))
     diag = flat[:, 0] == flat[:, 1]
     np.add.at(phi, (flat[:, 0], flat[:, 1]), np.where(diag, 2.0 * coef, coef))
@@ -1194,6 +1195,7 @@ def run_idmd(
             "path": str(path),
             "orders": sorted(terms.orders),
             "terms": {str(k): v for k, v in terms.n_terms().items()},
+            "translations": terms.n_translations,
         },
         "structure": _structure_record(atoms, None),
         "versions": software_versions(),

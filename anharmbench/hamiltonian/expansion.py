@@ -61,21 +61,26 @@ Two schemes are implemented (``images=``):
     5.4e6 monomials, order 4 from S_C 1.4e7 (one image per FTG term and translation
     would be 4e5 and 1e6, without the sum rule; all three atomic sites as centers with
     ties shared slot by slot give 1.8e7 and 1.6e8). ``pair_style taylor`` evaluates the
-    1.96e7 terms of orders 2-4 at ~6.5 steps/s on one core.
+    1.96e7 terms of orders 2-4 (3.1e5 stored, times 64 translations) at ~8.5 steps/s
+    on one core (``benchmarks/bench_idmd.py``).
 
 Cost and memory
 ---------------
 Nothing of size ``(3 N_T)^n`` is formed. ``Phi_S`` is made dense in the FTG (small: at
 most 5e7 entries, :meth:`IrreducibleBasis.to_cartesian`), its nonzero sorted components
-are pushed through the image maps of the centers of one primitive cell, merged, reduced
-to one representative per translation orbit, and replicated over the ``N_T / N_prim``
-primitive translations of ``T``. ThO2 orders 2-4 in 4I: ~20 s and ~4.5 GB peak.
+are pushed through the image maps of the centers of one primitive cell, merged, and
+reduced to one representative per orbit of the ``G = N_T / N_prim`` primitive
+translations of ``T``. The result stores those representatives with the translation
+table (:class:`~anharmbench.potentials.taylor_cartesian.TaylorTerms` ``translations``);
+nothing replicates them (the plugin and the numpy evaluator generate the images as
+they sum). ThO2 orders 2-4 of CRG in 4I: 0.7 s, a 7 MB file, and the paper profile's
+IDMD process peaks at 0.5 GB (``benchmarks/bench_taylor_memory.py``; storing every
+translate took 9 s, 449 MB and 3.0 GB).
 """
 
 from __future__ import annotations
 
 import itertools
-import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -85,6 +90,11 @@ import numpy as np
 from ase import Atoms
 from ase.geometry import minkowski_reduce
 
+from anharmbench.potentials.monomials import (
+    merge_monomials,
+    multiplicity_factorials,
+    orbit_representatives,
+)
 from anharmbench.potentials.taylor_cartesian import OrderTerms, TaylorTerms
 from anharmbench.structures import build_supercell, supercell_matrix
 from anharmbench.symmetry import S_2I, S_C, IrreducibleBasis
@@ -364,40 +374,7 @@ def _sorted_components(phi: np.ndarray, drop_tol: float) -> tuple[np.ndarray, np
     keep = np.all(idx[:, 1:] >= idx[:, :-1], axis=1) if n > 1 else np.ones(len(idx), bool)
     idx = idx[keep]
     vals = phi.reshape(-1)[nz[keep]]
-    return idx, vals / _multiplicity_factorials(idx)
-
-
-def _multiplicity_factorials(flat: np.ndarray) -> np.ndarray:
-    """``prod_r k_r!`` of each row of sorted ``(K, n)`` indices (vectorised)."""
-    out = np.ones(len(flat))
-    run = np.ones(len(flat), dtype=np.int64)
-    for s in range(1, flat.shape[1]):
-        same = flat[:, s] == flat[:, s - 1]
-        run = np.where(same, run + 1, 1)
-        out *= run
-    return out
-
-
-def _merge(flat: np.ndarray, coef: np.ndarray, base: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sort the factors of each monomial and add up equal monomials."""
-    flat = np.sort(flat, axis=1)
-    n = flat.shape[1]
-    if len(coef) == 0:
-        return flat.reshape(0, n), coef
-    if n * math.log2(max(base, 2)) < 62:
-        code = np.zeros(len(flat), dtype=np.int64)
-        for s in range(n):
-            code = code * base + flat[:, s]
-        uniq, inv = np.unique(code, return_inverse=True)
-        out = np.empty((len(uniq), n), dtype=np.int64)
-        rest = uniq.copy()
-        for s in range(n - 1, -1, -1):
-            out[:, s] = rest % base
-            rest //= base
-    else:
-        out, inv = np.unique(flat, axis=0, return_inverse=True)
-    summed = np.bincount(inv.reshape(-1), weights=coef, minlength=len(out))
-    return out, summed
+    return idx, vals / multiplicity_factorials(idx)
 
 
 def _substitute(
@@ -434,53 +411,26 @@ def _substitute(
     return out, c
 
 
-def _replicate(
+def _representatives(
     flat: np.ndarray, coef: np.ndarray, tgt: SupercellSites
-) -> tuple[np.ndarray, np.ndarray]:
-    """Sum of the translates of monomials over the primitive translations of ``T``.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One monomial per translation orbit of ``T``, equal orbits merged.
 
-    The monomials are first reduced to one representative per translation orbit (the
-    translate with the smallest sorted code among those that bring one of its atoms to
-    the home cell), merged, and then replicated; translates that coincide (a cluster
-    invariant under a translation of a small ``T``) are merged at the end.
+    The expansion is the sum of the translates of the monomials of one primitive cell
+    (``flat``) over the primitive translations of ``T``; it is stored as these
+    representatives and the translation table (``G`` times less memory than the
+    translates, which coincide for a cluster invariant under a translation of a small
+    ``T`` and are then summed, as the full form would).
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(K, n)`` representatives, ``(K,)`` coefficients, ``(G, N_T)`` translation table.
     """
-    n = flat.shape[1]
-    base = 3 * tgt.natoms
-    table = tgt.translation_table()  # (N_cells, N)
-    shifts = tgt.cells[tgt.kappa == 0]
-    zeros = np.zeros(len(shifts), dtype=np.int64)
-    scode = SupercellSites._encode(zeros, shifts, tgt._adj, tgt._det)
-    order = np.argsort(scode)
-    ncode = SupercellSites._encode(np.zeros(tgt.natoms, np.int64), -tgt.cells, tgt._adj, tgt._det)
-    to_home = order[np.searchsorted(scode[order], ncode)]  # translation bringing J home
-    atoms, cart = flat // 3, flat % 3
-    best = np.sort(3 * table[to_home[atoms[:, 0]][:, None], atoms] + cart, axis=1)
-    for s in range(1, n):
-        moved = np.sort(3 * table[to_home[atoms[:, s]][:, None], atoms] + cart, axis=1)
-        better = _lex_less(moved, best, base)
-        best[better] = moved[better]
-    reps, rcoef = _merge(best, coef, base)
-    if len(reps) == 0:
-        return reps, rcoef
-    all_f = (3 * table[:, reps // 3] + (reps % 3)[None]).reshape(-1, n)
-    all_c = np.tile(rcoef, len(table))
-    return _merge(all_f, all_c, base)
-
-
-def _lex_less(a: np.ndarray, b: np.ndarray, base: int) -> np.ndarray:
-    """Row-wise lexicographic ``a < b`` of two ``(K, n)`` integer arrays."""
-    n = a.shape[1]
-    if n * math.log2(max(base, 2)) < 62:
-        ca = np.zeros(len(a), dtype=np.int64)
-        cb = np.zeros(len(b), dtype=np.int64)
-        for s in range(n):
-            ca = ca * base + a[:, s]
-            cb = cb * base + b[:, s]
-        return ca < cb
-    diff = a != b
-    first = np.argmax(diff, axis=1)
-    rows = np.arange(len(a))
-    return diff.any(axis=1) & (a[rows, first] < b[rows, first])
+    table = tgt.translation_table()
+    reps = orbit_representatives(flat, table)
+    reps, rcoef = merge_monomials(reps, coef, 3 * tgt.natoms)
+    return reps, rcoef, table
 
 
 def _csr(
@@ -508,7 +458,10 @@ class ExpansionReport:
     ftg_components
         Nonzero sorted components of ``Phi_S`` used.
     n_terms
-        Monomials of the ``T`` expansion.
+        Monomials stored: one per translation orbit of ``T``.
+    n_translations
+        Primitive translations of ``T`` (``G``); the full expansion has about
+        ``G * n_terms`` monomials.
     seconds
         Wall time.
     """
@@ -518,6 +471,7 @@ class ExpansionReport:
     scheme: str
     ftg_components: int
     n_terms: int
+    n_translations: int
     seconds: float
 
 
@@ -560,7 +514,12 @@ def expand_order(
     Returns
     -------
     terms : OrderTerms
-        Canonical monomials of order ``n`` on the atoms of ``build_supercell(prim, T)``.
+        Monomials of order ``n`` on the atoms of ``build_supercell(prim, T)``, one per
+        orbit of the primitive translations of ``T`` (sorted factors, each orbit once):
+        the expansion is the sum over the translation table
+        ``SupercellSites.build(prim, T).translation_table()`` of their translates
+        (:class:`~anharmbench.potentials.taylor_cartesian.TaylorTerms` with
+        ``translations``).
     report : ExpansionReport
 
     Raises
@@ -660,8 +619,8 @@ def expand_order(
                 f, c = _substitute(flat_s, coef_s * (cnt / z), [slot] * n)
                 pieces_f.append(f)
                 pieces_c.append(c)
-    home_f, home_c = _merge(np.concatenate(pieces_f), np.concatenate(pieces_c), base)
-    flat_t, coef_t = _replicate(home_f, home_c, tgt)
+    home_f, home_c = merge_monomials(np.concatenate(pieces_f), np.concatenate(pieces_c), base)
+    flat_t, coef_t, table = _representatives(home_f, home_c, tgt)
     keep = coef_t != 0.0
     flat_t, coef_t = flat_t[keep], coef_t[keep]
     terms = OrderTerms.from_flat(flat_t, coef_t)
@@ -671,6 +630,7 @@ def expand_order(
         scheme=scheme,
         ftg_components=len(coef_s),
         n_terms=len(coef_t),
+        n_translations=len(table),
         seconds=time.perf_counter() - t0,
     )
     return terms, report
@@ -712,7 +672,9 @@ def taylor_expansion(
     Returns
     -------
     TaylorTerms
-        About ``build_supercell(prim, T)`` (its symbols, positions and cell), orders sorted.
+        About ``build_supercell(prim, T)`` (its symbols, positions and cell), orders
+        sorted, one monomial per orbit of the primitive translations of ``T`` with their
+        table (``translations``; :meth:`TaylorTerms.expanded` gives every translate).
 
     Raises
     ------
@@ -756,7 +718,7 @@ def taylor_expansion(
             raise ExpansionError(
                 f"order {n}: {np.asarray(values).size} values for a basis of {len(basis)} tensors"
             )
-    atoms = build_supercell(prim, T)
+    tgt = SupercellSites.build(prim, T)
     orders: dict[int, OrderTerms] = {}
     for n, (basis, values) in sorted(derivatives.items()):
         terms, report = expand_order(
@@ -765,7 +727,7 @@ def taylor_expansion(
         orders[int(n)] = terms
         if reports is not None:
             reports.append(report)
-    return TaylorTerms.from_atoms(atoms, orders)
+    return TaylorTerms.from_atoms(tgt.atoms, orders, translations=tgt.translation_table())
 
 
 # ----------------------------------------------------------------- folding back
@@ -801,18 +763,27 @@ def fold_terms(
     check_commensurate(T, S)
     tsites = SupercellSites.build(prim, T, terms.atoms())
     ssites = SupercellSites.build(prim, S)
-    ratio = terms.natoms / ssites.natoms
-    fold = 3 * ssites.index(tsites.kappa, tsites.cells)  # T atom -> 3 * S atom
+    fold_atom = ssites.index(tsites.kappa, tsites.cells)  # T atom -> S atom
+    # Each translation of T folds onto a translation of S; the image H of T's group is a
+    # subgroup of S's, hit |G|/|H| times, so sum_g fold(g m) = |G|/|H| sum_h h(fold m).
+    table = np.asarray(terms.translations)
+    first = np.unique(fold_atom, return_index=True)[1]  # one T atom per S atom
+    images, counts = np.unique(fold_atom[table[:, first]], axis=0, return_counts=True)
+    weight = float(counts[0]) / (terms.natoms / ssites.natoms)
+    fold = 3 * fold_atom
     orders: dict[int, OrderTerms] = {}
     for n in terms.orders:
         idx = terms.orders[n].indices
-        merged, coef = _merge(
+        merged, coef = merge_monomials(
             fold[idx[..., 0]] + idx[..., 1],
-            terms.orders[n].coefficients / ratio,
+            terms.orders[n].coefficients * weight,
             3 * ssites.natoms,
         )
         orders[n] = OrderTerms.from_flat(merged, coef)
-    return TaylorTerms.from_atoms(ssites.atoms, orders)
+    folded = TaylorTerms.from_atoms(
+        ssites.atoms, orders, translations=images if len(images) > 1 else None
+    )
+    return folded.canonical()
 
 
 def fold_to_supercell(
@@ -829,7 +800,7 @@ def fold_to_supercell(
     n = int(order)
     folded = fold_terms(
         terms.with_orders({k: v for k, v in terms.orders.items() if k == n}), prim, ftg
-    )
+    ).expanded((n,))
     n3 = 3 * folded.natoms
     if float(n3) ** n > MAX_DENSE:
         raise ExpansionError(f"dense folded tensor too large: {n3}^{n}")
@@ -837,7 +808,7 @@ def fold_to_supercell(
     if n not in folded.orders:
         return phi
     flat = folded.flat_indices(n)
-    vals = folded.orders[n].coefficients * _multiplicity_factorials(flat)
+    vals = folded.orders[n].coefficients * multiplicity_factorials(flat)
     for p in itertools.permutations(range(n)):
         phi[tuple(flat[:, list(p)].T)] = vals
     return phi

@@ -25,10 +25,24 @@ Three consumers share this description:
 
 * :meth:`TaylorTerms.write` / :meth:`TaylorTerms.read`: the binary file read by the
   LAMMPS pair style ``taylor`` (``plugins/taylor``; format in ``plugins/README.md``
-  and :data:`FORMAT_DOC`);
+  and :data:`~anharmbench.potentials.taylor_file.FORMAT_DOC`);
 * :class:`CartesianTaylorCalculator`: an independent numpy ASE calculator;
 * :func:`taylor_potential`: the :class:`~anharmbench.potentials.LammpsPotential` that
   runs the file in LAMMPS (``pair_style taylor``).
+
+Lattice translations
+--------------------
+A Hamiltonian of a supercell of ``G`` primitive cells that is invariant under the
+lattice translations holds each monomial ``G`` times, once per translate. A
+:class:`TaylorTerms` may hold one *representative* per translation orbit instead, with
+the ``(G, N)`` table of the translations (``translations[g, J]`` = the atom onto which
+atom ``J`` is moved)::
+
+    E(u) = sum_n sum_g sum_k c_nk * prod_j u[3 translations[g, atom_kj] + cart_kj]
+
+which is ``G`` times smaller in memory and on file (a 4I expansion: 64 translations).
+:meth:`TaylorTerms.expanded` gives the full form; both evaluators (numpy and the
+plugin) generate the images on the fly.
 
 Stress convention (both implementations): the reference lattice is strained with the
 cell, so ``u -> (1 + eps) u`` and ``stress = (1/V) dE/d(eps)
@@ -39,8 +53,6 @@ and does not depend on the choice of origin.
 from __future__ import annotations
 
 import itertools
-import math
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -50,36 +62,31 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 from ase.data import atomic_numbers
 
+from anharmbench.potentials.monomials import (
+    check_translations,
+    flat_translation_table,
+    merge_monomials,
+    multiplicity_factorials,
+    orbit_representatives,
+)
 from anharmbench.potentials.spec import LammpsPotential, PotentialError
+from anharmbench.potentials.taylor_file import (
+    MAX_ORDER,
+    TaylorFileContent,
+    TaylorFormatError,
+    read_symbols,
+    read_taylor_file,
+    write_taylor_file,
+)
 
-MAGIC = b"ABTAYLOR"
-END_MARKER = b"ENDTAYLR"
-FORMAT_VERSION = 1
-NAME_LEN = 8
-MAX_ORDER = 16
-
-FORMAT_DOC = """\
-Taylor file, format version 1 (little-endian, packed, no padding)
-  char[8]          magic "ABTAYLOR"
-  uint32           format version (1)
-  uint32           N, number of atoms (atom i = LAMMPS atom ID i+1)
-  uint32           E, number of distinct element names
-  uint32           M, number of orders
-  E x char[8]      element names, ASCII, NUL-padded
-  N x uint32       element of each atom (0-based index into the names)
-  9 x float64      cell, rows = lattice vectors a, b, c (Angstrom)
-  3N x float64     reference positions x1 y1 z1 x2 ... (Angstrom, frame of the cell)
-  M x {uint32 n, uint32 0, uint64 K}    order table (n strictly increasing, 1..16)
-  per order, in table order:
-    K*n x uint32   flat indices 3*atom + cart (cart 0,1,2 = x,y,z), term by term
-    K x float64    coefficients (eV/Angstrom^n)
-  char[8]          end marker "ENDTAYLR"
-E(u) = sum over all terms of c * prod_j u[index_j]; repeated terms add up.
-"""
-
-
-class TaylorFormatError(ValueError):
-    """A Taylor file or term set is malformed."""
+__all__ = [
+    "CartesianTaylorCalculator",
+    "OrderTerms",
+    "TaylorFormatError",
+    "TaylorTerms",
+    "read_symbols",
+    "taylor_potential",
+]
 
 
 class OrderTerms(NamedTuple):
@@ -110,28 +117,6 @@ class OrderTerms(NamedTuple):
         return cls(indices, coefficients)
 
 
-def _unique_rows(flat: np.ndarray, base: int) -> tuple[np.ndarray, np.ndarray]:
-    """``np.unique(flat, axis=0, return_inverse=True)`` for ``(K, n)`` indices below ``base``.
-
-    numpy's row-wise unique sorts rows as opaque records, about 40 s for the 14 million
-    fourth-order terms of a 4I expansion. When ``base**n`` fits in int64 each row is
-    encoded as one integer in base ``base`` (its order is the rows' lexicographic order),
-    and rows that are already strictly increasing (an expansion's own output) are
-    returned as they are.
-    """
-    n = flat.shape[1]
-    if n == 0 or base**n >= 2**63:
-        uniq, inverse = np.unique(flat, axis=0, return_inverse=True)
-        return uniq, inverse.reshape(-1)
-    key = np.zeros(len(flat), dtype=np.int64)
-    for k in range(n):
-        key = key * base + flat[:, k]
-    if np.all(key[1:] > key[:-1]):
-        return flat, np.arange(len(flat))
-    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-    return flat[first], inverse.reshape(-1)
-
-
 @dataclass(frozen=True, eq=False)
 class TaylorTerms:
     """A polynomial energy in the displacements of the atoms of one periodic cell.
@@ -147,12 +132,17 @@ class TaylorTerms:
     orders
         ``{n: OrderTerms}``: the monomials of each order ``n >= 1`` (see the module
         docstring for the meaning of the coefficients).
+    translations
+        ``(G, N)`` int table of lattice translations of the cell (row ``g``: the atom
+        onto which each atom is moved), a group; every monomial stands for the sum of its
+        ``G`` translates (see the module docstring). Default: the identity alone.
     """
 
     symbols: tuple[str, ...]
     reference: np.ndarray
     cell: np.ndarray
     orders: dict[int, OrderTerms]
+    translations: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         symbols = tuple(str(s) for s in self.symbols)
@@ -174,6 +164,11 @@ class TaylorTerms:
             raise TaylorFormatError(f"the cell {cell.tolist()} is degenerate")
         if not np.isfinite(reference).all():
             raise TaylorFormatError("reference positions contain NaN or infinite values")
+        if self.translations is None:
+            table = np.arange(n_atoms, dtype=np.int64)[None, :]
+        else:
+            table = np.array(self.translations, dtype=np.int64)
+            check_translations(table, symbols, reference, cell)
         orders: dict[int, OrderTerms] = {}
         for n, terms in sorted(dict(self.orders).items()):
             n = int(n)
@@ -205,6 +200,7 @@ class TaylorTerms:
         object.__setattr__(self, "reference", reference)
         object.__setattr__(self, "cell", cell)
         object.__setattr__(self, "orders", orders)
+        object.__setattr__(self, "translations", table)
 
     # ----------------------------------------------------------- structure
     @property
@@ -213,42 +209,79 @@ class TaylorTerms:
         return len(self.symbols)
 
     @property
+    def n_translations(self) -> int:
+        """Number ``G`` of translations each stored monomial stands for."""
+        assert self.translations is not None  # set in __post_init__
+        return len(self.translations)
+
+    @property
     def elements(self) -> tuple[str, ...]:
         """Distinct element names in order of first appearance (the file's name table)."""
         return tuple(dict.fromkeys(self.symbols))
 
     def n_terms(self) -> dict[int, int]:
-        """Number of stored terms of each order."""
+        """Number of stored terms of each order (one per translation orbit when ``G > 1``)."""
         return {n: len(t.coefficients) for n, t in self.orders.items()}
 
     def flat_indices(self, n: int) -> np.ndarray:
-        """``(K, n)`` flat indices ``3 * atom + cart`` of the terms of order ``n``."""
+        """``(K, n)`` flat indices ``3 * atom + cart`` of the stored terms of order ``n``."""
         idx = self.orders[n].indices
         return idx[..., 0] * 3 + idx[..., 1]
 
     @classmethod
-    def from_atoms(cls, atoms: Atoms, orders: dict[int, OrderTerms] | None = None) -> TaylorTerms:
+    def from_atoms(
+        cls,
+        atoms: Atoms,
+        orders: dict[int, OrderTerms] | None = None,
+        translations: np.ndarray | None = None,
+    ) -> TaylorTerms:
         """Terms about the structure ``atoms`` (its symbols, positions and cell)."""
         return cls(
             symbols=tuple(atoms.get_chemical_symbols()),
             reference=np.array(atoms.positions, dtype=float),
             cell=np.array(atoms.cell.array, dtype=float),
             orders=dict(orders or {}),
+            translations=translations,
         )
 
     def with_orders(self, orders: dict[int, OrderTerms]) -> TaylorTerms:
-        """The same structure with other terms."""
-        return TaylorTerms(self.symbols, self.reference, self.cell, orders)
+        """The same structure and translations with other terms."""
+        return TaylorTerms(self.symbols, self.reference, self.cell, orders, self.translations)
 
     def atoms(self) -> Atoms:
         """The reference structure as periodic ``ase.Atoms``."""
         return Atoms(self.symbols, positions=self.reference, cell=self.cell, pbc=True)
 
+    def expanded(self, orders: tuple[int, ...] | None = None) -> TaylorTerms:
+        """The same polynomial with every translate stored (``G = 1``), canonical.
+
+        Parameters
+        ----------
+        orders
+            Only these orders (default all). Memory grows ``G`` times: meant for small
+            cells, one order at a time, or for comparisons.
+        """
+        table3 = flat_translation_table(self.translations)
+        base = 3 * self.natoms
+        out: dict[int, OrderTerms] = {}
+        for n in self.orders if orders is None else orders:
+            if n not in self.orders:
+                continue
+            flat = self.flat_indices(n)
+            coef = self.orders[n].coefficients
+            every = table3[:, flat].reshape(-1, n)
+            merged, summed = merge_monomials(every, np.tile(coef, len(table3)), base)
+            keep = summed != 0.0
+            out[n] = OrderTerms.from_flat(merged[keep], summed[keep])
+        return TaylorTerms(self.symbols, self.reference, self.cell, out)
+
     # ----------------------------------------------------- canonical form
     def canonical(self, *, drop_zeros: bool = True) -> TaylorTerms:
-        """Canonical form: sorted factors, one term per multiset, terms sorted.
+        """Canonical form: one sorted term per translation orbit of multisets, terms sorted.
 
-        The polynomial is unchanged: coefficients of repeated multisets are added.
+        The polynomial is unchanged: each term is replaced by its orbit's representative
+        (:func:`orbit_representatives`; with ``G = 1`` the sorted term itself) and
+        coefficients of equal terms are added.
         """
         return self.with_orders({n: OrderTerms.from_flat(flat, coef) for n, (flat, coef)
                                  in self._canonical_flat(drop_zeros).items()})
@@ -257,13 +290,8 @@ class TaylorTerms:
         """``{n: (flat indices (K, n), coefficients (K,))}`` of the canonical form."""
         out = {}
         for n in self.orders:
-            flat = np.sort(self.flat_indices(n), axis=1)
-            coef = self.orders[n].coefficients
-            if len(coef):
-                uniq, inverse = _unique_rows(flat, 3 * self.natoms)
-                summed = np.bincount(inverse.reshape(-1), weights=coef, minlength=len(uniq))
-            else:
-                uniq, summed = flat.reshape(0, n), coef
+            flat = orbit_representatives(self.flat_indices(n), self.translations)
+            uniq, summed = merge_monomials(flat, self.orders[n].coefficients, 3 * self.natoms)
             if drop_zeros:
                 keep = summed != 0.0
                 uniq, summed = uniq[keep], summed[keep]
@@ -295,7 +323,7 @@ class TaylorTerms:
                 list(itertools.combinations_with_replacement(range(n3), n)), dtype=np.int64
             ).reshape(-1, n)
             values = phi[tuple(combos.T)]
-            coef = values / _multiplicity_factorials(combos)
+            coef = values / multiplicity_factorials(combos)
             keep = np.abs(values) > atol
             combos, coef = combos[keep], coef[keep]
             orders[int(n)] = OrderTerms.from_flat(combos, coef)
@@ -307,12 +335,11 @@ class TaylorTerms:
         phi = np.zeros((n3,) * n)
         if n not in self.orders:
             return phi
-        canon = self.canonical()
-        flat = canon.flat_indices(n)
-        values = canon.orders[n].coefficients * _multiplicity_factorials(flat)
-        for idx, v in zip(flat, values, strict=True):
-            for perm in set(itertools.permutations(idx.tolist())):
-                phi[perm] = v
+        full = self.expanded((n,))
+        flat = full.flat_indices(n)
+        values = full.orders[n].coefficients * multiplicity_factorials(flat)
+        for p in itertools.permutations(range(n)):
+            phi[tuple(flat[:, list(p)].T)] = values
         return phi
 
     # ---------------------------------------------------------- evaluation
@@ -328,25 +355,33 @@ class TaylorTerms:
         return frac @ self.cell
 
     def energy_and_gradient(self, u: np.ndarray) -> tuple[float, np.ndarray]:
-        """Energy (eV) and gradient ``dE/du`` ``(N, 3)`` (eV/Angstrom) at displacements ``u``."""
+        """Energy (eV) and gradient ``dE/du`` ``(N, 3)`` (eV/Angstrom) at displacements ``u``.
+
+        Each stored term is evaluated once per translation ``g`` on the displacements
+        seen from it, ``u_g = u[table_g]``; its gradient goes back to the moved atoms.
+        """
         uf = np.asarray(u, dtype=float).reshape(-1)
         if uf.shape != (3 * self.natoms,):
             raise ValueError(f"displacements have {uf.size} entries, expected {3 * self.natoms}")
         energy = 0.0
         grad = np.zeros(3 * self.natoms)
+        table3 = flat_translation_table(self.translations)
         for n, terms in self.orders.items():
             coef = terms.coefficients
             if not len(coef):
                 continue
             flat = self.flat_indices(n)
-            factors = uf[flat]  # (K, n)
-            prefix = np.ones((len(coef), n + 1))
-            prefix[:, 1:] = np.cumprod(factors, axis=1)
-            suffix = np.ones((len(coef), n + 1))
-            suffix[:, :-1] = np.cumprod(factors[:, ::-1], axis=1)[:, ::-1]
-            energy += float(coef @ prefix[:, n])
-            partial = coef[:, None] * prefix[:, :n] * suffix[:, 1:]
-            grad += np.bincount(flat.reshape(-1), weights=partial.reshape(-1), minlength=grad.size)
+            for moved in table3:  # a permutation: no index repeats in grad[moved]
+                factors = uf[moved][flat]  # (K, n)
+                prefix = np.ones((len(coef), n + 1))
+                prefix[:, 1:] = np.cumprod(factors, axis=1)
+                suffix = np.ones((len(coef), n + 1))
+                suffix[:, :-1] = np.cumprod(factors[:, ::-1], axis=1)[:, ::-1]
+                energy += float(coef @ prefix[:, n])
+                partial = coef[:, None] * prefix[:, :n] * suffix[:, 1:]
+                grad[moved] += np.bincount(
+                    flat.reshape(-1), weights=partial.reshape(-1), minlength=grad.size
+                )
         return energy, grad.reshape(self.natoms, 3)
 
     def evaluate(self, positions: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
@@ -372,34 +407,18 @@ class TaylorTerms:
 
     # -------------------------------------------------------------- file I/O
     def write(self, path: str | Path) -> Path:
-        """Write the canonical form to the binary Taylor file ``path`` (see :data:`FORMAT_DOC`)."""
-        canon = self._canonical_flat(drop_zeros=False)  # flat, as the file stores them
-        names = self.elements
-        for name in names:
-            if len(name.encode("ascii")) > NAME_LEN:
-                raise TaylorFormatError(f"element name {name!r} longer than {NAME_LEN} bytes")
-        elem_index = {name: i for i, name in enumerate(names)}
-        n_atoms = self.natoms
-        if 3 * n_atoms >= 2**31:
-            raise TaylorFormatError(f"{n_atoms} atoms is too many for the file format")
-        chunks = [
-            MAGIC,
-            struct.pack("<4I", FORMAT_VERSION, n_atoms, len(names), len(canon)),
-            b"".join(name.encode("ascii").ljust(NAME_LEN, b"\0") for name in names),
-            np.array([elem_index[s] for s in self.symbols], dtype="<u4").tobytes(),
-            self.cell.astype("<f8").tobytes(),
-            self.reference.astype("<f8").tobytes(),
-        ]
-        for n, (_, coef) in canon.items():
-            chunks.append(struct.pack("<IIQ", n, 0, len(coef)))
-        for flat, coef in canon.values():
-            chunks.append(flat.astype("<u4").tobytes())
-            chunks.append(coef.astype("<f8").tobytes())
-        chunks.append(END_MARKER)
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(b"".join(chunks))
-        return path
+        """Write the canonical form to the binary Taylor file ``path``.
+
+        Format: :data:`anharmbench.potentials.taylor_file.FORMAT_DOC`.
+        """
+        content = TaylorFileContent(
+            symbols=self.symbols,
+            cell=self.cell,
+            reference=self.reference,
+            translations=np.asarray(self.translations),
+            orders=self._canonical_flat(drop_zeros=False),  # flat, as the file stores them
+        )
+        return write_taylor_file(path, content)
 
     @classmethod
     def read(cls, path: str | Path) -> TaylorTerms:
@@ -410,103 +429,15 @@ class TaylorTerms:
         FileNotFoundError
             Naming ``path`` when it does not exist.
         TaylorFormatError
-            When the file is truncated, corrupt or of another format version.
+            When the file is truncated, corrupt or of an unknown format version, or its
+            translation table is not a group of lattice translations.
         """
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"Taylor file {path} does not exist")
-        reader = _Reader(path.read_bytes(), path)
-        symbols, n_orders = _read_header(reader)
-        n_atoms = len(symbols)
-        cell = reader.array("<f8", 9).reshape(3, 3)
-        reference = reader.array("<f8", 3 * n_atoms).reshape(n_atoms, 3)
-        table = [struct.unpack("<IIQ", reader.take(16)) for _ in range(n_orders)]
-        orders: dict[int, OrderTerms] = {}
-        for n, _, k in table:
-            if not 1 <= n <= MAX_ORDER or n in orders or (orders and n < max(orders)):
-                raise TaylorFormatError(f"{path}: invalid order table {table}")
-            flat = reader.array("<u4", k * n).astype(np.int64).reshape(k, n)
-            coef = reader.array("<f8", k)
-            if flat.size and flat.max() >= 3 * n_atoms:
-                raise TaylorFormatError(f"{path}: order {n} has an index >= 3N = {3 * n_atoms}")
-            orders[n] = OrderTerms.from_flat(flat, coef)
-        if reader.take(8) != END_MARKER or reader.remaining:
-            raise TaylorFormatError(f"{path}: missing end marker or trailing bytes (corrupt file)")
-        return cls(symbols, reference, cell, orders)
-
-
-def read_symbols(path: str | Path) -> tuple[str, ...]:
-    """Chemical symbol of each atom of a Taylor file, from its header only.
-
-    Raises as :meth:`TaylorTerms.read` does for a missing file or a bad header.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"Taylor file {path} does not exist")
-    with path.open("rb") as fh:
-        head = fh.read(24)
-        n_atoms, n_names = struct.unpack("<2I", head[12:20]) if len(head) == 24 else (0, 0)
-        # bounded by the file's size: a corrupt header must not ask for gigabytes
-        rest = min(NAME_LEN * n_names + 4 * n_atoms, path.stat().st_size - len(head))
-        head += fh.read(rest)
-    return _read_header(_Reader(head, path))[0]
-
-
-def _read_header(reader: _Reader) -> tuple[tuple[str, ...], int]:
-    """Check magic and version; the atoms' symbols and the number of orders."""
-    path = reader.path
-    if reader.take(8) != MAGIC:
-        raise TaylorFormatError(f"{path} is not a Taylor file (bad magic number)")
-    version, n_atoms, n_names, n_orders = struct.unpack("<4I", reader.take(16))
-    if version != FORMAT_VERSION:
-        raise TaylorFormatError(
-            f"{path} has format version {version}; this reader understands {FORMAT_VERSION}"
-        )
-    if n_atoms == 0 or n_names == 0 or n_names > n_atoms or n_orders > 64:
-        raise TaylorFormatError(
-            f"{path}: invalid header (atoms {n_atoms}, elements {n_names}, orders {n_orders})"
-        )
-    raw = reader.take(NAME_LEN * n_names)
-    names = [
-        raw[i * NAME_LEN : (i + 1) * NAME_LEN].rstrip(b"\0").decode("ascii")
-        for i in range(n_names)
-    ]
-    elem = reader.array("<u4", n_atoms)
-    if elem.max() >= n_names:
-        raise TaylorFormatError(f"{path}: element index out of range")
-    return tuple(names[i] for i in elem), n_orders
-
-
-class _Reader:
-    def __init__(self, data: bytes, path: Path) -> None:
-        self.data, self.pos, self.path = data, 0, path
-
-    def take(self, size: int) -> bytes:
-        if self.pos + size > len(self.data):
-            raise TaylorFormatError(
-                f"Taylor file {self.path} is truncated ({len(self.data)} bytes; needed "
-                f"{self.pos + size})"
-            )
-        out = self.data[self.pos : self.pos + size]
-        self.pos += size
-        return out
-
-    def array(self, dtype: str, count: int) -> np.ndarray:
-        size = np.dtype(dtype).itemsize * int(count)
-        return np.frombuffer(self.take(size), dtype=dtype).astype(dtype[1:], copy=True)
-
-    @property
-    def remaining(self) -> int:
-        return len(self.data) - self.pos
-
-
-def _multiplicity_factorials(flat: np.ndarray) -> np.ndarray:
-    """``prod_r k_r!`` for each row of ``(K, n)`` indices (``k_r`` = repeat counts)."""
-    out = np.ones(len(flat))
-    for row, idx in enumerate(np.asarray(flat)):
-        _, counts = np.unique(idx, return_counts=True)
-        out[row] = math.prod(math.factorial(int(c)) for c in counts)
-    return out
+        c = read_taylor_file(path)
+        orders = {n: OrderTerms.from_flat(flat, coef) for n, (flat, coef) in c.orders.items()}
+        try:
+            return cls(c.symbols, c.reference, c.cell, orders, c.translations)
+        except TaylorFormatError as exc:
+            raise TaylorFormatError(f"{path}: {exc}") from None
 
 
 class CartesianTaylorCalculator(Calculator):

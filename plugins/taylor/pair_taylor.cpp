@@ -1,7 +1,9 @@
 /* ----------------------------------------------------------------------
    anharmbench: pair style taylor (see pair_taylor.h and plugins/README.md)
 
-   Energy  E = sum_terms c * prod_j u[q_j]        (eV)
+   Energy  E = sum_g sum_terms c * prod_j u[P_g(q_j)]        (eV)
+           (P_g: the file's lattice translations; one identity row for a file
+           that lists every term)
    Forces  f = -dE/du, per atom, rotated into LAMMPS's frame (eV/Angstrom)
    Virial  W_ab = sum_i sym(u_ia f_ib)             (eV), i.e. W = -dE/d(strain)
            when the reference lattice is strained together with the cell;
@@ -9,7 +11,7 @@
 
    Parallel: every rank holds all terms and the full displacement vector
    (MPI_Allreduce over the owned atoms); rank r evaluates the r-th contiguous
-   share of the terms, the gradient is summed with MPI_Allreduce, and each rank
+   share of the (translation, term) pairs, the gradient is summed with MPI_Allreduce, and each rank
    applies it to the atoms it owns. The pair style needs no neighbor list and
    ghost atoms (init_style requests only an occasional list that is never built).
 ------------------------------------------------------------------------- */
@@ -38,9 +40,11 @@ namespace {
 
 constexpr char MAGIC[8] = {'A', 'B', 'T', 'A', 'Y', 'L', 'O', 'R'};
 constexpr char END_MARKER[8] = {'E', 'N', 'D', 'T', 'A', 'Y', 'L', 'R'};
-constexpr uint32_t FORMAT_VERSION = 1;
+constexpr uint32_t FORMAT_VERSION = 2;    // version 1 (no translation table) is read too
 constexpr int MAX_ORDER = 16;
 constexpr int NAME_LEN = 8;
+// fractional tolerance for "a translation moves every atom by the same vector"
+constexpr double TRANSLATION_TOL = 1.0e-6;
 // relative tolerance for "the box is the file's cell" and "the tilt is an integer"
 constexpr double BOX_TOL = 1.0e-6;
 // pair cutoff reported to LAMMPS (Angstrom); only sizes the ghost-atom shell
@@ -94,7 +98,7 @@ template <typename T> void bcast_array(T *data, bigint count, MPI_Datatype type,
 
 /* ---------------------------------------------------------------------- */
 
-PairTaylor::PairTaylor(LAMMPS *lmp) : Pair(lmp), natoms_file(0)
+PairTaylor::PairTaylor(LAMMPS *lmp) : Pair(lmp), natoms_file(0), ntrans(1)
 {
   single_enable = 0;
   restartinfo = 0;
@@ -183,11 +187,12 @@ void PairTaylor::read_file(const char *file)
 {
   filename = file;
   std::string err;
-  uint32_t head[4] = {0, 0, 0, 0};    // version, natoms, nelements, norders
+  uint32_t head[5] = {0, 0, 0, 0, 1};    // version, natoms, nelements, norders, ntrans
   std::vector<char> names;
   std::vector<uint32_t> order_n;
   std::vector<uint64_t> order_k;
   std::vector<uint32_t> elem32;
+  std::vector<uint32_t> table32;
   double cellbuf[9] = {0.0};
 
   orders.clear();
@@ -214,22 +219,29 @@ void PairTaylor::read_file(const char *file)
       char magic[8];
       if (get(magic, 1, 8, "the magic number") && std::memcmp(magic, MAGIC, 8) != 0)
         err = fmt::format("{} is not a Taylor file of anharmbench (bad magic number)", file);
-      if (get(head, 4, 4, "the header")) {
-        if (head[0] != FORMAT_VERSION)
-          err = fmt::format("Taylor file {} has format version {}, this pair style reads {}",
-                            file, head[0], FORMAT_VERSION);
-        else if (head[1] == 0 || head[1] > (uint32_t) (MAXSMALLINT / 3))
+      if (get(head, 4, 4, "the header") && head[0] != 1 && head[0] != FORMAT_VERSION)
+        err = fmt::format("Taylor file {} has format version {}, this pair style reads 1 and {}",
+                          file, head[0], FORMAT_VERSION);
+      uint32_t extra[2] = {1, 0};    // version 2: number of translations, reserved
+      if (err.empty() && head[0] >= 2 && get(extra, 4, 2, "the header")) head[4] = extra[0];
+      if (err.empty()) {
+        if (head[1] == 0 || head[1] > (uint32_t) (MAXSMALLINT / 3))
           err = fmt::format("Taylor file {} declares an invalid atom count {}", file, head[1]);
         else if (head[2] == 0 || head[2] > head[1])
           err = fmt::format("Taylor file {} declares an invalid element count {}", file, head[2]);
         else if (head[3] > 64)
           err = fmt::format("Taylor file {} declares an invalid number of orders {}", file,
                             head[3]);
+        else if (head[4] == 0 || head[4] > head[1])
+          err = fmt::format("Taylor file {} declares an invalid number of translations {}", file,
+                            head[4]);
       }
-      const uint32_t nat = head[1], nel = head[2], nord = head[3];
+      const uint32_t nat = head[1], nel = head[2], nord = head[3], ntr = head[4];
+      const bool has_table = head[0] >= 2;
       if (err.empty()) {
         // fixed-size part is known now: refuse before allocating from a corrupt header
-        const long fixed = 8 + 16 + (long) nel * NAME_LEN + 4L * nat + 72 + 24L * nat + 16L * nord;
+        const long fixed = 8 + 16 + (has_table ? 8 : 0) + (long) nel * NAME_LEN + 4L * nat + 72 +
+            24L * nat + (has_table ? 4L * ntr * nat : 0) + 16L * nord;
         if (fsize < fixed + 8)
           err = fmt::format("Taylor file {} is truncated: {} bytes, its header needs at least {}",
                             file, fsize, fixed + 8);
@@ -238,11 +250,16 @@ void PairTaylor::read_file(const char *file)
         names.resize((size_t) nel * NAME_LEN);
         elem32.resize(nat);
         xref.resize(3 * (size_t) nat);
+        table32.resize((size_t) ntr * nat);
       }
       get(names.data(), 1, names.size(), "the element names");
       get(elem32.data(), 4, elem32.size(), "the element of each atom");
       get(cellbuf, 8, 9, "the cell");
       get(xref.data(), 8, xref.size(), "the reference positions");
+      if (has_table)
+        get(table32.data(), 4, table32.size(), "the translation table");
+      else if (err.empty())
+        for (uint32_t i = 0; i < nat; i++) table32[i] = i;    // version 1: the identity
       if (err.empty()) {
         order_n.resize(nord);
         order_k.resize(nord);
@@ -302,6 +319,16 @@ void PairTaylor::read_file(const char *file)
       for (size_t q = 0; q < xref.size() && err.empty(); q++)
         if (!std::isfinite(xref[q]))
           err = fmt::format("Taylor file {}: non-finite reference position", file);
+      if (err.empty()) {
+        for (int a = 0; a < 3; a++)
+          for (int b = 0; b < 3; b++) cell[a][b] = cellbuf[3 * a + b];
+        natoms_file = (int) nat;
+        atom_element.assign(elem32.begin(), elem32.end());
+        if (!(std::fabs(invert3(cell, cellinv)) > 1.0e-8))
+          err = fmt::format("Taylor file {}: the cell is degenerate", file);
+        else
+          err = check_translations(table32);
+      }
       fclose(fp);
     }
   }
@@ -315,16 +342,24 @@ void PairTaylor::read_file(const char *file)
     error->all(FLERR, err);
   }
 
-  MPI_Bcast(head, 4, MPI_UINT32_T, 0, world);
+  MPI_Bcast(head, 5, MPI_UINT32_T, 0, world);
   const int nat = (int) head[1], nel = (int) head[2], nord = (int) head[3];
+  ntrans = (int) head[4];
   natoms_file = nat;
   names.resize((size_t) nel * NAME_LEN);
   elem32.resize(nat);
   xref.resize(3 * (size_t) nat);
+  table32.resize((size_t) ntrans * nat);
   MPI_Bcast(names.data(), nel * NAME_LEN, MPI_CHAR, 0, world);
   MPI_Bcast(elem32.data(), nat, MPI_UINT32_T, 0, world);
   MPI_Bcast(cellbuf, 9, MPI_DOUBLE, 0, world);
   bcast_array(xref.data(), 3 * (bigint) nat, MPI_DOUBLE, world);
+  bcast_array(table32.data(), (bigint) ntrans * nat, MPI_UINT32_T, world);
+  trans3.resize((size_t) ntrans * 3 * nat);
+  for (size_t g = 0; g < (size_t) ntrans; g++)
+    for (size_t i = 0; i < (size_t) nat; i++)
+      for (int a = 0; a < 3; a++)
+        trans3[(g * nat + i) * 3 + a] = 3 * (int) table32[g * nat + i] + a;
 
   file_elements.clear();
   for (int e = 0; e < nel; e++) {
@@ -355,6 +390,8 @@ void PairTaylor::read_file(const char *file)
 
   u.assign(3 * (size_t) nat, 0.0);
   grad.assign(3 * (size_t) nat, 0.0);
+  ug.assign(3 * (size_t) nat, 0.0);
+  gg.assign(3 * (size_t) nat, 0.0);
 
   if (comm->me == 0) {
     bigint nterms = 0;
@@ -363,9 +400,52 @@ void PairTaylor::read_file(const char *file)
       nterms += ord.nterms;
       list += fmt::format(" {}:{}", ord.n, ord.nterms);
     }
-    utils::logmesg(lmp, "Reading Taylor file {}: {} atoms, {} terms (order:count{})\n", file,
-                   nat, nterms, list);
+    utils::logmesg(lmp,
+                   "Reading Taylor file {}: {} atoms, {} terms (order:count{}), {} translation{}\n",
+                   file, nat, nterms, list, ntrans, ntrans == 1 ? "" : "s");
   }
+}
+
+/* ----------------------------------------------------------------------
+   every row of the translation table must permute the atoms, keep each atom's
+   element and move all atoms by one vector (a lattice translation); returns
+   the error message, empty when the table is fine (rank 0, before the bcast)
+------------------------------------------------------------------------- */
+
+std::string PairTaylor::check_translations(const std::vector<uint32_t> &table) const
+{
+  const size_t nat = (size_t) natoms_file;
+  const size_t ntr = table.size() / nat;
+  std::vector<char> seen(nat);
+  for (size_t g = 0; g < ntr; g++) {
+    const uint32_t *row = &table[g * nat];
+    std::fill(seen.begin(), seen.end(), 0);
+    double shift[3] = {0.0, 0.0, 0.0};
+    for (size_t i = 0; i < nat; i++) {
+      const uint32_t j = row[i];
+      if (j >= nat || seen[j])
+        return fmt::format("Taylor file {}: row {} of the translation table is not a "
+                           "permutation of the atoms",
+                           filename, g);
+      seen[j] = 1;
+      if (atom_element[j] != atom_element[i])
+        return fmt::format("Taylor file {}: translation {} moves atom {} onto atom {} of another "
+                           "element",
+                           filename, g, i + 1, j + 1);
+      double d[3], s[3];
+      for (int a = 0; a < 3; a++) d[a] = xref[3 * j + a] - xref[3 * i + a];
+      for (int b = 0; b < 3; b++) {
+        s[b] = d[0] * cellinv[0][b] + d[1] * cellinv[1][b] + d[2] * cellinv[2][b];
+        if (i == 0) shift[b] = s[b];
+        const double dev = s[b] - shift[b];
+        if (std::fabs(dev - std::nearbyint(dev)) > TRANSLATION_TOL)
+          return fmt::format("Taylor file {}: translation {} does not move every atom by the "
+                             "same lattice vector (atom {})",
+                             filename, g, i + 1);
+      }
+    }
+  }
+  return "";
 }
 
 /* ----------------------------------------------------------------------
@@ -544,26 +624,39 @@ void PairTaylor::compute(int eflag, int vflag)
   const int me = comm->me;
   for (const auto &ord : orders) {
     const int n = ord.n;
-    const bigint k0 = ord.nterms * me / nprocs;
-    const bigint k1 = ord.nterms * (me + 1) / nprocs;
-    const int *idx = ord.index.data() + (size_t) k0 * n;
+    const bigint nk = ord.nterms;
+    if (nk == 0) continue;
+    // this rank's share of the (translation g, term k) pairs, w = g * nk + k
+    const bigint w0 = nk * ntrans * me / nprocs;
+    const bigint w1 = nk * ntrans * (me + 1) / nprocs;
     double prefix[MAX_ORDER + 1];
-    for (bigint k = k0; k < k1; k++, idx += n) {
-      const double c = ord.coeff[k];
-      prefix[0] = 1.0;
-      for (int j = 0; j < n; j++) prefix[j + 1] = prefix[j] * u[idx[j]];
-      const double eterm = c * prefix[n];
-      energy += eterm;
-      // d/du[idx[j]] of c * prod = c * prefix[j] * suffix[j+1]
-      double suffix = c;
-      for (int j = n - 1; j >= 0; j--) {
-        grad[idx[j]] += suffix * prefix[j];
-        suffix *= u[idx[j]];
+    for (bigint g = w0 / nk; g < ntrans && g * nk < w1; g++) {
+      // the terms see the displacements through translation g: ug[q] = u[P_g(q)], and
+      // their gradient gg goes back to grad[P_g(q)] (P_g is a permutation)
+      const int *map = trans3.data() + (size_t) g * n3;
+      for (int q = 0; q < n3; q++) ug[q] = u[map[q]];
+      std::fill(gg.begin(), gg.end(), 0.0);
+      const bigint k0 = (w0 > g * nk) ? w0 - g * nk : 0;
+      const bigint k1 = (w1 - g * nk < nk) ? w1 - g * nk : nk;
+      const int *idx = ord.index.data() + (size_t) k0 * n;
+      for (bigint k = k0; k < k1; k++, idx += n) {
+        const double c = ord.coeff[k];
+        prefix[0] = 1.0;
+        for (int j = 0; j < n; j++) prefix[j + 1] = prefix[j] * ug[idx[j]];
+        const double eterm = c * prefix[n];
+        energy += eterm;
+        // d/du[idx[j]] of c * prod = c * prefix[j] * suffix[j+1]
+        double suffix = c;
+        for (int j = n - 1; j >= 0; j--) {
+          gg[idx[j]] += suffix * prefix[j];
+          suffix *= ug[idx[j]];
+        }
+        if (eflag_atom) {
+          const double share = eterm / n;
+          for (int j = 0; j < n; j++) eatom_all[map[idx[j]] / 3] += share;
+        }
       }
-      if (eflag_atom) {
-        const double share = eterm / n;
-        for (int j = 0; j < n; j++) eatom_all[idx[j] / 3] += share;
-      }
+      for (int q = 0; q < n3; q++) grad[map[q]] += gg[q];
     }
   }
   if (nprocs > 1) {
@@ -607,6 +700,8 @@ double PairTaylor::memory_usage()
   double bytes = Pair::memory_usage();
   for (const auto &ord : orders)
     bytes += (double) ord.index.size() * sizeof(int) + (double) ord.coeff.size() * sizeof(double);
-  bytes += (double) (xref.size() + u.size() + grad.size() + eatom_all.size()) * sizeof(double);
+  bytes += (double) (xref.size() + u.size() + grad.size() + ug.size() + gg.size() +
+                     eatom_all.size()) * sizeof(double);
+  bytes += (double) trans3.size() * sizeof(int);
   return bytes;
 }

@@ -2,7 +2,11 @@
    anharmbench: pair style taylor, a Taylor-series (polynomial) Hamiltonian in
    the atomic displacements from a reference structure.
 
-     E = sum_n sum_k c_nk * prod_{j=1..n} u[q_nkj],    u[3*i + a] = x_ia - xref_ia
+     E = sum_n sum_g sum_k c_nk * prod_{j=1..n} u[P_g(q_nkj)],    u[3*i + a] = x_ia - xref_ia
+
+   where P_g (g = 1..G) are lattice translations of the cell given in the file as
+   atom permutations (G = 1, the identity, for a file that lists every term; an
+   expansion invariant under the translations stores one term per orbit)
 
    with atoms identified by LAMMPS atom ID (ID i+1 = atom i of the file) and
    u_i taken as the lattice image of x_i - xref_i nearest in fractional
@@ -19,6 +23,7 @@
 
 #include "pair.h"
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -51,6 +56,8 @@ class PairTaylor : public Pair {
   double cell[3][3];                       // file cell, rows = lattice vectors
   double cellinv[3][3];                    // inverse of cell
   std::vector<double> xref;                // 3N reference positions, file frame
+  int ntrans;                              // G, number of lattice translations
+  std::vector<int> trans3;                 // G*3N: flat index q moved by translation g
   std::vector<Order> orders;
   std::vector<int> type_element;          // atom type -> index into file_elements, -1 if absent
   std::vector<std::string> type_names;    // atom type -> element name given in pair_coeff
@@ -62,10 +69,13 @@ class PairTaylor : public Pair {
 
   std::vector<double> u;        // 3N displacements, file frame
   std::vector<double> grad;     // 3N dE/du, file frame
+  std::vector<double> ug;       // 3N displacements seen from one translation
+  std::vector<double> gg;       // 3N gradient with respect to ug
   std::vector<double> eatom_all;    // N per-atom energies (only with eflag_atom)
 
   virtual void allocate();
   void read_file(const char *);
+  std::string check_translations(const std::vector<uint32_t> &) const;
   void setup_rotation();
   void check_box(bool);
   void check_atoms();
