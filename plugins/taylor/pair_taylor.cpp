@@ -11,8 +11,8 @@
 
    Parallel: every rank holds all terms and the full displacement vector
    (MPI_Allreduce over the owned atoms); rank r evaluates the r-th contiguous
-   share of the (translation, term) pairs, the gradient is summed with MPI_Allreduce, and each rank
-   applies it to the atoms it owns. The pair style needs no neighbor list and
+   share of the (translation, term) pairs, the gradient is summed with
+   MPI_Allreduce, and each rank applies it to the atoms it owns. The pair style needs no neighbor list and
    ghost atoms (init_style requests only an occasional list that is never built).
 ------------------------------------------------------------------------- */
 
