@@ -188,6 +188,26 @@ def test_deployment_is_cached_and_described(cache):
     assert pot.files == (str(path),)
 
 
+@needs_plugin
+def test_second_deployment_in_a_used_process(cache, reference, tmp_path):
+    """After this module has run SevenNet-0 in process (sevenn's calculator, the float64
+    host), deploying again into another cache works and gives the same model: the
+    in-process deployment failed here ("Couldn't find method: 'forward' on class
+    BesselBasis") on a machine without a cached deployment, which broke the first study."""
+    atoms = _nacl()
+    positions = _rattled(atoms, np.random.default_rng(9))
+    energies = []
+    for folder in (cache, tmp_path / "another-cache"):
+        a = atoms.copy()
+        a.positions = positions
+        a.calc = LammpsCalculator(universal.sevennet_lammps_potential(["Na", "Cl"],
+                                                                      cache_dir=folder))
+        energies.append(a.get_potential_energy())
+    assert universal.sevennet_deployed_model(tmp_path / "another-cache").is_file()
+    assert energies[1] == energies[0]
+    assert abs(energies[0] - _ase(reference, atoms, positions)[0]) < TOL_E
+
+
 def test_unknown_element_is_refused(cache):
     with pytest.raises(PotentialError, match=r"no element\(s\) \['Po'\].*89 elements"):
         universal.sevennet_lammps_potential(["Si", "Po"], cache_dir=cache)

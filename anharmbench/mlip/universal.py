@@ -74,6 +74,8 @@ import io
 import os
 import re
 import shutil
+import subprocess
+import sys
 import tempfile
 import warnings
 import zipfile
@@ -323,20 +325,36 @@ def sevennet_deployed_model(cache_dir: str | os.PathLike[str] | None = None) -> 
     if path.is_file():
         return path
     folder.mkdir(parents=True, exist_ok=True)
-    deploy_mod = _import("sevenn", "sevenn.scripts.deploy")
+    _import("sevenn", "sevenn.scripts.deploy")  # a clear error when sevenn is missing
     # a folder of our own, so the archive's inner name stays "deployed_serial"
     tmp = Path(tempfile.mkdtemp(prefix=".deploy-", dir=folder))
     try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="No tensor product accelerator")
-            warnings.filterwarnings("ignore", message=r".*torch\.jit\.",
-                                    category=DeprecationWarning)
-            with float32_default():
-                deploy_mod.deploy(str(checkpoint), str(tmp / DEPLOYED_NAME))
+        # In a fresh interpreter: torch.jit.script of the model fails ("Couldn't find
+        # method: 'forward' on class ... BesselBasis") in a process that has already
+        # scripted and used sevenn's modules in some ways (the e3gnn tests, then a study,
+        # reproduced), and the host may have changed torch's default dtype.
+        proc = subprocess.run(
+            [sys.executable, "-W", "ignore", "-c", _DEPLOY_CODE, str(checkpoint),
+             str(tmp / DEPLOYED_NAME)],
+            capture_output=True, text=True, check=False,
+        )
+        if proc.returncode != 0 or not (tmp / DEPLOYED_NAME).is_file():
+            raise UniversalModelError(
+                f"deploying SevenNet-0 ({checkpoint}) for pair_style e3gnn failed "
+                f"(exit {proc.returncode}):\n{(proc.stderr or proc.stdout)[-2000:]}"
+            )
         os.replace(tmp / DEPLOYED_NAME, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return path
+
+
+#: ``python -c`` body of the deployment: sevenn's own deploy, float32 (torch's default).
+_DEPLOY_CODE = (
+    "import sys\n"
+    "from sevenn.scripts.deploy import deploy\n"
+    "deploy(sys.argv[1], sys.argv[2])\n"
+)
 
 
 def deployed_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
