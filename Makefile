@@ -13,6 +13,9 @@ STAMP := $(VENV)/.anharmbench-installed
 PLUGIN_SRC := $(shell find plugins -type f \( -name '*.cpp' -o -name '*.h' -o -name 'CMakeLists.txt' -o -name '*.cmake' \) 2>/dev/null)
 PLUGIN_STAMP := anharmbench/_plugins/.built
 PYTEST_ARGS ?= -m "not slow"
+# one test process per core, each test file in one process (its module fixtures built once);
+# tests/conftest.py gives each process one BLAS/OpenMP thread. PYTEST_PARALLEL= runs serially.
+PYTEST_PARALLEL ?= -n auto --dist loadfile
 
 .PHONY: setup run test test-all lint bench clean
 
@@ -36,10 +39,10 @@ run: setup
 	$(VENV)/bin/anharmbench run
 
 test: setup
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 test-all: setup
-	$(PY) -m pytest -m ""
+	$(PY) -m pytest $(PYTEST_PARALLEL) -m ""
 
 lint: setup
 	$(VENV)/bin/ruff check anharmbench tests benchmarks analysis

