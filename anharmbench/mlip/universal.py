@@ -293,8 +293,9 @@ def sevennet_deployed_model(cache_dir: str | os.PathLike[str] | None = None) -> 
     The file is what ``sevenn_get_model 7net-0`` writes (``sevenn.scripts.deploy.deploy``
     of the packaged 11 Jul 2024 checkpoint, no accelerator), stored as
     ``<cache_dir>/sevenn-<version>_torch-<version>/deployed_serial.pt``: another sevenn or
-    torch gets its own file, and an existing file is reused. It is written to a temporary
-    folder beside it and moved into place, so concurrent callers never see a partial file.
+    torch gets its own file, and an existing file is reused. It is written by a separate
+    Python process (a few seconds, once) to a temporary folder beside it and moved into
+    place, so concurrent callers never see a partial file.
 
     Parameters
     ----------

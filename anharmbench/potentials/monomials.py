@@ -50,7 +50,7 @@ def _unique_rows(flat: np.ndarray, base: int) -> tuple[np.ndarray, np.ndarray]:
     and rows that are already strictly increasing (an expansion's own output) are
     returned as they are.
     """
-    n = flat.shape[1]
+    n, base = flat.shape[1], int(base)  # a Python int: base**n must not wrap around
     if n == 0 or base**n >= 2**63:
         uniq, inverse = np.unique(flat, axis=0, return_inverse=True)
         return uniq, inverse.reshape(-1)
@@ -92,7 +92,7 @@ def merge_monomials(
 
 def lex_less(a: np.ndarray, b: np.ndarray, base: int) -> np.ndarray:
     """Row-wise lexicographic ``a < b`` of two ``(K, n)`` integer arrays below ``base``."""
-    n = a.shape[1]
+    n, base = a.shape[1], int(base)
     if base**n < 2**63:
         ca = np.zeros(len(a), dtype=np.int64)
         cb = np.zeros(len(b), dtype=np.int64)
