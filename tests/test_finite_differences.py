@@ -313,6 +313,21 @@ def test_fit_tail_removes_analytic_h2() -> None:
     assert np.allclose(tf4.values, d0, atol=1e-10) and tf4.power[0] == 4
 
 
+def test_uncertainty_covers_the_truncation_error() -> None:
+    """A quadratic tail fitted to data with an h^4 term (four steps, no noise): the
+    regression's sigma is smaller than the bias of d(0), the uncertainty with the
+    truncation part (the fit without the largest step) covers it; an exact quadratic has
+    no truncation part."""
+    h = np.geomspace(0.01, 0.08, 4)
+    d0, a, b = np.array([1.0, -2.0]), np.array([50.0, 3.0]), np.array([2e4, -5e3])
+    tf = fit_tail(h, d0 + a * h[:, None] ** 2 + b * h[:, None] ** 4, tail="quadratic")
+    err = np.abs(tf.values - d0)
+    assert np.all(err > tf.statistical) and np.all(err < tf.uncertainties)
+    np.testing.assert_allclose(tf.uncertainties, np.hypot(tf.statistical, tf.truncation))
+    exact = fit_tail(h, d0 + a * h[:, None] ** 2, tail="quadratic")
+    assert np.all(exact.truncation < 1e-12) and np.all(exact.values == pytest.approx(d0))
+
+
 @pytest.mark.parametrize("method", ["forces", "energies"])
 def test_quadratic_tail_is_extrapolated_away(method: str) -> None:
     """Orders 2 and 4 only: the order-2 estimates carry an exact h^2 error from order 4."""
