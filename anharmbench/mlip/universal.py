@@ -326,7 +326,6 @@ def sevennet_deployed_model(cache_dir: str | os.PathLike[str] | None = None) -> 
     if path.is_file():
         return path
     folder.mkdir(parents=True, exist_ok=True)
-    _import("sevenn", "sevenn.scripts.deploy")  # a clear error when sevenn is missing
     # a folder of our own, so the archive's inner name stays "deployed_serial"
     tmp = Path(tempfile.mkdtemp(prefix=".deploy-", dir=folder))
     try:

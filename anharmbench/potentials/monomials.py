@@ -41,6 +41,18 @@ def multiplicity_factorials(flat: np.ndarray) -> np.ndarray:
     return out
 
 
+def _row_keys(flat: np.ndarray, base: int) -> np.ndarray | None:
+    """Each row of ``(K, n)`` indices below ``base`` as one int64 in base ``base`` (the
+    keys order as the rows do lexicographically); None when ``base**n`` overflows int64."""
+    n, base = flat.shape[1], int(base)  # a Python int: base**n must not wrap around
+    if n == 0 or base**n >= 2**63:
+        return None
+    key = np.zeros(len(flat), dtype=np.int64)
+    for k in range(n):
+        key = key * base + flat[:, k]
+    return key
+
+
 def _unique_rows(flat: np.ndarray, base: int) -> tuple[np.ndarray, np.ndarray]:
     """``np.unique(flat, axis=0, return_inverse=True)`` for ``(K, n)`` indices below ``base``.
 
@@ -50,13 +62,10 @@ def _unique_rows(flat: np.ndarray, base: int) -> tuple[np.ndarray, np.ndarray]:
     and rows that are already strictly increasing (an expansion's own output) are
     returned as they are.
     """
-    n, base = flat.shape[1], int(base)  # a Python int: base**n must not wrap around
-    if n == 0 or base**n >= 2**63:
+    key = _row_keys(flat, base)
+    if key is None:
         uniq, inverse = np.unique(flat, axis=0, return_inverse=True)
         return uniq, inverse.reshape(-1)
-    key = np.zeros(len(flat), dtype=np.int64)
-    for k in range(n):
-        key = key * base + flat[:, k]
     if np.all(key[1:] > key[:-1]):
         return flat, np.arange(len(flat))
     _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
@@ -92,14 +101,9 @@ def merge_monomials(
 
 def lex_less(a: np.ndarray, b: np.ndarray, base: int) -> np.ndarray:
     """Row-wise lexicographic ``a < b`` of two ``(K, n)`` integer arrays below ``base``."""
-    n, base = a.shape[1], int(base)
-    if base**n < 2**63:
-        ca = np.zeros(len(a), dtype=np.int64)
-        cb = np.zeros(len(b), dtype=np.int64)
-        for s in range(n):
-            ca = ca * base + a[:, s]
-            cb = cb * base + b[:, s]
-        return ca < cb
+    ka = _row_keys(a, base)
+    if ka is not None:
+        return ka < _row_keys(b, base)
     diff = a != b
     first = np.argmax(diff, axis=1)
     rows = np.arange(len(a))

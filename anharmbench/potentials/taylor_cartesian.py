@@ -74,6 +74,7 @@ from anharmbench.potentials.taylor_file import (
     MAX_ORDER,
     TaylorFileContent,
     TaylorFormatError,
+    element_names,
     read_symbols,
     read_taylor_file,
     write_taylor_file,
@@ -217,7 +218,7 @@ class TaylorTerms:
     @property
     def elements(self) -> tuple[str, ...]:
         """Distinct element names in order of first appearance (the file's name table)."""
-        return tuple(dict.fromkeys(self.symbols))
+        return element_names(self.symbols)
 
     def n_terms(self) -> dict[int, int]:
         """Number of stored terms of each order (one per translation orbit when ``G > 1``)."""
@@ -523,7 +524,7 @@ def taylor_potential(
             "pair_coeff line cannot hold; move the file"
         )
     if elements is None:
-        elements = tuple(dict.fromkeys(read_symbols(path)))
+        elements = element_names(read_symbols(path))
     elements = tuple(elements)
     return LammpsPotential(
         elements=elements,

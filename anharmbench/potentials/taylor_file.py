@@ -80,6 +80,11 @@ class TaylorFileContent:
     orders: dict[int, tuple[np.ndarray, np.ndarray]]
 
 
+def element_names(symbols: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """The file's element-name table: distinct symbols in order of first appearance."""
+    return tuple(dict.fromkeys(symbols))
+
+
 def write_taylor_file(path: str | Path, content: TaylorFileContent) -> Path:
     """Write ``content`` as a format-2 Taylor file (the terms as given, no reordering).
 
@@ -88,7 +93,7 @@ def write_taylor_file(path: str | Path, content: TaylorFileContent) -> Path:
     TaylorFormatError
         An element name longer than 8 bytes, or too many atoms for 32-bit indices.
     """
-    names = tuple(dict.fromkeys(content.symbols))
+    names = element_names(content.symbols)
     for name in names:
         if len(name.encode("ascii")) > NAME_LEN:
             raise TaylorFormatError(f"element name {name!r} longer than {NAME_LEN} bytes")
