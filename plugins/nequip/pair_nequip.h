@@ -15,7 +15,7 @@
 #ifndef LMP_PAIR_NEQUIP_H
 #define LMP_PAIR_NEQUIP_H
 
-#include "pair.h"
+#include "pair_anharmbench_base.h"
 
 #include <map>
 #include <memory>
@@ -30,13 +30,12 @@ class AOTIModelPackageLoader;
 
 namespace LAMMPS_NS {
 
-class PairNequIP : public Pair {
+class PairNequIP : public PairAnharmbenchBase {
  public:
   PairNequIP(class LAMMPS *);
   ~PairNequIP() override;
 
   void compute(int, int) override;
-  void settings(int, char **) override;
   void coeff(int, char **) override;
   void init_style() override;
   double init_one(int, int) override;
@@ -53,15 +52,14 @@ class PairNequIP : public Pair {
   std::vector<std::string> input_names;        // metadata "nequip_aoti_inputs" (call order)
   std::vector<std::string> output_names;       // metadata "nequip_aoti_outputs" (result order)
   std::vector<int> type_mapper;                // LAMMPS type -> model type index
-  std::vector<std::string> lammps_type_names;  // LAMMPS type -> name given in pair_coeff
 
   // work arrays, reused between calls
   std::vector<int> tag2local;
   std::vector<long> edge_src, edge_dst;
   std::vector<double> edge_shift;
 
-  virtual void allocate();
   void read_metadata(const char *);
+  std::string runs_here() const;
   void load_model();
 };
 

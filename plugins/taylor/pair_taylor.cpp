@@ -22,10 +22,7 @@
 #include "comm.h"
 #include "domain.h"
 #include "error.h"
-#include "force.h"
-#include "memory.h"
 #include "neighbor.h"
-#include "update.h"
 #include "utils.h"
 
 #include <cerrno>
@@ -98,52 +95,14 @@ template <typename T> void bcast_array(T *data, bigint count, MPI_Datatype type,
 
 /* ---------------------------------------------------------------------- */
 
-PairTaylor::PairTaylor(LAMMPS *lmp) : Pair(lmp), natoms_file(0), ntrans(1)
+PairTaylor::PairTaylor(LAMMPS *lmp) :
+    PairAnharmbenchBase(lmp, "taylor", "FILE", "element name"), natoms_file(0), ntrans(1)
 {
-  single_enable = 0;
-  restartinfo = 0;
-  one_coeff = 1;
-  manybody_flag = 1;
-  no_virial_fdotr_compute = 1;    // the virial is tallied from displacements in compute()
-  centroidstressflag = CENTROID_NOTAVAIL;
+  // the virial is tallied from displacements in compute() (no_virial_fdotr_compute)
   std::memset(cell, 0, sizeof(cell));
   std::memset(cellinv, 0, sizeof(cellinv));
   std::memset(rot, 0, sizeof(rot));
   std::memset(boxref, 0, sizeof(boxref));
-}
-
-/* ---------------------------------------------------------------------- */
-
-PairTaylor::~PairTaylor()
-{
-  if (copymode) return;
-  if (allocated) {
-    memory->destroy(setflag);
-    memory->destroy(cutsq);
-  }
-}
-
-/* ---------------------------------------------------------------------- */
-
-void PairTaylor::allocate()
-{
-  allocated = 1;
-  const int n = atom->ntypes + 1;
-  memory->create(setflag, n, n, "pair:setflag");
-  memory->create(cutsq, n, n, "pair:cutsq");
-  for (int i = 0; i < n; i++)
-    for (int j = 0; j < n; j++) {
-      setflag[i][j] = 0;
-      cutsq[i][j] = 0.0;
-    }
-}
-
-/* ---------------------------------------------------------------------- */
-
-void PairTaylor::settings(int narg, char ** /*arg*/)
-{
-  if (narg != 0)
-    error->all(FLERR, "Illegal pair_style taylor command: it takes no arguments (got {})", narg);
 }
 
 /* ----------------------------------------------------------------------
@@ -152,31 +111,12 @@ void PairTaylor::settings(int narg, char ** /*arg*/)
 
 void PairTaylor::coeff(int narg, char **arg)
 {
-  if (!allocated) allocate();
-  const int ntypes = atom->ntypes;
-  if (narg != 3 + ntypes)
-    error->all(FLERR,
-               "Incorrect args for pair_coeff of pair style taylor: expected '* * FILE' and one "
-               "element name for each of the {} atom types, got {} arguments",
-               ntypes, narg);
-  if (strcmp(arg[0], "*") != 0 || strcmp(arg[1], "*") != 0)
-    error->all(FLERR, "Pair style taylor needs 'pair_coeff * * FILE elements...' (got {} {})",
-               arg[0], arg[1]);
-
+  read_coeff_args(narg, arg, 1);
   read_file(arg[2]);
-
   // type -> index into the file's element names (-1: element absent from the file,
   // an error only if an atom of that type exists; checked in init_style)
-  type_element.assign(ntypes + 1, -1);
-  type_names.assign(ntypes + 1, "");
-  for (int itype = 1; itype <= ntypes; itype++) {
-    type_names[itype] = arg[2 + itype];
-    for (int e = 0; e < (int) file_elements.size(); e++)
-      if (file_elements[e] == type_names[itype]) type_element[itype] = e;
-  }
-
-  for (int i = 1; i <= ntypes; i++)
-    for (int j = i; j <= ntypes; j++) setflag[i][j] = 1;
+  type_element = map_type_args(file_elements);
+  set_all_pairs();
 }
 
 /* ----------------------------------------------------------------------
@@ -334,13 +274,7 @@ void PairTaylor::read_file(const char *file)
   }
 
   // share the outcome: every rank stops with the same message
-  int errlen = (int) err.size();
-  MPI_Bcast(&errlen, 1, MPI_INT, 0, world);
-  if (errlen > 0) {
-    err.resize(errlen);
-    MPI_Bcast(&err[0], errlen, MPI_CHAR, 0, world);
-    error->all(FLERR, err);
-  }
+  agree_on_error(FLERR, err);
 
   MPI_Bcast(head, 5, MPI_UINT32_T, 0, world);
   const int nat = (int) head[1], nel = (int) head[2], nord = (int) head[3];
@@ -515,7 +449,6 @@ void PairTaylor::check_box(bool at_init)
 
 void PairTaylor::check_atoms()
 {
-  if (atom->tag_enable == 0) error->all(FLERR, "Pair style taylor requires atom IDs");
   if (atom->natoms != (bigint) natoms_file)
     error->all(FLERR,
                "Pair style taylor: Taylor file {} describes {} atoms but the system has {}; the "
@@ -547,7 +480,7 @@ void PairTaylor::check_atoms()
              "Pair style taylor: atom ID {} has type {} = element {} (pair_coeff) but Taylor file "
              "{} gives element {} for atom {}; the file's atoms must be the structure's atoms in "
              "the same order",
-             first, itype, type_names[itype], filename,
+             first, itype, type_args[itype], filename,
              file_elements[atom_element[first - 1]], first);
 }
 
@@ -555,8 +488,7 @@ void PairTaylor::check_atoms()
 
 void PairTaylor::init_style()
 {
-  if (strcmp(update->unit_style, "metal") != 0)
-    error->all(FLERR, "Pair style taylor requires 'units metal' (eV, Angstrom)");
+  check_init();
   check_atoms();
   check_box(true);
   // The energy is a polynomial in all displacements, gathered by atom ID in compute():

@@ -21,7 +21,7 @@
 #ifndef LMP_PAIR_TAYLOR_H
 #define LMP_PAIR_TAYLOR_H
 
-#include "pair.h"
+#include "pair_anharmbench_base.h"
 
 #include <cstdint>
 #include <string>
@@ -29,13 +29,11 @@
 
 namespace LAMMPS_NS {
 
-class PairTaylor : public Pair {
+class PairTaylor : public PairAnharmbenchBase {
  public:
   PairTaylor(class LAMMPS *);
-  ~PairTaylor() override;
 
   void compute(int, int) override;
-  void settings(int, char **) override;
   void coeff(int, char **) override;
   void init_style() override;
   double init_one(int, int) override;
@@ -60,7 +58,6 @@ class PairTaylor : public Pair {
   std::vector<int> trans3;                 // G*3N: flat index q moved by translation g
   std::vector<Order> orders;
   std::vector<int> type_element;          // atom type -> index into file_elements, -1 if absent
-  std::vector<std::string> type_names;    // atom type -> element name given in pair_coeff
 
   // file_vector = rot * lammps_vector (LAMMPS's box is the file cell rotated so
   // that a || x and b lies in the xy plane)
@@ -73,7 +70,6 @@ class PairTaylor : public Pair {
   std::vector<double> gg;       // 3N gradient with respect to ug
   std::vector<double> eatom_all;    // N per-atom energies (only with eflag_atom)
 
-  virtual void allocate();
   void read_file(const char *);
   std::string check_translations(const std::vector<uint32_t> &) const;
   void setup_rotation();
