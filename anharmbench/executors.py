@@ -8,7 +8,7 @@ eV/Angstrom)``. An :class:`Executor` makes one for a potential and a reference s
   this process while a batch is cheap, local processes once a batch would take longer
   than worker start-up is worth (timed on its first configurations);
 * :class:`InProcessExecutor`: one LAMMPS instance in this process
-  (:class:`~anharmbench.lammps.BatchEvaluator`);
+  (:meth:`~anharmbench.lammps.LammpsCalculator.calculate_batch`);
 * :class:`LocalProcessExecutor`: ``workers`` processes on this machine, each with its own
   LAMMPS instance, every batch split evenly between them;
 * :class:`DaskExecutor`: the workers of a Dask ``distributed`` cluster (a scheduler
@@ -111,22 +111,24 @@ def evaluate_positions(
         ``(k,)`` energies in eV and ``(k, N, 3)`` forces in eV/Angstrom.
     """
     import anharmbench  # noqa: F401  (loads libmpi for a fresh worker process)
-    from anharmbench.lammps.batch import BatchEvaluator
+    from anharmbench.lammps.calculator import LammpsCalculator
 
     key = _task_key(potential, structure)
     if _WORKER_STATE.get("key") != key:
-        old = _WORKER_STATE.pop("batch", None)
+        old = _WORKER_STATE.pop("calculator", None)
         if old is not None:
-            old.close()
+            old.release()
         atoms = Atoms(
             numbers=structure["numbers"],
             positions=structure["positions"],
             cell=structure["cell"],
             pbc=True,
         )
-        _WORKER_STATE["batch"] = BatchEvaluator(LammpsPotential.from_dict(potential), atoms)
+        _WORKER_STATE["calculator"] = LammpsCalculator(LammpsPotential.from_dict(potential),
+                                                       atoms)
         _WORKER_STATE["key"] = key
-    res = _WORKER_STATE["batch"].evaluate(np.asarray(positions, dtype=float), stress=False)
+    res = _WORKER_STATE["calculator"].calculate_batch(np.asarray(positions, dtype=float),
+                                                      stress=False)
     return res.energies, res.forces
 
 
@@ -201,11 +203,11 @@ class InProcessExecutor:
 
     @contextmanager
     def evaluator(self, potential: LammpsPotential, atoms: Atoms) -> Iterator[Evaluator]:
-        from anharmbench.derivatives.results import displacement_evaluator
-        from anharmbench.lammps.batch import BatchEvaluator
+        from anharmbench.derivatives.results import ase_evaluator
+        from anharmbench.lammps.calculator import LammpsCalculator
 
-        with BatchEvaluator(potential, atoms) as batch:
-            yield displacement_evaluator(batch, atoms.positions)
+        with LammpsCalculator(potential, atoms) as calc:
+            yield ase_evaluator(atoms, calc)
 
 
 @dataclass(frozen=True)

@@ -11,16 +11,13 @@ position.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from ase import Atoms
 from phonopy import Phonopy
 from phonopy.structure.atoms import PhonopyAtoms
-
-#: ``evaluate(positions (n, N, 3)) -> (energies (n,), forces (n, N, 3))`` on one supercell.
-BatchForces = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 def to_phonopy_atoms(atoms: Atoms) -> PhonopyAtoms:
@@ -40,6 +37,29 @@ def make_phonopy(primitive: Atoms, supercell_matrix: np.ndarray) -> Phonopy:
         supercell_matrix=np.asarray(supercell_matrix, dtype=int).T,
         primitive_matrix=None,
     )
+
+
+def phonopy_unit_cell(primitive: Atoms, decimals: int = 12) -> PhonopyAtoms:
+    """phonopy's cell of ``primitive`` with fractional positions rounded to ``decimals``.
+
+    phono3py's fc3 interpolation breaks ties between equidistant supercell images with a
+    tolerance, and round-off such as 0.7500000000000001 instead of 0.75 (ASE's fluorite
+    after a Cartesian round trip) flips some ties: the CRG bubble kappa then moves by 0.2 %.
+    Exact positions make our in-memory objects identical to those phono3py reads back from
+    the files we write.
+    """
+    x = np.round(primitive.get_scaled_positions(wrap=True), decimals) % 1.0
+    return PhonopyAtoms(symbols=primitive.get_chemical_symbols(),
+                        cell=np.asarray(primitive.cell.array), scaled_positions=x,
+                        masses=primitive.get_masses())
+
+
+def phonopy_object(primitive: Atoms, supercell_matrix: np.ndarray) -> Phonopy:
+    """:class:`phonopy.Phonopy` of :func:`phonopy_unit_cell` for our (row) supercell
+    matrix (phonopy's is its transpose): the object our force constants are handed in."""
+    return Phonopy(phonopy_unit_cell(primitive),
+                   supercell_matrix=np.asarray(supercell_matrix, dtype=int).T,
+                   primitive_matrix=None)
 
 
 def phonopy_atom_map(atoms_sc: Atoms, phonon: Phonopy, tol: float = 1e-6) -> np.ndarray:
@@ -91,7 +111,7 @@ def fc2_to_phonopy(fc2: np.ndarray, atoms_sc: Atoms, phonon: Phonopy) -> np.ndar
 
 def phonopy_fd_force_constants(
     phonon: Phonopy,
-    evaluate: Callable[[Atoms], BatchForces],
+    calculator: Any,
     *,
     distance: float = 0.01,
 ) -> int:
@@ -101,18 +121,20 @@ def phonopy_fd_force_constants(
     ----------
     phonon
         Target phonopy object (its ``force_constants`` are produced in place).
-    evaluate
-        ``evaluate(supercell_atoms)`` returns a batch function for that cell (e.g. a
-        :class:`~anharmbench.lammps.BatchEvaluator`).
+    calculator
+        An ASE calculator, evaluated in batches where it can
+        (:func:`anharmbench.lammps.batch.calculate_batch`), e.g. a
+        :class:`~anharmbench.lammps.LammpsCalculator`.
     distance
         Displacement, Angstrom; phonopy's plus-minus displacements are used.
     """
+    from anharmbench.lammps.batch import calculate_batch
+
     phonon.generate_displacements(distance=distance, is_plusminus=True)
     sc = phonon.supercell
     ref = Atoms(sc.symbols, cell=sc.cell, scaled_positions=sc.scaled_positions, pbc=True)
     positions = np.array([s.positions for s in phonon.supercells_with_displacements])
-    _, forces = evaluate(ref)(positions)
-    phonon.forces = forces
+    phonon.forces = calculate_batch(calculator, ref, positions, stress=False).forces
     phonon.produce_force_constants()
     return len(positions)
 
@@ -204,3 +226,81 @@ def phonopy_tensor_to_supercell(
         t = np.take(t, inv, axis=axis)
     order = [a for k in range(n) for a in (k, n + k)]
     return np.ascontiguousarray(t.transpose(order)).reshape((3 * natoms,) * n)
+
+
+# ------------------------------------------------------------------ a DerivativeSet's
+def derivatives_phonopy(derivatives: Any) -> Phonopy:
+    """:class:`phonopy.Phonopy` with the fc2 of a
+    :class:`~anharmbench.derivatives.DerivativeSet`'s order-2 FTG (full layout, eV/A^2),
+    and its Born charges and dielectric tensor when it has them."""
+    phonon = phonopy_object(derivatives.primitive, derivatives.ftg(2))
+    phonon.force_constants = fc2_to_phonopy(derivatives.cartesian(2), derivatives.supercell(2),
+                                            phonon)
+    if derivatives.nac is not None:
+        phonon.nac_params = _nac_params(derivatives.nac)
+    return phonon
+
+
+def derivatives_phono3py(
+    derivatives: Any,
+    mesh: Sequence[int] | int | None = None,
+    *,
+    sigmas: Sequence[float | None] | None = None,
+    with_fc3: bool = True,
+    log_level: int = 0,
+) -> Any:
+    """:class:`phono3py.Phono3py` carrying a :class:`~anharmbench.derivatives.DerivativeSet`'s
+    fc2 and fc3 (phono3py's full layouts).
+
+    The fc3 supercell is the order-3 FTG, the fc2 (``phonon_supercell``) the order-2 FTG.
+
+    Parameters
+    ----------
+    derivatives
+        The set (orders 2, and 3 with ``with_fc3``).
+    mesh
+        Sampling mesh ``(3,)`` (or one int for n x n x n); None: not set.
+    sigmas
+        phono3py smearing widths in THz (``None`` entries: tetrahedron method).
+    with_fc3
+        Without fc3 (``False``) only the harmonic part is set (order 3 not required).
+    log_level
+        phono3py's verbosity.
+    """
+    from phono3py import Phono3py
+
+    S2 = derivatives.ftg(2)
+    S3 = derivatives.ftg(3) if with_fc3 else S2
+    ph3 = Phono3py(
+        phonopy_unit_cell(derivatives.primitive),
+        supercell_matrix=S3.T,
+        primitive_matrix="P",
+        phonon_supercell_matrix=None if np.array_equal(S2, S3) else S2.T,
+        log_level=log_level,
+    )
+    ph3.fc2 = supercell_tensor_to_phonopy(derivatives.cartesian(2), derivatives.supercell(2),
+                                          ph3.phonon_supercell)
+    if with_fc3:
+        ph3.fc3 = fc3_to_phono3py(derivatives.cartesian(3), derivatives.supercell(3), ph3)
+    if derivatives.nac is not None:
+        ph3.nac_params = _nac_params(derivatives.nac)
+    if sigmas is not None:
+        ph3.sigmas = list(sigmas)
+    if mesh is not None:
+        ph3.mesh_numbers = _mesh_numbers(mesh)
+    return ph3
+
+
+def _mesh_numbers(mesh: Sequence[int] | int | np.ndarray) -> np.ndarray:
+    """``(3,)`` int64 mesh from one int or three positive ints."""
+    arr = np.atleast_1d(np.asarray(mesh))
+    if arr.size == 1:
+        arr = np.repeat(arr, 3)
+    if arr.shape != (3,) or not np.allclose(arr, np.rint(arr)) or (arr < 1).any():
+        raise ValueError(f"a mesh is one or three positive integers, got {mesh!r}")
+    return np.rint(arr).astype(np.int64)
+
+
+def _nac_params(nac: Any) -> dict[str, Any]:
+    """phonopy's ``nac_params`` (writable copies: phonopy keeps and may change them)."""
+    return {k: (np.array(v) if isinstance(v, np.ndarray) else v) for k, v in nac.items()}

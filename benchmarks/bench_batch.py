@@ -1,6 +1,6 @@
 """Batch evaluation speed: 1,000 displaced 24-atom ThO2 (CRG) configurations.
 
-Prints configurations per second for :class:`anharmbench.lammps.BatchEvaluator` and
+Prints configurations per second for :meth:`anharmbench.lammps.LammpsCalculator.calculate_batch` and
 for a plain loop over the same kind of LAMMPS instance driven directly through the
 ``lammps`` module (scatter positions, ``run 0``, gather forces, read energy), and
 the ratio of the two. Target: overhead under 1.5x.
@@ -16,13 +16,12 @@ import time
 
 import numpy as np
 
-import anharmbench  # noqa: F401
-from anharmbench.lammps import BatchEvaluator
+from anharmbench.lammps import LammpsCalculator
 from anharmbench.potentials.crg import crg_potential
 from anharmbench.structures import build_supercell, tho2_primitive
 
 
-def direct_loop(batch: BatchEvaluator, positions: np.ndarray) -> tuple[np.ndarray, float]:
+def direct_loop(batch: LammpsCalculator, positions: np.ndarray) -> tuple[np.ndarray, float]:
     """Baseline: the evaluator's LAMMPS instance driven by hand with no checks."""
     system = batch._system  # same instance, so both paths pay the same LAMMPS cost
     lmp = system.lmp
@@ -51,16 +50,16 @@ def main() -> None:
     atoms = build_supercell(tho2_primitive(), args.supercell)
     rng = np.random.default_rng(0)
     positions = atoms.positions[None] + rng.normal(scale=0.02, size=(args.n, len(atoms), 3))
-    with BatchEvaluator(crg_potential(), atoms) as batch:
-        batch.evaluate(positions[:5])  # warm-up
+    with LammpsCalculator(crg_potential(), atoms) as batch:
+        batch.calculate_batch(positions[:5])  # warm-up
         e_direct, t_direct = direct_loop(batch, positions)
         t0 = time.perf_counter()
-        res = batch.evaluate(positions, stress=True)
+        res = batch.calculate_batch(positions, stress=True)
         t_batch = time.perf_counter() - t0
     assert np.allclose(res.energies, e_direct, atol=1e-10)
     print(f"configurations: {args.n} x {len(atoms)} atoms (CRG, {args.supercell})")
     print(f"direct lammps loop:   {args.n / t_direct:9.1f} conf/s  ({t_direct:.2f} s)")
-    print(f"BatchEvaluator:       {args.n / t_batch:9.1f} conf/s  ({t_batch:.2f} s)")
+    print(f"calculate_batch:      {args.n / t_batch:9.1f} conf/s  ({t_batch:.2f} s)")
     print(f"overhead ratio batch/direct: {t_batch / t_direct:.3f}  (target < 1.5)")
 
 

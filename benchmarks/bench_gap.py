@@ -3,8 +3,8 @@
 Times one energy+force evaluation of the same GAP model by
 
 * the project's LAMMPS plugin (``pair_style quip``) through
-  :class:`anharmbench.lammps.BatchEvaluator` (positions scattered into one LAMMPS
-  instance, ``run 0``) and through :class:`anharmbench.lammps.LammpsCalculator` (ASE);
+  :meth:`anharmbench.lammps.LammpsCalculator.calculate_batch` (positions scattered into
+  one LAMMPS instance, ``run 0``) and through the same calculator as ASE's ``atoms.calc``;
 * quippy's ASE calculator (``quippy.potential.Potential("IP GAP", ...)``),
 
 on ``--n`` randomly displaced configurations (seeded), checks that the two agree, and
@@ -24,8 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-import anharmbench  # noqa: F401  (makes `import lammps` work)
-from anharmbench.lammps import BatchEvaluator, LammpsCalculator
+from anharmbench.lammps import LammpsCalculator
 from anharmbench.mlip.gap import (
     AngleThreeBody,
     DistanceTwoBody,
@@ -91,10 +90,10 @@ def main() -> None:
         )
         potential = gap_potential(model)
 
-        with BatchEvaluator(potential, atoms) as batch:
+        with LammpsCalculator(potential, atoms) as batch:
 
             def batch_forces(pos: np.ndarray) -> np.ndarray:
-                return batch.evaluate(pos[None], stress=False).forces[0]
+                return batch.calculate_batch(pos[None], stress=False).forces[0]
 
             t_batch, c_batch, f_batch = time_calls(batch_forces, positions)
 
@@ -121,19 +120,19 @@ def main() -> None:
     print(f"model: {model.xml} ({', '.join(model.species)})")
     print(f"cell: {len(atoms)} atoms, {args.n} configurations, max |dF| vs quippy {worst:.1e} eV/A")
     rows = [
-        ("LAMMPS plugin, BatchEvaluator", t_batch, c_batch),
-        ("LAMMPS plugin, LammpsCalculator (+stress)", t_ase, c_ase),
+        ("LAMMPS plugin, calculate_batch", t_batch, c_batch),
+        ("LAMMPS plugin, ASE atoms.calc (+stress)", t_ase, c_ase),
         ("quippy ASE calculator", t_quippy, c_quippy),
     ]
     print(f"{'per force call':44s} {'wall ms':>9s} {'CPU ms':>9s}")
     for name, wall, cpu in rows:
         print(f"{name:44s} {1e3 * wall:9.2f} {1e3 * cpu:9.2f}")
     print(
-        f"ratio quippy / plugin (BatchEvaluator):      {t_quippy / t_batch:6.2f} wall, "
+        f"ratio quippy / plugin (calculate_batch):     {t_quippy / t_batch:6.2f} wall, "
         f"{c_quippy / c_batch:6.2f} CPU"
     )
     print(
-        f"ratio quippy / plugin (LammpsCalculator):    {t_quippy / t_ase:6.2f} wall, "
+        f"ratio quippy / plugin (ASE atoms.calc):      {t_quippy / t_ase:6.2f} wall, "
         f"{c_quippy / c_ase:6.2f} CPU"
     )
 

@@ -31,18 +31,14 @@ from ase import units
 from ase.md.velocitydistribution import thermalize_momenta
 from ase.md.verlet import VelocityVerlet
 
-import anharmbench  # noqa: F401
 from anharmbench.derivatives.plan import build_plan
-from anharmbench.derivatives.results import displacement_evaluator, measure_and_fit
+from anharmbench.derivatives.results import ase_evaluator, measure_and_fit
 from anharmbench.hamiltonian.expansion import taylor_expansion
-from anharmbench.lammps import BatchEvaluator
+from anharmbench.lammps import LammpsCalculator
 from anharmbench.lammps.system import LammpsSystem
 from anharmbench.potentials.crg import crg_potential
-from anharmbench.potentials.taylor_cartesian import (
-    CartesianTaylorCalculator,
-    TaylorTerms,
-    taylor_potential,
-)
+from anharmbench.potentials.taylor_calculators import CartesianTaylorCalculator, taylor_potential
+from anharmbench.potentials.taylor_cartesian import TaylorTerms
 from anharmbench.structures import build_supercell, supercell_matrix, tho2_primitive
 from anharmbench.symmetry import irreducible_basis
 
@@ -73,8 +69,8 @@ def measure_derivatives(prim, ftg: dict[int, str]) -> dict[int, tuple]:  # noqa:
                 continue
         atoms = build_supercell(prim, smat)
         plan = build_plan(bases, h_range=(0.005, 0.04), n_steps=6)
-        with BatchEvaluator(crg_potential(), atoms) as batch:
-            res = measure_and_fit(plan, displacement_evaluator(batch, atoms.positions), warn=False)
+        with LammpsCalculator(crg_potential(), atoms) as batch:
+            res = measure_and_fit(plan, ase_evaluator(atoms, batch), warn=False)
         for n in orders:
             out[n] = (bases[n], res.values[n])
         cache.parent.mkdir(parents=True, exist_ok=True)

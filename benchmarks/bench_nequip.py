@@ -7,8 +7,8 @@
    and per training atom so that it scales to other datasets.
 2. Compiles the model (``nequip-compile --mode aotinductor --target pair_nequip``) and
    times one energy+forces+stress call on displaced 96-atom (S_C x 2I) and 324-atom
-   (3 S_C) ThO2 cells through ``pair_style nequip`` (BatchEvaluator, one LAMMPS run 0
-   per configuration) and through nequip's own ASE calculator on the eager model of
+   (3 S_C) ThO2 cells through ``pair_style nequip`` (LammpsCalculator.calculate_batch, one
+   LAMMPS run 0 per configuration) and through nequip's own ASE calculator on the eager model of
    the same checkpoint; the two are checked to agree.
 
 Usage: python benchmarks/bench_nequip.py [--dataset DIR] [--profile quick|paper]
@@ -25,8 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-import anharmbench  # noqa: F401
-from anharmbench.lammps import BatchEvaluator
+from anharmbench.lammps import LammpsCalculator
 from anharmbench.mlip.data import load_splits
 from anharmbench.mlip.nequip import (
     NequIPConfig,
@@ -64,10 +63,10 @@ def time_force_calls(model: Path, checkpoint: Path, kind: str, calls: int, rng) 
     }[kind]
     atoms = build_supercell(tho2_primitive(), matrix)
     positions = atoms.positions[None] + rng.normal(scale=0.05, size=(calls, len(atoms), 3))
-    with BatchEvaluator(nequip_potential(model, ("Th", "O")), atoms) as batch:
-        batch.evaluate(positions[:2])  # warm-up (first call loads the kernels)
+    with LammpsCalculator(nequip_potential(model, ("Th", "O")), atoms) as batch:
+        batch.calculate_batch(positions[:2])  # warm-up (first call loads the kernels)
         t0 = time.perf_counter()
-        res = batch.evaluate(positions)
+        res = batch.calculate_batch(positions)
         t_lmp = (time.perf_counter() - t0) / calls
     calc = nequip_ase_calculator(checkpoint)
     probe = atoms.copy()

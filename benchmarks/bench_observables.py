@@ -29,11 +29,11 @@ import warnings
 
 import numpy as np
 
-import anharmbench  # noqa: F401
 from anharmbench.observables import (
     DerivativeSet,
     SunsetTiming,
     bubble_gamma,
+    lattice_tensor,
     load_derivative_set,
     mesh_path,
     sunset_gamma,
@@ -46,8 +46,8 @@ TEMPS = np.arange(300.0, 1501.0, 200.0)
 
 def default_derivatives() -> DerivativeSet:
     from anharmbench.derivatives.plan import build_plan
-    from anharmbench.derivatives.results import displacement_evaluator, measure_and_fit
-    from anharmbench.lammps import BatchEvaluator
+    from anharmbench.derivatives.results import ase_evaluator, measure_and_fit
+    from anharmbench.lammps import LammpsCalculator
     from anharmbench.potentials.crg import crg_potential
     from anharmbench.structures import build_supercell, tho2_primitive
     from anharmbench.symmetry import S_C, irreducible_basis
@@ -58,10 +58,10 @@ def default_derivatives() -> DerivativeSet:
     plan = build_plan({2: bases[2], 3: bases[3]}, method="forces", variant="lone")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with BatchEvaluator(crg_potential(), atoms) as batch:
-            res = measure_and_fit(plan, displacement_evaluator(batch, atoms.positions))
+        with LammpsCalculator(crg_potential(), atoms) as batch:
+            res = measure_and_fit(plan, ase_evaluator(atoms, batch))
     rng = np.random.default_rng(0)
-    return DerivativeSet("CRG (random 4th)", prim, {
+    return DerivativeSet.from_bases("CRG (random 4th)", prim, {
         2: (bases[2], res.values[2]), 3: (bases[3], res.values[3]),
         4: (bases[4], 50.0 * rng.normal(size=len(bases[4])))})
 
@@ -80,7 +80,7 @@ def main() -> None:
     dset = (load_derivative_set(args.derivatives) if args.derivatives
             else default_derivatives())
     print(f"derivatives: {dset}")
-    dset.lattice_tensor(4)
+    lattice_tensor(dset, 4)
     dset.phonopy()
 
     print("\n1. sunset linewidth, all 9 branches, T = 300..1500 K (7 temperatures), "

@@ -97,24 +97,25 @@ def compare(paths: dict[str, Path], repeat: int = 3) -> dict[str, tuple[float, f
     """Largest |dE| (eV) and |dF| (eV/A) of each route's file against the first's, and
     its force evaluations per second in LAMMPS (best of ``repeat`` batches, routes
     alternating, one process)."""
-    from anharmbench.lammps import BatchEvaluator
-    from anharmbench.potentials.taylor_cartesian import taylor_potential
+    from anharmbench.lammps import LammpsCalculator
+    from anharmbench.potentials.taylor_calculators import taylor_potential
     from anharmbench.structures import build_supercell, supercell_matrix, tho2_primitive
 
     atoms = build_supercell(tho2_primitive(A0), supercell_matrix("4I"))
     rng = np.random.default_rng(2024)
     positions = atoms.positions[None] + rng.normal(scale=0.05, size=(20, len(atoms), 3))
     res, speed = {}, {name: 0.0 for name in paths}
-    batches = {name: BatchEvaluator(taylor_potential(path), atoms) for name, path in paths.items()}
+    batches = {name: LammpsCalculator(taylor_potential(path), atoms)
+               for name, path in paths.items()}
     try:
         for _ in range(repeat):
             for name, batch in batches.items():
                 t0 = time.perf_counter()
-                res[name] = batch.evaluate(positions)
+                res[name] = batch.calculate_batch(positions)
                 speed[name] = max(speed[name], len(positions) / (time.perf_counter() - t0))
     finally:
         for batch in batches.values():
-            batch.close()
+            batch.release()
     first = next(iter(res.values()))
     return {name: (float(np.abs(r.energies - first.energies).max()),
                    float(np.abs(r.forces - first.forces).max()), speed[name])

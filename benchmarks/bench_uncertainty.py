@@ -21,11 +21,10 @@ import time
 
 import numpy as np
 
-import anharmbench  # noqa: F401
 from anharmbench.derivatives.fit import fit_tail
 from anharmbench.derivatives.plan import build_plan
-from anharmbench.derivatives.results import displacement_evaluator, measure_and_fit
-from anharmbench.lammps import BatchEvaluator
+from anharmbench.derivatives.results import ase_evaluator, measure_and_fit
+from anharmbench.lammps import LammpsCalculator
 from anharmbench.potentials.crg import crg_potential
 from anharmbench.structures import build_supercell, supercell_matrix, tho2_primitive
 from anharmbench.symmetry import irreducible_basis
@@ -52,8 +51,8 @@ def main() -> None:
     sigmas: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     values: dict[str, np.ndarray] = {}
     counts: dict[str, int] = {}
-    with BatchEvaluator(crg_potential(), atoms) as batch:
-        evaluate = displacement_evaluator(batch, atoms.positions)
+    with LammpsCalculator(crg_potential(), atoms) as batch:
+        evaluate = ase_evaluator(atoms, batch)
         for name, kw in ROUTES.items():
             t0 = time.perf_counter()
             plan = build_plan({n: basis}, method="forces", **kw)  # type: ignore[arg-type]

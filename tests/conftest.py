@@ -17,7 +17,6 @@ import pytest  # noqa: E402
 from ase import Atoms  # noqa: E402
 from ase.build import bulk  # noqa: E402
 
-import anharmbench  # noqa: E402,F401  (makes LAMMPS importable)
 from anharmbench.potentials import LammpsPotential  # noqa: E402
 
 LJ_EPS, LJ_SIGMA, LJ_RC = 0.0104, 3.4, 8.0

@@ -59,6 +59,7 @@ from anharmbench.mlip.bpnn import (  # noqa: E402
     write_n2p2,
 )
 from anharmbench.mlip.bpnn.model import atoms_inputs, edge_vectors  # noqa: E402
+from anharmbench.mlip.bpnn.n2p2 import read_symmetry_functions  # noqa: E402
 from anharmbench.mlip.bpnn.train import continue_config  # noqa: E402
 from anharmbench.potentials import PotentialError  # noqa: E402
 
@@ -247,8 +248,8 @@ def _plugin_available() -> bool:
 
 requires_plugin = pytest.mark.skipif(
     not _plugin_available(),
-    reason="pair_style nequip (plugins/nequip, anharmbench/_plugins/nequipplugin.so) is not "
-    "built: run 'python -m anharmbench.plugins build' (make setup)",
+    reason="pair_style nequip (plugins/nequip, nequipplugin.so in 'anharmbench plugins path') "
+    "is not built: run 'anharmbench plugins build' (make setup does)",
 )
 
 
@@ -554,6 +555,32 @@ def test_n2p2_normalization_and_offsets(tmp_path):
     np.testing.assert_allclose(f_back, f_lin, rtol=0, atol=1e-10)
 
 
+def test_n2p2_cutoff_type_is_required(tmp_path):
+    """n2p2 has no default cutoff function (``Mode::setupCutoff`` stops with 'Keyword
+    "cutoff_type" not found'): both readers refuse a file without it and read the same
+    set from one with it (type and alpha as written, alpha defaulting to 0)."""
+    sf_set = default_tho2_set(cutoff="poly2")
+    model = _scaled(BPNN(ELEMENTS, sf_set, NetworkConfig((4,), "t")), [_cell("SC")])
+    files = write_n2p2(model, tmp_path / "n")
+    lines = files["input.nn"].read_text().splitlines()
+    assert sum(x.split()[:1] == ["cutoff_type"] for x in lines) == 1
+    for read in (read_symmetry_functions(files["input.nn"]),
+                 read_n2p2(tmp_path / "n", elements=ELEMENTS).sf_set):
+        assert read.cutoff == CutoffFunction("poly2", 0.0)
+        assert set(read.functions) == set(sf_set.functions)
+    without = [x for x in lines if not x.startswith("cutoff_type")]
+    files["input.nn"].write_text("\n".join(without) + "\n")
+    with pytest.raises(N2P2Error, match="no 'cutoff_type' line, which n2p2 requires"):
+        read_symmetry_functions(files["input.nn"])
+    with pytest.raises(N2P2Error, match="no 'cutoff_type' line, which n2p2 requires"):
+        read_n2p2(tmp_path / "n")
+    files["input.nn"].write_text("\n".join([*without, "cutoff_type 1"]) + "\n")
+    assert read_symmetry_functions(files["input.nn"]).cutoff == CutoffFunction("cos", 0.0)
+    files["input.nn"].write_text("\n".join([*without, "cutoff_type 11"]) + "\n")
+    with pytest.raises(N2P2Error, match=r"input.nn:\d+: n2p2 cutoff type 11 is not known"):
+        read_symmetry_functions(files["input.nn"])
+
+
 # ------------------------------------------------------------------ bad input
 def test_bad_symmetry_function_settings():
     with pytest.raises(SymmetryFunctionError, match=r"references element\(s\) \['U'\]"):
@@ -645,13 +672,13 @@ def test_package_contract(package, trained):
 @pytest.mark.parametrize("kind", ["SC", "96"])
 def test_lammps_matches_torch(package, trained, kind):
     """pair_style nequip running the package = the torch model in Python (1e-8)."""
-    from anharmbench.lammps import BatchEvaluator
+    from anharmbench.lammps import LammpsCalculator
 
     rng = np.random.default_rng({"SC": 12, "96": 13}[kind])
     atoms = _cell(kind)
     positions = np.stack([_displaced(atoms, rng) for _ in range(3)])
-    with BatchEvaluator(bpnn_potential(package, ELEMENTS), atoms) as batch:
-        result = batch.evaluate(positions)
+    with LammpsCalculator(bpnn_potential(package, ELEMENTS), atoms) as batch:
+        result = batch.calculate_batch(positions)
     worst = [0.0, 0.0, 0.0]
     for k, pos in enumerate(positions):
         probe = atoms.copy()
@@ -683,9 +710,7 @@ def test_template_reuse_gives_the_other_models_forces(package, trained, compile_
             p.mul_(1 + 0.05 * torch.randn(p.shape, generator=gen, dtype=p.dtype))
     save_model(model, other)
     (other / "model.nequip.pt2").unlink(missing_ok=True)
-    from anharmbench.mlip.bpnn.__main__ import main
-
-    assert main(["export", str(other), "--cache", str(compile_cache)]) == 0
+    assert export_pt2(other, cache=compile_cache) == (other / "model.nequip.pt2").absolute()
     reused = other / "model.nequip.pt2"
 
     def library(path: Path) -> bytes:
@@ -782,16 +807,17 @@ def test_potential_bad_input(package, tmp_path):
 
 
 def test_command_line_n2p2_exchange(trained, tmp_path, capsys):
-    from anharmbench.mlip.bpnn.__main__ import main
+    from anharmbench.cli import EXIT_USAGE, main
 
-    assert main(["to-n2p2", str(trained.directory), str(tmp_path / "n2p2")]) == 0
-    assert main(["from-n2p2", str(tmp_path / "n2p2"), str(tmp_path / "back")]) == 0
+    assert main(["convert", "to-n2p2", str(trained.directory), str(tmp_path / "n2p2")]) == 0
+    assert main(["convert", "from-n2p2", str(tmp_path / "n2p2"), str(tmp_path / "back")]) == 0
     back = load_model(tmp_path / "back")
     assert back.elements == ("O", "Th")  # n2p2's order unless --elements is given
     atoms = _cell("SC")
     atoms.rattle(0.05, seed=2)
     assert back.predict(atoms)[0] == pytest.approx(trained.model.predict(atoms)[0], abs=1e-10)
-    assert main(["export", str(tmp_path / "nowhere")]) == 1
+    nowhere = ["convert", "to-n2p2", str(tmp_path / "nowhere"), str(tmp_path / "x")]
+    assert main(nowhere) == EXIT_USAGE
     assert "not a BPNN model directory" in capsys.readouterr().err
 
 

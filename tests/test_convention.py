@@ -18,8 +18,8 @@ import pytest
 
 from anharmbench.derivatives.fit import fit
 from anharmbench.derivatives.job import DerivativeJob, prepare
-from anharmbench.derivatives.results import displacement_evaluator, measure
-from anharmbench.lammps import BatchEvaluator
+from anharmbench.derivatives.results import ase_evaluator, measure
+from anharmbench.lammps import LammpsCalculator
 from anharmbench.potentials.crg import crg_potential
 from anharmbench.structures import CONVENTIONAL, tho2_primitive
 from anharmbench.symmetry import irreducible_basis
@@ -110,8 +110,8 @@ def test_paper_values_equal_direct_derivatives_of_crg_energies():
     prim = tho2_primitive()
     prepared = prepare(DerivativeJob(supercell=np.eye(3, dtype=int), orders=(2, 3), n_steps=5),
                        prim)
-    with BatchEvaluator(crg_potential(), prepared.supercell) as batch:
-        evaluate = displacement_evaluator(batch, prepared.supercell.positions)
+    with LammpsCalculator(crg_potential(), prepared.supercell) as batch:
+        evaluate = ase_evaluator(prepared.supercell, batch)
         data = measure(prepared.plan, evaluate)
         res = fit(prepared.plan, data.energies, data.forces)
         h = 0.005

@@ -14,7 +14,6 @@ from ase import Atoms
 from ase.build import bulk
 from ase.calculators.calculator import Calculator
 
-import anharmbench  # noqa: F401  (makes LAMMPS importable)
 from anharmbench.lammps import LammpsCalculator
 from anharmbench.potentials.crg import (
     COULOMB_CONSTANT,

@@ -24,11 +24,8 @@ from anharmbench.datasets import (
 )
 from anharmbench.datasets.cli import add_dataset_commands
 from anharmbench.datasets.io import read_frames, split_indices
-from anharmbench.potentials.taylor_cartesian import (
-    CartesianTaylorCalculator,
-    OrderTerms,
-    TaylorTerms,
-)
+from anharmbench.potentials.taylor_calculators import CartesianTaylorCalculator
+from anharmbench.potentials.taylor_cartesian import OrderTerms, TaylorTerms
 from anharmbench.structures import build_supercell, tho2_primitive
 from anharmbench.symmetry import S_C, irreducible_basis
 
@@ -39,17 +36,17 @@ A0 = 5.580101
 def crg_model() -> TaylorTerms:
     """CRG orders 2 and 3 (measured in S_C) expanded into 2I: a 24-atom Hamiltonian."""
     from anharmbench.derivatives.plan import build_plan
-    from anharmbench.derivatives.results import displacement_evaluator, measure_and_fit
+    from anharmbench.derivatives.results import ase_evaluator, measure_and_fit
     from anharmbench.hamiltonian import taylor_expansion
-    from anharmbench.lammps import BatchEvaluator
+    from anharmbench.lammps import LammpsCalculator
     from anharmbench.potentials.crg import crg_potential
 
     prim = tho2_primitive(A0)
     bases = {n: irreducible_basis(prim, S_C, n) for n in (2, 3)}
     plan = build_plan(bases, method="forces", variant="lone", n_steps=4, count_naive=False)
     atoms = build_supercell(prim, S_C)
-    with BatchEvaluator(crg_potential(), atoms) as batch:
-        res = measure_and_fit(plan, displacement_evaluator(batch, atoms.positions), warn=False)
+    with LammpsCalculator(crg_potential(), atoms) as batch:
+        res = measure_and_fit(plan, ase_evaluator(atoms, batch), warn=False)
     return taylor_expansion(prim, {n: (bases[n], res.values[n]) for n in (2, 3)}, "2I")
 
 
@@ -186,7 +183,7 @@ def test_other_settings_are_refused_then_overwritten(tmp_path, crg_model):
 # ----------------------------------------------------------------- reference MD
 def test_refmd_quick_profile(tmp_path):
     """CRG NVT in S_C at 2000 and 3000 K: frames labelled by the exact reference."""
-    from anharmbench.lammps import BatchEvaluator
+    from anharmbench.lammps import LammpsCalculator
     from anharmbench.potentials.crg import crg_potential
 
     settings = RefMDSettings.quick(n_snapshots=12, equilibration_steps=100, stride=10)
@@ -202,8 +199,8 @@ def test_refmd_quick_profile(tmp_path):
     frames = read_frames(res.trajectories["T3000K"].frames_file)
     atoms = frames[-1]
     assert atoms.info["config_type"] == "refmd_3000K" and atoms.info["source"] == "refmd"
-    with BatchEvaluator(crg_potential(), atoms) as batch:
-        ref = batch.evaluate(atoms.positions[None])
+    with LammpsCalculator(crg_potential(), atoms) as batch:
+        ref = batch.calculate_batch(atoms.positions[None])
     assert atoms.get_potential_energy() == pytest.approx(ref.energies[0], abs=1e-6)
     assert np.abs(atoms.get_forces() - ref.forces[0]).max() < 1e-5
 
@@ -372,8 +369,8 @@ def test_cli_idmd_from_derivative_files(tmp_path):
 
 def test_lammps_seeds_are_in_range():
     """fix langevin's Marsaglia generator takes seeds in 1..9e8 only."""
-    from anharmbench.datasets.md import _lammps_seed
+    from anharmbench.datasets.md.settings import lammps_seed
 
-    seeds = [_lammps_seed(s, k, c) for s in range(50) for k in range(3) for c in range(20)]
+    seeds = [lammps_seed(s, k, c) for s in range(50) for k in range(3) for c in range(20)]
     assert min(seeds) >= 1 and max(seeds) <= 900_000_000
     assert len(set(seeds)) == len(seeds)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from anharmbench.derivatives.plan import build_plan
-from anharmbench.derivatives.results import displacement_evaluator, measure_and_fit
-from anharmbench.lammps import BatchEvaluator
+from anharmbench.derivatives.results import ase_evaluator, measure_and_fit
+from anharmbench.lammps import LammpsCalculator
 from anharmbench.phonopy_interface import (
     fc2_to_phonopy,
     make_phonopy,
@@ -30,8 +30,8 @@ def test_second_order_matches_phonopy_at_every_ftg_qpoint(cell):
 
     basis = irreducible_basis(prim, smat, order=2)
     plan = build_plan({2: basis}, method="forces", variant="lone")
-    with BatchEvaluator(potential, atoms) as batch:
-        result = measure_and_fit(plan, displacement_evaluator(batch, atoms.positions))
+    with LammpsCalculator(potential, atoms) as batch:
+        result = measure_and_fit(plan, ase_evaluator(atoms, batch))
     fc_ours = basis.to_cartesian(result.values[2])
 
     phonon_ours = make_phonopy(prim, smat)
@@ -44,16 +44,12 @@ def test_second_order_matches_phonopy_at_every_ftg_qpoint(cell):
     dev = {}
     for h in (0.01, 0.002):
         phonon_fd = make_phonopy(prim, smat)
-        assert phonopy_fd_force_constants(phonon_fd, _batch(potential), distance=h) > 0
+        assert phonopy_fd_force_constants(phonon_fd, LammpsCalculator(potential), distance=h) > 0
         dev[h] = np.abs(ours - _frequencies(phonon_fd, qpoints)).max()
     assert dev[0.002] < 1e-3  # THz, at every FTG q-point
     assert dev[0.002] < dev[0.01] / 10  # ~ (0.01/0.002)^2 = 25 for an O(h^2) error
     # the acoustic sum rule holds exactly in our force constants
     assert np.abs(_frequencies(phonon_ours, [[0, 0, 0]])[0, :3]).max() < 1e-6
-
-
-def _batch(potential):
-    return lambda cell_atoms: BatchEvaluator(potential, cell_atoms)
 
 
 def _frequencies(phonon, qpoints) -> np.ndarray:

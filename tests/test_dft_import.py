@@ -137,7 +137,7 @@ def test_round_trip_through_phono3py_files_is_exact(si_import, tmp_path):
                              (3, read_fc3_from_hdf5, "fc3.hdf5")):
         fc = reader(filename=str(files[fname]))
         cell = ph3.phonon_supercell if n == 2 else ph3.supercell
-        basis, values = dset.orders[n]
+        basis, values = dset.bases[n], dset.values[n]
         back = basis.from_cartesian(phonopy_tensor_to_supercell(fc, dset.supercell(n), cell))
         assert np.abs(back - values).max() <= 1e-12 * np.abs(values).max()
 
@@ -256,7 +256,7 @@ def test_phonopy_params_dataset_imports_like_phonopy(tmp_path):
     imported fc2 gives phonopy's own frequencies from the same file."""
     import phonopy
 
-    from anharmbench.lammps import BatchEvaluator
+    from anharmbench.lammps import LammpsCalculator
     from anharmbench.observables.force_constants import phonopy_unit_cell
     from anharmbench.potentials.crg import crg_potential
     from anharmbench.structures import tho2_primitive
@@ -270,8 +270,8 @@ def test_phonopy_params_dataset_imports_like_phonopy(tmp_path):
     sc = ph.supercell
     ref = Atoms(sc.symbols, cell=sc.cell, scaled_positions=sc.scaled_positions, pbc=True)
     positions = np.array([s.positions for s in ph.supercells_with_displacements])
-    with BatchEvaluator(crg_potential(), ref) as batch:
-        ph.forces = batch.evaluate(positions).forces
+    with LammpsCalculator(crg_potential(), ref) as batch:
+        ph.forces = batch.calculate_batch(positions).forces
     ph.save(str(tmp_path / "phonopy_params.yaml"))
     res = import_dataset(tmp_path / "phonopy_params.yaml", tmp_path / "out")
     assert set(res.orders) == {2}

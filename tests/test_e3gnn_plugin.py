@@ -24,7 +24,7 @@ import pytest
 from ase import Atoms
 from ase.build import bulk
 
-from anharmbench.lammps import BatchEvaluator, LammpsCalculator
+from anharmbench.lammps import LammpsCalculator
 from anharmbench.mlip import universal
 from anharmbench.plugins import (
     find_cmake,
@@ -135,8 +135,8 @@ def test_batch_evaluator_matches_sevenn(cache, reference):
     rng = np.random.default_rng(11)
     positions = np.stack([_rattled(atoms, rng, 0.08) for _ in range(3)])
     pot = universal.sevennet_lammps_potential(["Na", "Cl"], cache_dir=cache)
-    with BatchEvaluator(pot, atoms) as batch:
-        result = batch.evaluate(positions)
+    with LammpsCalculator(pot, atoms) as batch:
+        result = batch.calculate_batch(positions)
     for k, pos in enumerate(positions):
         energy, forces, stress = _ase(reference, atoms, pos)
         assert abs(result.energies[k] - energy) < TOL_E

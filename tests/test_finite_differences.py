@@ -33,7 +33,8 @@ from anharmbench.derivatives.results import (
 )
 from anharmbench.derivatives.stencils import central_stencil
 from anharmbench.derivatives.steps import choose_steps
-from anharmbench.derivatives.taylor import TaylorPotential
+from anharmbench.potentials.taylor_calculators import CartesianTaylorCalculator
+from anharmbench.potentials.taylor_cartesian import TaylorTerms
 
 # ----------------------------------------------------------------------------- toy bases
 
@@ -103,6 +104,21 @@ class ToyBasis:
         flat = mono.reshape(-1, mono.shape[-1])
         return (self._coef_sparse @ flat.T).T.reshape(*c.shape[:-1], len(self))
 
+    def to_cartesian(self, d: np.ndarray) -> np.ndarray:
+        """Dense ``sum_k d_k B_k`` in Cartesian coordinates, ``(3N,) * n`` (as
+        :meth:`IrreducibleBasis.to_cartesian`): ``S_a`` has ``1/sqrt(mult)`` in each of the
+        ``mult`` distinct index orders of ``a``."""
+        n, m = self._order, self._modes.shape[1]
+        values = (np.asarray(d, dtype=float) @ self.coef) / self.norms
+        t = np.zeros((m,) * n)
+        for a, value in zip(itertools.combinations_with_replacement(range(m), n), values,
+                            strict=True):
+            for p in set(itertools.permutations(a)):
+                t[p] = value
+        for _ in range(n):
+            t = np.tensordot(t, self._modes, axes=([0], [1]))
+        return t
+
     def force_terms(self, c: np.ndarray) -> np.ndarray:
         c = np.asarray(c, dtype=float)
         m = c.shape[-1]
@@ -147,6 +163,23 @@ def reference_positions(natoms: int) -> np.ndarray:
     return np.arange(3 * natoms, dtype=float).reshape(natoms, 3) * 0.7
 
 
+class TaylorSurface:
+    """The Taylor series ``E_0 + sum_n (1/n!) sum_k d_k B_k(c, ..., c)`` of the toy bases as
+    a batch evaluator of displacements: :class:`TaylorTerms` plus the constant ``E_0``."""
+
+    def __init__(self, bases: dict[int, ToyBasis], coefficients: dict[int, np.ndarray],
+                 energy0: float = 0.0) -> None:
+        natoms = next(iter(bases.values())).modes.shape[0] // 3
+        self.atoms = Atoms(f"H{natoms}", positions=reference_positions(natoms),
+                           cell=np.eye(3) * 10.0, pbc=True)
+        self.terms = TaylorTerms.from_irreducible(self.atoms, bases, coefficients)
+        self.energy0 = energy0
+
+    def __call__(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        e, f = self.terms.energies_forces(u)
+        return e + self.energy0, f
+
+
 def max_rel_error(values: np.ndarray, truth: np.ndarray) -> float:
     return float(np.max(np.abs(values - truth)) / np.max(np.abs(truth)))
 
@@ -166,6 +199,13 @@ def test_toy_basis_is_orthonormal_and_consistent() -> None:
             num = np.stack([(b.energy_terms(c + eps * e) - b.energy_terms(c - eps * e)) / (2 * eps)
                             for e in np.eye(4)], axis=-1)
             assert np.allclose(num, b.force_terms(c), rtol=1e-6, atol=1e-6)
+            # the dense Cartesian tensor is the same polynomial: D(u, ..., u) = sum_k d_k B_k(c)
+            d = np.random.default_rng(10 + n).standard_normal(len(b))
+            u = np.random.default_rng(20 + n).standard_normal(b.modes.shape[0])
+            contracted = b.to_cartesian(d)
+            for _ in range(n):
+                contracted = contracted @ u
+            assert contracted == pytest.approx(b.energy_terms(b.modes.T @ u) @ d, rel=1e-10)
     assert len(toy_bases(group=sign_flip)[3]) < len(toy_bases()[3])
 
 
@@ -182,7 +222,7 @@ H_RANGE = (0.05, 0.2)  # toy "Angstrom"; random O(1) coefficients
 class NoisyPotential:
     """A Taylor potential plus seeded Gaussian noise on energies and forces."""
 
-    def __init__(self, potential: TaylorPotential, sigma: float, seed: int = 0) -> None:
+    def __init__(self, potential: TaylorSurface, sigma: float, seed: int = 0) -> None:
         self.potential = potential
         self.sigma = sigma
         self.rng = np.random.default_rng(seed)
@@ -219,7 +259,8 @@ def test_central_stencils() -> None:
 
 def test_taylor_potential_forces_and_ase_calculator() -> None:
     bases = toy_bases(orders=(2, 3, 4))
-    pot = TaylorPotential(bases, random_coefficients(bases, 0), reference_positions(3), 1.5)
+    coef = random_coefficients(bases, 0)
+    pot = TaylorSurface(bases, coef, energy0=1.5)
     rng = np.random.default_rng(0)
     u = 0.1 * rng.standard_normal((5, 3, 3))
     e, f = pot(u)
@@ -236,20 +277,26 @@ def test_taylor_potential_forces_and_ase_calculator() -> None:
     v = np.eye(4)[1]
     d2 = (pot((0.01 * bases[2].modes @ v).reshape(1, 3, 3))[0]
           + pot((-0.01 * bases[2].modes @ v).reshape(1, 3, 3))[0] - 3.0) / 1e-4
-    assert d2[0] == pytest.approx(bases[2].energy_terms(v) @ pot.terms[0][2] * 2, rel=1e-3)
-    # ASE calculator, including wrapped positions in a periodic cell
+    assert d2[0] == pytest.approx(bases[2].energy_terms(v) @ coef[2], rel=1e-3)
+    # ASE calculator (no E_0), including wrapped positions in a periodic cell
     atoms = Atoms("H3", positions=reference_positions(3), cell=np.eye(3) * 10.0, pbc=True)
     atoms.positions = atoms.positions + u[2]
-    atoms.calc = pot.calculator()
-    assert atoms.get_potential_energy() == pytest.approx(e[2], abs=1e-12)
+    atoms.calc = CartesianTaylorCalculator(pot.terms)
+    assert atoms.get_potential_energy() + pot.energy0 == pytest.approx(e[2], abs=1e-12)
     assert np.allclose(atoms.get_forces(), f[2], atol=1e-12)
     atoms.positions = atoms.positions + np.array([10.0, 0.0, -10.0])
-    assert atoms.get_potential_energy() == pytest.approx(e[2], abs=1e-9)
+    assert atoms.get_potential_energy() + pot.energy0 == pytest.approx(e[2], abs=1e-9)
     # the ASE adapter and the position adapter agree with the direct evaluation
     atoms0 = Atoms("H3", positions=reference_positions(3), cell=np.eye(3) * 10.0, pbc=True)
-    e2, f2 = ase_evaluator(atoms0, pot.calculator())(u)
-    e3, f3 = displacement_evaluator(pot.evaluate_positions, reference_positions(3))(u)
-    assert np.allclose(e2, e) and np.allclose(f2, f) and np.allclose(e3, e) and np.allclose(f3, f)
+    e2, f2 = ase_evaluator(atoms0, CartesianTaylorCalculator(pot.terms))(u)
+
+    def by_positions(positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        out = [pot.terms.evaluate(p) for p in positions]
+        return np.array([o[0] for o in out]) + pot.energy0, np.array([o[1] for o in out])
+
+    e3, f3 = displacement_evaluator(by_positions, reference_positions(3))(u)
+    assert np.allclose(e2 + pot.energy0, e) and np.allclose(f2, f)
+    assert np.allclose(e3, e) and np.allclose(f3, f)
 
 
 # ----------------------------------------------------------------------------- exact recovery
@@ -271,7 +318,7 @@ def test_exact_recovery(method: str, variant: str, group: str) -> None:
     """
     bases = toy_bases(group=GROUPS[group])
     coef = random_coefficients(bases, 3)
-    pot = TaylorPotential(bases, coef, reference_positions(3), energy0=-3.0)
+    pot = TaylorSurface(bases, coef, energy0=-3.0)
     plan = build_plan(bases, method=method, variant=variant, h_range=H_RANGE)  # type: ignore[arg-type]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TailFitWarning)  # large h^2 terms are exact here
@@ -290,7 +337,7 @@ def test_vanishing_orders_are_handled() -> None:
     bases = toy_bases(group=INVERSION, orders=(2, 3, 4))
     assert len(bases[3]) == 0
     coef = random_coefficients(bases, 1)
-    pot = TaylorPotential(bases, coef, reference_positions(3))
+    pot = TaylorSurface(bases, coef)
     plan = build_plan(bases, method="forces", h_range=H_RANGE)
     res = run(plan, pot)
     assert res.values[3].shape == (0,)
@@ -335,7 +382,7 @@ def test_quadratic_tail_is_extrapolated_away(method: str) -> None:
     coef = random_coefficients(bases, 5)
     coef[3][:] = 0.0
     coef[4] *= 20.0  # strong contamination
-    pot = TaylorPotential(bases, coef, reference_positions(3))
+    pot = TaylorSurface(bases, coef)
     plan = build_plan(bases, method=method, h_range=(0.02, 0.16))  # type: ignore[arg-type]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TailFitWarning)
@@ -400,7 +447,7 @@ def test_bundled_is_overdetermined() -> None:
 class CountingEvaluator:
     """Counts evaluated configurations; raises once ``fail_after`` would be exceeded."""
 
-    def __init__(self, potential: TaylorPotential, fail_after: int | None = None) -> None:
+    def __init__(self, potential: TaylorSurface, fail_after: int | None = None) -> None:
         self.potential = potential
         self.fail_after = fail_after
         self.seen: list[np.ndarray] = []
@@ -416,7 +463,7 @@ class CountingEvaluator:
 def test_resume_from_store(tmp_path: Path) -> None:
     bases = toy_bases(orders=(2, 3, 4))
     coef = random_coefficients(bases, 2)
-    pot = TaylorPotential(bases, coef, reference_positions(3))
+    pot = TaylorSurface(bases, coef)
     plan = build_plan(bases, method="forces", h_range=H_RANGE)
     n = plan.n_evaluations
     store = tmp_path / "fd.h5"
@@ -458,7 +505,7 @@ def test_resume_from_store(tmp_path: Path) -> None:
 
 def test_nan_forces_name_the_configuration(tmp_path: Path) -> None:
     bases = toy_bases(orders=(2, 3))
-    pot = TaylorPotential(bases, random_coefficients(bases, 0), reference_positions(3))
+    pot = TaylorSurface(bases, random_coefficients(bases, 0))
     plan = build_plan(bases, method="forces", h_range=H_RANGE)
     bad = 37
 
@@ -481,7 +528,7 @@ def test_nan_forces_name_the_configuration(tmp_path: Path) -> None:
 def test_noisy_potential_warns_with_labels() -> None:
     bases = toy_bases()
     coef = random_coefficients(bases, 4)
-    noisy = NoisyPotential(TaylorPotential(bases, coef, reference_positions(3)), 1e-5)
+    noisy = NoisyPotential(TaylorSurface(bases, coef), 1e-5)
     plan = build_plan(bases, method="forces", h_range=(0.03, 0.12))
     with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always")
@@ -506,7 +553,7 @@ def test_noisy_potential_warns_with_labels() -> None:
 def test_choose_steps_moves_the_window() -> None:
     bases = toy_bases(orders=(2, 3, 4))
     coef = random_coefficients(bases, 3)
-    pot = TaylorPotential(bases, coef, reference_positions(3), energy0=-3.0)
+    pot = TaylorSurface(bases, coef, energy0=-3.0)
     # a window far beyond the quadratic regime of order 2 is narrowed
     ch = choose_steps(bases, pot, h_range=(0.1, 0.8))
     assert ch.steps[2].max() < 0.8 and ch.history[0][2][2] > 0.1 >= ch.history[-1][2][2]

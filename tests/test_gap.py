@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from ase import Atoms
 
-from anharmbench.lammps import BatchEvaluator, LammpsCalculator, LammpsError, LammpsSystem
+from anharmbench.lammps import LammpsCalculator, LammpsError, LammpsSystem
 from anharmbench.lammps.deck import run_deck, write_deck
 from anharmbench.mlip.gap import (
     COMMAND_JSON,
@@ -171,7 +171,7 @@ def test_profiles_and_memory_estimate(tiny_refmd_dataset):
     paper = GapConfig.paper()
     assert (paper.two_body.cutoff, paper.three_body.cutoff, paper.soap.cutoff) == (6.0, 6.0, 4.0)
     quick = GapConfig.quick()
-    # 12 GB: the quick profile's cap for this machine (anharmbench/mlip/gap.py)
+    # 12 GB: the quick profile's cap for this machine (anharmbench/mlip/gap/config.py)
     assert quick.memory_limit_gb == 12.0 and quick.max_atoms is not None
     assert "distance_2b" in paper.gap_string() and "angle_3b" in paper.gap_string()
     # 20 frames of 96 atoms (the quick profile's cap) stay below 12 GB; the platform's
@@ -215,8 +215,8 @@ def test_plugin_matches_quippy(tiny_model, quippy_gap, kind):
     rng = np.random.default_rng({"SC": 11, "2I": 12, "2SC": 13}[kind])
     atoms = _structure(kind)
     positions = _displaced(atoms, rng, 4, 0.12)
-    with BatchEvaluator(gap_potential(tiny_model), atoms) as batch:
-        result = batch.evaluate(positions)
+    with LammpsCalculator(gap_potential(tiny_model), atoms) as batch:
+        result = batch.calculate_batch(positions)
     ref = atoms.copy()
     ref.calc = quippy_gap(tiny_model.xml)
     worst = np.zeros(3)
@@ -255,12 +255,12 @@ def test_two_models_in_one_process(tiny_model, other_model, quippy_gap):
             ref.positions = pos
             refs[model.xml].append(ref.get_potential_energy())
     with (
-        BatchEvaluator(gap_potential(tiny_model), atoms) as a,
-        BatchEvaluator(gap_potential(other_model), atoms) as b,
+        LammpsCalculator(gap_potential(tiny_model), atoms) as a,
+        LammpsCalculator(gap_potential(other_model), atoms) as b,
     ):
         for _ in range(2):  # a, b, a, b: each evaluation after the other model loaded
             for batch, model in ((a, tiny_model), (b, other_model)):
-                energies = batch.evaluate(positions, stress=False).energies
+                energies = batch.calculate_batch(positions, stress=False).energies
                 np.testing.assert_allclose(energies, refs[model.xml], rtol=0, atol=TOL_E)
     assert abs(refs[tiny_model.xml][0] - refs[other_model.xml][0]) > 1e-3
 
@@ -331,8 +331,8 @@ def test_two_mpi_ranks_agree(tiny_model, tmp_path):
     bindir = Path(sys.executable).parent
     result = run_deck(deck.directory, lmp=[str(bindir / "mpiexec"), "-n", "2", str(bindir / "lmp")])
     assert "2 procs" in (deck.directory / "log.lammps").read_text()
-    with BatchEvaluator(potential, atoms) as batch:
-        ref = batch.evaluate(positions, stress=False)
+    with LammpsCalculator(potential, atoms) as batch:
+        ref = batch.calculate_batch(positions, stress=False)
     np.testing.assert_allclose(result.energies, ref.energies, rtol=0, atol=1e-8)
     np.testing.assert_allclose(result.forces, ref.forces, rtol=0, atol=1e-8)
 
@@ -347,8 +347,8 @@ def test_lmp_binary_runs_deck(tiny_model, tmp_path):
     text = (deck.directory / "potential.in").read_text()
     assert "plugin" not in text and '"IP GAP" 90 8' in text
     result = run_deck(deck.directory)
-    with BatchEvaluator(potential, atoms) as batch:
-        ref = batch.evaluate(positions)
+    with LammpsCalculator(potential, atoms) as batch:
+        ref = batch.calculate_batch(positions)
     np.testing.assert_allclose(result.energies, ref.energies, rtol=0, atol=1e-6)
     np.testing.assert_allclose(result.forces, ref.forces, rtol=0, atol=1e-6)
 
@@ -430,6 +430,41 @@ def test_plugin_rejects_bad_input(tiny_model, tmp_path):
     for potential, message in cases:
         with pytest.raises(LammpsError, match=message):
             LammpsSystem(potential, atoms).close()
+
+
+def test_plugin_checks_what_quip_would_abort_on(tiny_model, tmp_path):
+    """A wrong label, a truncated or incomplete xml, a missing sparseX file, an option QUIP
+    cannot use: QUIP would end the process; the plugin refuses them first with a LAMMPS
+    error, and this process goes on to load the model by its label."""
+    atoms = _structure("SC")
+    text = tiny_model.xml.read_text()
+    label = text.split('<GAP_params label="', 1)[1].split('"', 1)[0]
+    truncated = tmp_path / "truncated.xml"
+    truncated.write_text(text[: text.index("</gpSparse>")])
+    first = f'<gpCoordinates label="{label}1"'
+    incomplete = tmp_path / "incomplete.xml"
+    incomplete.write_text(text.replace(first, '<gpCoordinates label="x"'))
+    separate = tmp_path / "separate.xml"  # sparse points in a file gap_fit wrote beside it
+    sparse_file = f"gap.xml.sparseX.{label}1"
+    separate.write_text(text.replace(first, f'{first} sparseX_filename="{sparse_file}"'))
+    cases = [
+        (tiny_model.xml, "IP GAP label=nosuch",
+         rf'no <GAP_params label="nosuch"> \(its labels: {label}\)'),
+        (tiny_model.xml, "IP GAP calc_args=x",
+         r"'calc_args=x' in the init string .* not supported"),
+        (truncated, "IP GAP",
+         r"not well-formed XML: the element <gpSparse> opened at line \d+ is never closed"),
+        (incomplete, "IP GAP", rf'<gpCoordinates label="{label}1"> is missing'),
+        (separate, "IP GAP", rf"Cannot open {tmp_path}/{sparse_file}, a sparseX file"),
+    ]
+    for xml, init, message in cases:
+        with pytest.raises(LammpsError, match=message):
+            LammpsSystem(_raw_potential(xml, ("Th", "O"), "90 8", init), atoms).close()
+    energies = []
+    for init in ("IP GAP", f"IP GAP label={label}"):
+        with LammpsSystem(_raw_potential(tiny_model.xml, ("Th", "O"), "90 8", init), atoms) as s:
+            energies.append(s.evaluate(atoms.positions).energy)
+    assert energies[0] == energies[1]  # the first (only) GAP of the file, named or not
 
 
 def test_structure_without_training_species(tiny_model):

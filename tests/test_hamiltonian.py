@@ -22,12 +22,9 @@ from anharmbench.hamiltonian import (
     folding_deviation,
     taylor_expansion,
 )
-from anharmbench.lammps import BatchEvaluator
-from anharmbench.potentials.taylor_cartesian import (
-    CartesianTaylorCalculator,
-    TaylorTerms,
-    taylor_potential,
-)
+from anharmbench.lammps import LammpsCalculator
+from anharmbench.potentials.taylor_calculators import CartesianTaylorCalculator, taylor_potential
+from anharmbench.potentials.taylor_cartesian import TaylorTerms
 from anharmbench.structures import build_supercell, tho2_primitive
 from anharmbench.symmetry import S_2I, S_C, SupercellSymmetry, irreducible_basis
 
@@ -201,8 +198,8 @@ def test_plugin_matches_numpy_calculator(tmp_path, model_2i_x2, quartic_sc_x2, c
     rng = np.random.default_rng(5)
     positions = atoms.positions[None] + rng.normal(scale=0.05, size=(3, len(atoms), 3))
     calc = CartesianTaylorCalculator(terms)
-    with BatchEvaluator(taylor_potential(path), atoms) as batch:
-        res = batch.evaluate(positions)
+    with LammpsCalculator(taylor_potential(path), atoms) as batch:
+        res = batch.calculate_batch(positions)
     for k in range(len(positions)):
         probe = atoms.copy()
         probe.positions = positions[k]
@@ -231,8 +228,8 @@ def test_translation_storage_is_the_full_expansion(tmp_path, model_4i):
     positions = atoms.positions[None] + rng.normal(scale=0.05, size=(2, len(atoms), 3))
     results = []
     for path in (small, big):
-        with BatchEvaluator(taylor_potential(path), atoms) as batch:
-            results.append(batch.evaluate(positions))
+        with LammpsCalculator(taylor_potential(path), atoms) as batch:
+            results.append(batch.calculate_batch(positions))
     for k, pos in enumerate(positions):
         u = model_4i.displacements(pos)
         e_rep, g_rep = model_4i.energy_and_gradient(u)
@@ -280,15 +277,15 @@ def test_crg_derivatives_expand_exactly(prim):
     expansion reproduces the measured derivatives and, for an S_C-periodic displacement,
     the CRG energy to the order of the truncation."""
     from anharmbench.derivatives.plan import build_plan
-    from anharmbench.derivatives.results import displacement_evaluator, measure_and_fit
+    from anharmbench.derivatives.results import ase_evaluator, measure_and_fit
     from anharmbench.potentials.crg import crg_potential
 
     bases = {n: irreducible_basis(prim, S_C, n) for n in (2, 3)}
     plan = build_plan(bases, method="forces", variant="lone", n_steps=4, count_naive=False)
     atoms_s = build_supercell(prim, S_C)
     potential = crg_potential()
-    with BatchEvaluator(potential, atoms_s) as batch:
-        result = measure_and_fit(plan, displacement_evaluator(batch, atoms_s.positions), warn=False)
+    with LammpsCalculator(potential, atoms_s) as batch:
+        result = measure_and_fit(plan, ase_evaluator(atoms_s, batch), warn=False)
         ders = {n: (bases[n], result.values[n]) for n in (2, 3)}
         terms = taylor_expansion(prim, ders, T_2SC, require_orders=(2, 3))
         assert max(folding_deviation(terms, prim, ders).values()) < 1e-10
@@ -297,8 +294,8 @@ def test_crg_derivatives_expand_exactly(prim):
         u_s = rng.normal(size=(len(atoms_s), 3))
         u_s -= u_s.mean(axis=0)
         u_s *= 0.01 / np.abs(u_s).max()
-        e_ref = batch.evaluate(atoms_s.positions[None] + u_s[None]).energies[0]
-        e_eq = batch.evaluate(atoms_s.positions[None]).energies[0]
+        e_ref = batch.calculate_batch(atoms_s.positions[None] + u_s[None]).energies[0]
+        e_eq = batch.calculate_batch(atoms_s.positions[None]).energies[0]
     e_t = _energy(terms, _replicate(prim, u_s, S_C, T_2SC)) * len(atoms_s) / terms.natoms
     e_harm = sum(float(bases[n].cartesian_energy(ders[n][1], u_s)) for n in (2,))
     # the truncation error is O(u^4): below 1e-3 of the harmonic energy at 0.01 A
@@ -344,7 +341,7 @@ def test_paper_hamiltonian_from_the_crg_surface(tmp_path, prim):
     CRG up to fifth order; a short NVE run through the plugin stays bounded."""
     from anharmbench.datasets import IDMDSettings, run_idmd
     from anharmbench.derivatives.plan import build_plan
-    from anharmbench.derivatives.results import displacement_evaluator, measure_and_fit
+    from anharmbench.derivatives.results import ase_evaluator, measure_and_fit
     from anharmbench.potentials.crg import crg_potential
 
     potential = crg_potential()
@@ -353,9 +350,9 @@ def test_paper_hamiltonian_from_the_crg_surface(tmp_path, prim):
         bases = {n: irreducible_basis(prim, S, n) for n in orders}
         plan = build_plan(bases, method="forces", variant="lone", count_naive=False)
         atoms_s = build_supercell(prim, S)
-        with BatchEvaluator(potential, atoms_s) as batch:
+        with LammpsCalculator(potential, atoms_s) as batch:
             res = measure_and_fit(
-                plan, displacement_evaluator(batch, atoms_s.positions), warn=False
+                plan, ase_evaluator(atoms_s, batch), warn=False
             )
         ders.update({n: (bases[n], res.values[n]) for n in orders})
     terms = taylor_expansion(prim, ders, "4I", require_orders=(2, 3, 4), expected_ftg=PAPER_FTG)
@@ -365,8 +362,8 @@ def test_paper_hamiltonian_from_the_crg_surface(tmp_path, prim):
     rng = np.random.default_rng(4)
     u_c = rng.normal(size=(len(atoms_c), 3))
     u_c *= 0.02 / np.abs(u_c).max()
-    with BatchEvaluator(potential, atoms_c) as batch:
-        e = batch.evaluate(atoms_c.positions[None] + np.stack([0 * u_c, u_c])).energies
+    with LammpsCalculator(potential, atoms_c) as batch:
+        e = batch.calculate_batch(atoms_c.positions[None] + np.stack([0 * u_c, u_c])).energies
     e_t = _energy(terms, _replicate(prim, u_c, S_C, _tsc("4I"))) * len(atoms_c) / terms.natoms
     basis2, values2 = ders[2]
     e_harm = float(basis2.cartesian_energy(values2, _replicate(prim, u_c, S_C, S_2I)))

@@ -1,9 +1,10 @@
 """Independent checks of the derivative engine, orders 2..6, on the real CRG ThO2 surface.
 
-The exact-recovery tests (``TaylorPotential``) build their surface from the same
-``energy_terms``/``force_terms`` the fit uses, so a normalisation error shared by the basis
-and the fit would cancel there. Here every reference comes from CRG itself (LAMMPS, the
-surface the project measures) through code that shares nothing with our irreducible basis:
+The exact-recovery tests (``tests/test_finite_differences.py``) build their surface from
+toy bases written alongside the fit's ``energy_terms``/``force_terms``, so a normalisation
+error shared by a basis and the fit could cancel there. Here every reference comes from
+CRG itself (LAMMPS, the surface the project measures) through code that shares nothing
+with our irreducible basis:
 
 1. order 3 -- phono3py's own finite-displacement fc3 ("traditional" solver) in the 12-atom
    conventional cell S_C and in 2I (24 atoms, the paper's order-3 FTG), tensor by tensor,
@@ -32,8 +33,8 @@ from ase import Atoms
 
 from anharmbench.derivatives.fit import DerivativeResult, fit
 from anharmbench.derivatives.job import DerivativeJob, Prepared, prepare
-from anharmbench.derivatives.results import displacement_evaluator, measure
-from anharmbench.lammps import BatchEvaluator
+from anharmbench.derivatives.results import ase_evaluator, measure
+from anharmbench.lammps import LammpsCalculator
 from anharmbench.observables.force_constants import DerivativeSet, phonopy_unit_cell
 from anharmbench.potentials.crg import crg_potential
 from anharmbench.potentials.spec import LammpsPotential
@@ -61,9 +62,9 @@ def _measure(crg: LammpsPotential, primitive: Atoms, cell: str, orders: tuple[in
     job = DerivativeJob(supercell=supercell_matrix(cell).tolist(), orders=orders,
                         **settings)  # type: ignore[arg-type]
     prepared = prepare(job, primitive)
-    with BatchEvaluator(crg, prepared.supercell) as batch:
+    with LammpsCalculator(crg, prepared.supercell) as batch:
         data = measure(prepared.plan,
-                       displacement_evaluator(batch, prepared.supercell.positions))
+                       ase_evaluator(prepared.supercell, batch))
     # the order-6 tails are steep (|a| h_max^2 up to ~1.5x the derivative) and would warn;
     # what matters here is the agreement below, so report the flag instead of warning
     result = fit(prepared.plan, data.energies, data.forces, warn=False)
@@ -108,8 +109,8 @@ def test_order3_matches_phono3py_finite_displacements(crg: LammpsPotential, prim
 
     print()
     prepared, result = _measure(crg, primitive, cell, (2, 3), h_range=(0.01, 0.04), n_steps=3)
-    ours = DerivativeSet("CRG", primitive,
-                         {n: (prepared.bases[n], result.values[n]) for n in (2, 3)}).phono3py()
+    ours = DerivativeSet.from_bases(
+        "CRG", primitive, {n: (prepared.bases[n], result.values[n]) for n in (2, 3)}).phono3py()
     fc3_ours = np.asarray(ours.fc3)  # (N, N, N, 3, 3, 3) eV/A^3, phono3py's atom order
     natoms = len(prepared.supercell)
     assert fc3_ours.shape == (natoms,) * 3 + (3, 3, 3)
@@ -133,9 +134,8 @@ def test_order3_matches_phono3py_finite_displacements(crg: LammpsPotential, prim
         positions = np.array([s.positions for s in ph3.supercells_with_displacements])
         sc = ph3.supercell
         ref = Atoms(sc.symbols, cell=sc.cell, scaled_positions=sc.scaled_positions, pbc=True)
-        with BatchEvaluator(crg, ref) as batch:
-            _, forces = batch(positions)
-        ph3.forces = forces
+        with LammpsCalculator(crg, ref) as batch:
+            ph3.forces = batch.calculate_batch(positions, stress=False).forces
         # traditional solver, no symmetrisation: phono3py's plain finite differences
         ph3.produce_fc3(fc_calculator="traditional", is_compact_fc=False)
         fc3_fd[d] = np.asarray(ph3.fc3)
@@ -211,8 +211,8 @@ def test_order4_matches_symfc_fit(crg: LammpsPotential, primitive: Atoms) -> Non
                             scaled_positions=atoms.get_scaled_positions())
     fc4_fit: dict[float, np.ndarray] = {}
     sf = Symfc(symfc_cell, log_level=0)
-    with BatchEvaluator(crg, atoms) as batch:
-        evaluate = displacement_evaluator(batch, atoms.positions)
+    with LammpsCalculator(crg, atoms) as batch:
+        evaluate = ase_evaluator(atoms, batch)
         for amp in FC4_AMPLITUDES:
             # +-u pairs: odd and even force terms decouple exactly in the least squares, so
             # fc4's bias comes from the 6th order (u^5 forces): c a^2 + O(a^4); the same
@@ -315,8 +315,8 @@ def test_directional_derivatives_orders_2_to_6(crg: LammpsPotential, primitive: 
             keepdims=True)).reshape(N_DIRECTIONS, -1)
     dirs /= np.linalg.norm(dirs, axis=1)[:, None]
 
-    with BatchEvaluator(crg, atoms) as batch:
-        evaluate = displacement_evaluator(batch, atoms.positions)
+    with LammpsCalculator(crg, atoms) as batch:
+        evaluate = ase_evaluator(atoms, batch)
         for n in orders:
             tensor = prepared.bases[n].to_cartesian(result.values[n])  # (9,)*n eV/A^n
             # one sigma of D(u..u) from our fit: |B_k(u..u)| <= ||B_k||_F |u|^n = 1

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 from ase import Atoms
 from ase.calculators.lj import LennardJones
 
 from anharmbench.lammps import (
-    BatchEvaluator,
     LammpsCalculator,
     LammpsError,
     NonFiniteResultError,
@@ -61,8 +64,8 @@ def test_forces_are_minus_gradient(lj_potential, rattled_argon):
 def test_batch_equals_calculator(lj_potential, rattled_argon, rng):
     disp = rng.normal(scale=0.03, size=(5, len(rattled_argon), 3))
     positions = rattled_argon.positions + disp
-    with BatchEvaluator(lj_potential, rattled_argon) as batch:
-        res = batch.evaluate(positions)
+    with LammpsCalculator(lj_potential, rattled_argon) as batch:
+        res = batch.calculate_batch(positions)
     for k in range(5):
         ref = _ase_lj(rattled_argon)
         ref.positions = positions[k]
@@ -78,8 +81,8 @@ def test_deck_run_by_lmp_binary_equals_batch(tmp_path, lj_potential, rattled_arg
     with pytest.raises(DeckResultError, match="missing LAMMPS output"):
         read_deck_results(deck.directory)
     res = run_deck(deck.directory)
-    with BatchEvaluator(lj_potential, rattled_argon) as batch:
-        ref = batch.evaluate(positions)
+    with LammpsCalculator(lj_potential, rattled_argon) as batch:
+        ref = batch.calculate_batch(positions)
     np.testing.assert_allclose(res.energies, ref.energies, atol=1e-12)
     np.testing.assert_allclose(res.forces, ref.forces, atol=1e-12)
     np.testing.assert_allclose(res.stresses, ref.stresses, atol=1e-12)
@@ -133,10 +136,10 @@ def test_missing_potential_file_is_named(tmp_path, rattled_argon):
 def test_nan_forces_are_an_error_naming_the_configuration(lj_potential, rattled_argon):
     positions = np.repeat(rattled_argon.positions[None], 3, axis=0)
     positions[2, 1] = positions[2, 0]  # two atoms on top of each other
-    with BatchEvaluator(lj_potential, rattled_argon) as batch, pytest.raises(
+    with LammpsCalculator(lj_potential, rattled_argon) as batch, pytest.raises(
         NonFiniteResultError, match="configuration 2"
     ):
-        batch.evaluate(positions)
+        batch.calculate_batch(positions)
 
 
 def test_degenerate_cell_is_refused(lj_potential):
@@ -145,3 +148,24 @@ def test_degenerate_cell_is_refused(lj_potential):
     atoms.calc = LammpsCalculator(lj_potential)
     with pytest.raises(ValueError, match="degenerate"):
         atoms.get_potential_energy()
+
+
+def test_mpi_is_loaded_with_lammps_not_with_the_package():
+    """``import anharmbench`` (and its numerical subpackages) maps no MPI library; the
+    first LAMMPS instance of the package loads it (``_lammps_env.import_lammps``)."""
+    code = textwrap.dedent(
+        """
+        import anharmbench, anharmbench.derivatives, anharmbench.symmetry
+        def mpi_mapped():
+            with open("/proc/self/maps") as maps:
+                return any("libmpi" in line for line in maps)
+        print(mpi_mapped())
+        from anharmbench.lammps import open_lammps
+        lmp = open_lammps()
+        print(mpi_mapped(), lmp.version() > 0)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[:2] == ["False", "True True"]

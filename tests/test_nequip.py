@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 from ase import Atoms
 
-from anharmbench.lammps import BatchEvaluator, LammpsCalculator, LammpsError, LammpsSystem
+from anharmbench.lammps import LammpsCalculator, LammpsError, LammpsSystem
 from anharmbench.lammps.deck import DeckResultError, run_deck, write_deck
 from anharmbench.mlip.nequip import (
     NequIPConfig,
@@ -219,8 +219,8 @@ def test_plugin_matches_nequip_ase(model, reference, kind):
     rng = np.random.default_rng({"SC": 1, "2I": 2, "96": 3}[kind])
     atoms = _cell(kind)
     positions = np.stack([_displaced(atoms, rng) for _ in range(3)])
-    with BatchEvaluator(nequip_potential(model, ELEMENTS), atoms) as batch:
-        result = batch.evaluate(positions)
+    with LammpsCalculator(nequip_potential(model, ELEMENTS), atoms) as batch:
+        result = batch.calculate_batch(positions)
     worst = np.zeros(3)
     for k, pos in enumerate(positions):
         energy, forces, stress = _reference(reference, atoms, pos)
@@ -265,8 +265,8 @@ def test_template_reuse_gives_the_other_checkpoints_forces(trained, model, compi
     assert log.count("$ ") == 1  # the cached command only: no fallback compile
     atoms = _cell("SC")
     positions = _displaced(atoms, np.random.default_rng(24))
-    with BatchEvaluator(nequip_potential(package, ELEMENTS), atoms) as batch:
-        result = batch.evaluate(positions[None])
+    with LammpsCalculator(nequip_potential(package, ELEMENTS), atoms) as batch:
+        result = batch.calculate_batch(positions[None])
     energy, forces, _ = _reference(nequip_ase_calculator(other), atoms, positions)
     first = _reference(nequip_ase_calculator(trained.best_checkpoint), atoms, positions)[1]
     assert abs(result.energies[0] - energy) < TOL_E
@@ -303,9 +303,9 @@ def test_forces_and_stress_are_energy_derivatives(model):
             p = base.copy()
             p[i, a] += s * h
             configs.append(p)
-    with BatchEvaluator(pot, atoms) as batch:
-        e = batch.evaluate(np.stack(configs), stress=False).energies.reshape(len(coords), 4)
-        ref = batch.evaluate(base[None])
+    with LammpsCalculator(pot, atoms) as batch:
+        e = batch.calculate_batch(np.stack(configs), stress=False).energies.reshape(len(coords), 4)
+        ref = batch.calculate_batch(base[None])
     grad = (e[:, 0] - 8 * e[:, 1] + 8 * e[:, 2] - e[:, 3]) / (12 * h)
     np.testing.assert_allclose(grad, [-ref.forces[0][i, a] for i, a in coords], atol=1e-8)
 

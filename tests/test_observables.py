@@ -21,8 +21,8 @@ from ase import Atoms
 from phonopy.physical_units import get_physical_units
 
 from anharmbench.derivatives.plan import build_plan
-from anharmbench.derivatives.results import displacement_evaluator, measure_and_fit
-from anharmbench.lammps import BatchEvaluator
+from anharmbench.derivatives.results import ase_evaluator, measure_and_fit
+from anharmbench.lammps import LammpsCalculator
 from anharmbench.observables import (
     DerivativeSet,
     ImaginaryModeError,
@@ -32,6 +32,7 @@ from anharmbench.observables import (
     ObservableError,
     bubble_gamma,
     dispersion,
+    lattice_tensor,
     loop_shift,
     loop_shift_from_tensor,
     sunset_gamma,
@@ -57,8 +58,8 @@ def _measure(prim: Atoms, S, orders) -> dict:
     plan = build_plan(bases, method="forces", variant="lone")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with BatchEvaluator(crg_potential(), atoms) as batch:
-            res = measure_and_fit(plan, displacement_evaluator(batch, atoms.positions))
+        with LammpsCalculator(crg_potential(), atoms) as batch:
+            res = measure_and_fit(plan, ase_evaluator(atoms, batch))
     return {n: (bases[n], res.values[n]) for n in orders}
 
 
@@ -70,7 +71,7 @@ def prim() -> Atoms:
 @pytest.fixture(scope="module")
 def crg_sc(prim) -> DerivativeSet:
     """CRG orders 2 and 3 in S_C, measured with the project's finite differences."""
-    return DerivativeSet("reference", prim, _measure(prim, S_C, (2, 3)))
+    return DerivativeSet.from_bases("reference", prim, _measure(prim, S_C, (2, 3)))
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +80,8 @@ def quartic(prim, crg_sc) -> DerivativeSet:
     b4 = irreducible_basis(prim, S_C, order=4)
     rng = np.random.default_rng(20240229)
     values = 5.0 * rng.normal(size=len(b4))
-    return DerivativeSet("toy", prim, {2: crg_sc.orders[2], 4: (b4, values)})
+    return DerivativeSet.from_bases("toy", prim, {2: (crg_sc.bases[2], crg_sc.values[2]),
+                                                  4: (b4, values)})
 
 
 # ----------------------------------------------------------------------------- brute force
@@ -240,8 +242,8 @@ def test_kappa_matches_phono3py_finite_displacement_route(prim, crg_sc):
     sc = ph3.supercell
     ref = Atoms(sc.symbols, cell=sc.cell, scaled_positions=sc.scaled_positions, pbc=True)
     pos = np.array([s.positions for s in ph3.supercells_with_displacements])
-    with BatchEvaluator(crg_potential(), ref) as batch:
-        ph3.forces = batch.evaluate(pos).forces
+    with LammpsCalculator(crg_potential(), ref) as batch:
+        ph3.forces = batch.calculate_batch(pos).forces
     ph3.produce_fc3()
     ph3.mesh_numbers = [8, 8, 8]
     ph3.init_phph_interaction()
@@ -255,7 +257,7 @@ def test_kappa_matches_phono3py_finite_displacement_route(prim, crg_sc):
 
 def test_sunset_matches_brute_force(quartic):
     """Vectorized sunset == plain-loop golden rule on a 2^3 mesh, to 1e-8 relative."""
-    lt, phonon = quartic.lattice_tensor(4), quartic.phonopy()
+    lt, phonon = lattice_tensor(quartic, 4), quartic.phonopy()
     temps, sigma = [300.0, 1200.0], 0.5
     qs = np.array([[0.5, 0.5, 0.0], [0.1, 0.2, 0.3]])  # on the mesh (X) and off it
     raw = sunset_gamma_from_tensor(lt, phonon, qs, 2, temps, sigma=sigma,
@@ -273,7 +275,7 @@ def test_sunset_little_group_reduction_is_exact(quartic):
     """Summing orbits of (q1, q2, q3) under the little group and the permutations of the
     three internal phonons == the plain sum over q1 <= q2 (after the degenerate average),
     on a 4^3 mesh at X, L and a point whose little group is small."""
-    lt, phonon = quartic.lattice_tensor(4), quartic.phonopy()
+    lt, phonon = lattice_tensor(quartic, 4), quartic.phonopy()
     qs = [[0.5, 0.5, 0.0], [0.5, 0.5, 0.5], [0.25, 0.5, 0.0]]
     full = sunset_gamma_from_tensor(lt, phonon, qs, 4, [600.0], sigma=0.3, symmetry=False)
     red = sunset_gamma_from_tensor(lt, phonon, qs, 4, [600.0], sigma=0.3, symmetry=True)
@@ -288,18 +290,19 @@ def test_bubble_generic_formula_matches_phono3py(prim):
     ders = _measure(prim, S_2I, (2,))
     b3 = irreducible_basis(prim, S_2I, order=3)
     rng = np.random.default_rng(7)
-    dset = DerivativeSet("toy3", prim, {2: ders[2], 3: (b3, 3.0 * rng.normal(size=len(b3)))})
+    dset = DerivativeSet.from_bases("toy3", prim,
+                                    {2: ders[2], 3: (b3, 3.0 * rng.normal(size=len(b3)))})
     temps, sigma = [300.0, 1000.0], 0.4
     qs = [[0.5, 0.5, 0.0], [0.5, 0.0, 0.0]]
     ph3 = bubble_gamma(dset, qs, mesh=2, temperatures=temps, sigma=sigma)
-    lt = LatticeTensor.from_derivatives(*dset.orders[3])
+    lt = LatticeTensor.from_derivatives(dset.bases[3], dset.values[3])
     ref = np.stack([_brute_linewidth(lt, dset.phonopy(), q, 2, temps, sigma) for q in qs], 1)
     np.testing.assert_allclose(ph3.values, _degenerate_average(ref, ph3.frequencies),
                                rtol=1e-6, atol=1e-8 * np.abs(ref).max())
 
 
 def test_loop_matches_brute_force(quartic):
-    lt, phonon = quartic.lattice_tensor(4), quartic.phonopy()
+    lt, phonon = lattice_tensor(quartic, 4), quartic.phonopy()
     temps = [0.0, 300.0, 1500.0]
     qs = np.array([[0.5, 0.5, 0.0], [0.13, -0.21, 0.34]])
     ours = loop_shift_from_tensor(lt, phonon, qs, 2, temps, average_degenerate_branches=False)
@@ -391,8 +394,8 @@ def test_lattice_tensor_folds_onto_the_ftg_and_matches_the_hamiltonian(prim, qua
     order 2 the vertex contracted with eigenvectors is omega^2 (the phase convention)."""
     from anharmbench.hamiltonian import expand_order
 
-    basis, values = quartic.orders[4]
-    lt = quartic.lattice_tensor(4)
+    basis, values = quartic.bases[4], quartic.values[4]
+    lt = lattice_tensor(quartic, 4)
     sym = basis.sym
     qf = sym.qpoints
     rng = np.random.default_rng(3)
@@ -435,7 +438,7 @@ def test_lattice_tensor_folds_onto_the_ftg_and_matches_the_hamiltonian(prim, qua
     np.testing.assert_allclose(lt.fourier(qs), V, atol=1e-9 * np.abs(V).max())
 
     # order 2 through the same machinery: e~^dagger V(-q, q) e~ = omega^2
-    lt2 = LatticeTensor.from_derivatives(*crg_sc.orders[2])
+    lt2 = LatticeTensor.from_derivatives(crg_sc.bases[2], crg_sc.values[2])
     q = crg_sc.ftg_qpoints(2)[1]
     f, e = _cell_evecs(crg_sc.phonopy(), q, prim)
     w2 = np.einsum("aj,ab,bj->j", e.conj(), lt2.fourier([-q, q]), e).real
@@ -471,7 +474,7 @@ def test_force_constant_files_reproduce_our_phonons_and_kappa(tmp_path, crg_sc, 
     with h5py.File(files4["lattice_tensors.hdf5"]) as h5:
         back = LatticeTensor.load(h5["order_4"])
     qs = [[0.1, 0.2, 0.3], [0.3, -0.1, 0.0], [0.25, 0.25, 0.5], [-0.65, -0.35, -0.8]]
-    np.testing.assert_allclose(back.fourier(qs), quartic.lattice_tensor(4).fourier(qs),
+    np.testing.assert_allclose(back.fourier(qs), lattice_tensor(quartic, 4).fourier(qs),
                                atol=1e-12)
 
 
@@ -493,8 +496,9 @@ def test_bad_input_is_refused_with_a_clear_message(prim, crg_sc, quartic):
     with pytest.raises(MissingOrderError, match=r"\[3\] missing"):
         bubble_gamma(quartic, [[0, 0, 0]], mesh=2, temperatures=[300])
     # imaginary harmonic modes: the q-point and branch are named
-    b2, v2 = crg_sc.orders[2]
-    unstable = DerivativeSet("unstable", prim, {2: (b2, -v2), 4: quartic.orders[4]})
+    b2, v2 = crg_sc.bases[2], crg_sc.values[2]
+    unstable = DerivativeSet.from_bases("unstable", prim,
+                                        {2: (b2, -v2), 4: (quartic.bases[4], quartic.values[4])})
     with pytest.raises(ImaginaryModeError, match=r"at q = .*branch \d") as err:
         loop_shift(unstable, [[0.5, 0.5, 0.0]], 2)
     assert err.value.frequency < 0
@@ -510,7 +514,7 @@ def test_bad_input_is_refused_with_a_clear_message(prim, crg_sc, quartic):
 def test_combined_lifetimes_use_one_broadening(prim, crg_sc, quartic):
     """The combined width is the bubble *with the sunset's Gaussian* plus the sunset, not
     phono3py's tetrahedron bubble plus a Gaussian sunset."""
-    ref = DerivativeSet("reference", prim, {**crg_sc.orders, 4: quartic.orders[4]})
+    ref = DerivativeSet.combine([crg_sc, quartic.select([4])], name="reference")
     kap = thermal_conductivity(ref, mesh=4, temperatures=[900.0],
                                lifetimes=("bubble", "combined"), sigma=0.3)
     gauss = thermal_conductivity(ref, mesh=4, temperatures=[900.0], lifetimes=("bubble",),
@@ -533,11 +537,11 @@ def test_workflow_writes_data_and_paper_figures(tmp_path, prim, crg_sc, quartic)
         make_figures,
     )
 
-    ref = DerivativeSet("reference", prim, {**crg_sc.orders, 4: quartic.orders[4]})
-    b3, v3 = crg_sc.orders[3]
-    b4, v4 = quartic.orders[4]
-    other = DerivativeSet("GNN", prim, {2: crg_sc.orders[2], 3: (b3, 0.95 * v3),
-                                        4: (b4, 1.1 * v4)})
+    ref = DerivativeSet.combine([crg_sc, quartic.select([4])], name="reference")
+    b3, v3 = crg_sc.bases[3], crg_sc.values[3]
+    b4, v4 = quartic.bases[4], quartic.values[4]
+    other = DerivativeSet.from_bases("GNN", prim, {2: (crg_sc.bases[2], crg_sc.values[2]),
+                                                   3: (b3, 0.95 * v3), 4: (b4, 1.1 * v4)})
     st = ObservableSettings(dispersion_points=9, path_mesh=4, loop_mesh=2, kappa_mesh=4,
                             kappa_temperatures=(300.0, 900.0, 1500.0), sunset_sigma=0.3)
     sets = [compute_observables(d, tmp_path / "data", st, force_constants=False)
@@ -575,9 +579,9 @@ def test_sunset_and_loop_of_crg_fourth_order(prim, crg_sc, tmp_path):
     the plain-loop sum; the figures decode."""
     from anharmbench.observables import plot_kappa, plot_mode_data
 
-    ders = dict(crg_sc.orders)
+    ders = {n: (crg_sc.bases[n], crg_sc.values[n]) for n in crg_sc.orders}
     ders.update(_measure(prim, S_C, (4,)))
-    crg = DerivativeSet("reference", prim, ders)
+    crg = DerivativeSet.from_bases("reference", prim, ders)
     kap = thermal_conductivity(crg, mesh=4, temperatures=[300, 900, 1500], sigma=0.2)
     assert set(kap.kappa) == {"bubble", "sunset", "combined"}
     for k in kap.kappa.values():
@@ -598,7 +602,7 @@ def test_sunset_and_loop_of_crg_fourth_order(prim, crg_sc, tmp_path):
     # above 1; measured 4.0-4.4
     assert np.all(shift[1] / shift[0] > 3.0) and np.all(shift[1] / shift[0] < 5.0)
     # the same shifts from the test's own plain loops (independent of the package's sum)
-    ref = _brute_loop(crg.lattice_tensor(4), crg.phonopy(), np.array([0.5, 0.5, 0.0]), 4,
+    ref = _brute_loop(lattice_tensor(crg, 4), crg.phonopy(), np.array([0.5, 0.5, 0.0]), 4,
                       [300.0])
     np.testing.assert_allclose(shift[0], _degenerate_average(ref[:, None], loop.frequencies)[0, 0],
                                rtol=1e-8)

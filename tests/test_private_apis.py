@@ -1,7 +1,7 @@
 """The private APIs of phono3py, nequip and torch that we use, each behind one adapter.
 
 Each test checks that the adapter still does what we rely on with the installed version,
-and that the installed version is the one the adapter was tested with (setup.cfg pins it).
+and that the installed version is the one the adapter was tested with (pyproject.toml pins it).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from anharmbench.derivatives.plan import build_plan
-from anharmbench.derivatives.results import displacement_evaluator, measure_and_fit
-from anharmbench.lammps import BatchEvaluator
+from anharmbench.derivatives.results import ase_evaluator, measure_and_fit
+from anharmbench.lammps import LammpsCalculator
 from anharmbench.observables import DerivativeSet, _phono3py_api, thermal_conductivity
 from anharmbench.observables.bubble import prepared_phono3py
 from anharmbench.observables.harmonic import Mesh
@@ -41,9 +41,9 @@ def test_phono3py_rta_with_given_gamma_reproduces_its_own_kappa():
     plan = build_plan(bases, method="forces", variant="lone")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with BatchEvaluator(crg_potential(), atoms) as batch:
-            res = measure_and_fit(plan, displacement_evaluator(batch, atoms.positions))
-    dset = DerivativeSet("crg", prim, {n: (bases[n], res.values[n]) for n in (2, 3)})
+        with LammpsCalculator(crg_potential(), atoms) as batch:
+            res = measure_and_fit(plan, ase_evaluator(atoms, batch))
+    dset = DerivativeSet.from_bases("crg", prim, {n: (bases[n], res.values[n]) for n in (2, 3)})
     temps = np.array([300.0, 900.0])
     ph3 = prepared_phono3py(dset, Mesh(4), 0.2, what="test", with_fc3=True)
     ph3.run_thermal_conductivity(temperatures=temps)
@@ -82,7 +82,7 @@ def test_nequip_private_loader_still_exists_with_our_arguments():
     pytest.importorskip("nequip")
     from nequip.integrations.ase import NequIPCalculator
 
-    from anharmbench.mlip import _nequip_api
+    from anharmbench.mlip.nequip import _api as _nequip_api
 
     assert _version("nequip") in SpecifierSet(_nequip_api.TESTED)
     params = inspect.signature(NequIPCalculator._from_saved_model).parameters

@@ -175,7 +175,7 @@ def test_python_example_cell_is_at_equilibrium_and_a_minimum(readme_run: ReadmeR
     then the energies of rattled copies above it. At the CRG equilibrium the stress is
     ~2e-5 GPa (the experimental 5.597 A would give 1.7 GPa), and every rattled copy lies
     above the lattice."""
-    res = _result(readme_run, lambda b: b.lang == "python" and "BatchEvaluator" in b.code)
+    res = _result(readme_run, lambda b: b.lang == "python" and "calculate_batch" in b.code)
     numbers = [float(x) for x in FLOAT.findall(res.stdout)]
     assert len(numbers) == 1 + 6 + 8, res.stdout
     energy, stress, above = numbers[0], np.array(numbers[1:7]), np.array(numbers[7:])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections import Counter
 
@@ -19,7 +20,9 @@ from anharmbench.symmetry import (
     irreducible_basis,
     symmetrized_modes,
 )
+from anharmbench.symmetry._threads import single_blas_thread
 from anharmbench.symmetry.linalg import canonical_basis
+from anharmbench.symmetry.modes import MODES_CACHE_SIZE, _cached_modes, clear_modes_cache
 
 
 @pytest.fixture(scope="module")
@@ -161,6 +164,61 @@ def test_modes_deterministic(tho2: Atoms) -> None:
     a = SymmetrizedModes(SupercellSymmetry(tho2, S_2I), seed=0).modes
     b = SymmetrizedModes(SupercellSymmetry(tho2, S_2I), seed=0).modes
     assert np.array_equal(a, b)
+
+
+def test_modes_cache_is_bounded_shared_and_read_only(tho2: Atoms) -> None:
+    """The cache of :func:`symmetrized_modes` hands one read-only object to every caller,
+    keeps its own copy of the cell, holds at most MODES_CACHE_SIZE supercells and can be
+    emptied."""
+    clear_modes_cache()
+    prim = tho2.copy()
+    a = symmetrized_modes(prim, S_PRIM)
+    assert symmetrized_modes(prim, S_PRIM) is a
+    assert symmetrized_modes(prim, np.array(S_PRIM)) is a
+    for array in (a.modes, a.blocks[0].E, a.blocks[0].qpoints, a.sym.rotations,
+                  *a.mtable(a.blocks[0])):
+        with pytest.raises(ValueError, match="read-only"):
+            array[(0,) * array.ndim] = 0
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        a.blocks[0].start = 1  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        a.blocks[0].qpos[0] = 1  # type: ignore[index]
+    before = a.modes.copy()
+    prim.positions += 0.3  # the caller's cell changes, the cached modes do not
+    assert a.sym.prim is not prim and np.array_equal(a.modes, before)
+    assert symmetrized_modes(prim, S_PRIM) is not a  # another key
+    for seed in range(1, MODES_CACHE_SIZE + 1):
+        symmetrized_modes(tho2, S_PRIM, seed=seed)
+    assert _cached_modes.cache_info().currsize == MODES_CACHE_SIZE
+    assert symmetrized_modes(tho2, S_PRIM, seed=MODES_CACHE_SIZE) is symmetrized_modes(
+        tho2, S_PRIM, seed=MODES_CACHE_SIZE)
+    clear_modes_cache()
+    assert _cached_modes.cache_info().currsize == 0
+    assert np.array_equal(symmetrized_modes(tho2, S_PRIM).modes, before)
+
+
+def test_single_blas_thread_restores_after_overlapping_blocks() -> None:
+    """Blocks closed out of order (as two threads may) keep BLAS at one thread until the
+    last closes, then restore the count they found, also after an exception."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+
+    def counts() -> list[int]:
+        return [i["num_threads"] for i in threadpoolctl.threadpool_info()
+                if i["user_api"] == "blas"]
+
+    start = counts()
+    if not start or min(start) < 2:
+        pytest.skip("no BLAS running more than one thread")
+    first, second = single_blas_thread(), single_blas_thread()
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    assert counts() == [1] * len(start)  # the second block is still open
+    second.__exit__(None, None, None)
+    assert counts() == start
+    with pytest.raises(RuntimeError), single_blas_thread():
+        raise RuntimeError
+    assert counts() == start
 
 
 def test_2i_second_order_count_from_irrep_multiplicities(tho2: Atoms) -> None:

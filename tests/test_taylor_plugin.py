@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from ase import Atoms, units
 
-from anharmbench.lammps import BatchEvaluator, LammpsCalculator, LammpsError, LammpsSystem
+from anharmbench.lammps import LammpsCalculator, LammpsError, LammpsSystem
 from anharmbench.lammps.deck import run_deck, write_deck
 from anharmbench.plugins import (
     PluginBuildError,
@@ -28,13 +28,12 @@ from anharmbench.plugins import (
     plugin_dir,
     source_dir,
 )
+from anharmbench.potentials.taylor_calculators import CartesianTaylorCalculator, taylor_potential
 from anharmbench.potentials.taylor_cartesian import (
-    CartesianTaylorCalculator,
     OrderTerms,
     TaylorFormatError,
     TaylorTerms,
     read_symbols,
-    taylor_potential,
 )
 
 from .conftest import displaced_positions as _displaced
@@ -125,7 +124,8 @@ def test_plugin_autoloaded_in_fresh_interpreter():
 
 
 def test_missing_plugin_is_a_potential_error(tmp_path, model_2i):
-    """Without the plugin folder the project's PotentialError names the fix (make setup)."""
+    """Without the plugin folder the project's PotentialError names the fix (the doctor,
+    which builds the plugins)."""
     atoms, _, path = model_2i
     code = textwrap.dedent(
         f"""
@@ -134,7 +134,8 @@ def test_missing_plugin_is_a_potential_error(tmp_path, model_2i):
         from ase.io import read
         from anharmbench.lammps import LammpsCalculator
         from anharmbench.potentials import PotentialError
-        from anharmbench.potentials.taylor_cartesian import TaylorTerms, taylor_potential
+        from anharmbench.potentials.taylor_cartesian import TaylorTerms
+        from anharmbench.potentials.taylor_calculators import taylor_potential
         atoms = TaylorTerms.read({str(path)!r}).atoms()
         atoms.calc = LammpsCalculator(taylor_potential({str(path)!r}))
         try:
@@ -152,7 +153,8 @@ def test_missing_plugin_is_a_potential_error(tmp_path, model_2i):
         timeout=60,
     )
     assert "PotentialError: pair style 'taylor'" in proc.stdout
-    assert "not available" in proc.stdout and "make setup" in proc.stdout
+    assert "not available" in proc.stdout and "anharmbench doctor" in proc.stdout
+    assert "anharmbench plugins build" in proc.stdout
 
 
 def test_lmp_binary_runs_deck_with_plugin(tmp_path, model_2i):
@@ -227,8 +229,8 @@ def test_plugin_matches_numpy(tmp_path, kind):
     positions = np.stack([_displaced(atoms, rng, 0.1) for _ in range(6)])
     assert min(_crossed(atoms, p, terms) for p in positions) >= 3  # 2 shifted + wrapped
 
-    with BatchEvaluator(taylor_potential(path), atoms) as batch:
-        result = batch.evaluate(positions)
+    with LammpsCalculator(taylor_potential(path), atoms) as batch:
+        result = batch.calculate_batch(positions)
     worst = [0.0, 0.0, 0.0]
     for k, pos in enumerate(positions):
         energy, forces, stress = terms.evaluate(pos)
@@ -268,9 +270,9 @@ def test_forces_are_minus_energy_gradient(model_2i):
             p = base.copy()
             p[i, a] += s * h
             configs.append(p)
-    with BatchEvaluator(taylor_potential(path), atoms) as batch:
-        e = batch.evaluate(np.stack(configs), stress=False).energies.reshape(len(coords), 4)
-        forces = batch.evaluate(base[None], stress=False).forces[0]
+    with LammpsCalculator(taylor_potential(path), atoms) as batch:
+        e = batch.calculate_batch(np.stack(configs), stress=False).energies.reshape(len(coords), 4)
+        forces = batch.calculate_batch(base[None], stress=False).forces[0]
     grad = (e[:, 0] - 8 * e[:, 1] + 8 * e[:, 2] - e[:, 3]) / (12 * h)
     expected = np.array([-forces[i, a] for i, a in coords])
     np.testing.assert_allclose(grad, expected, rtol=0, atol=1e-10)
@@ -553,8 +555,8 @@ def test_format_1_files_are_still_read(tmp_path):
     positions = np.stack([_displaced(atoms, rng, 0.08) for _ in range(2)])
     results = []
     for path in (new, old):
-        with BatchEvaluator(taylor_potential(path), atoms) as batch:
-            results.append(batch.evaluate(positions))
+        with LammpsCalculator(taylor_potential(path), atoms) as batch:
+            results.append(batch.calculate_batch(positions))
     for k, pos in enumerate(positions):
         energy, forces, _ = back.evaluate(pos)
         for res in results:

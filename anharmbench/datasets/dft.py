@@ -33,16 +33,16 @@ from typing import Any
 
 import numpy as np
 from ase import Atoms
-from ase.calculators.singlepoint import SinglePointCalculator
 
 from anharmbench.datasets.io import (
     FORMAT,
-    MANIFEST,
     SPLIT_FILES,
     file_sha256,
+    make_frame,
     software_versions,
     split_indices,
-    write_json_atomic,
+    split_summary,
+    write_manifest,
     write_splits,
 )
 
@@ -182,9 +182,8 @@ def dataset_from_phono3py(
         "settings": {"fractions": fracs, "include_fc2_set": bool(include_fc2_set)},
         "software": {**software_versions(), "phono3py": version("phono3py")},
     }
-    manifest["splits"] = {k: {"file": v["file"], "frames": v["frames"]} for k, v in record.items()}
-    manifest["splits"]["seed"] = int(seed)
-    write_json_atomic(out / MANIFEST, manifest)
+    manifest["splits"] = split_summary(record, seed)
+    write_manifest(out, manifest)
     return out
 
 
@@ -227,14 +226,9 @@ def _arrays(path: Path, name: str, data: Mapping[str, Any] | None, natoms: int
 def _frame(symbols: list[str], cell: np.ndarray, positions: np.ndarray, energy: float,
            forces: np.ndarray, name: str, index: int) -> Atoms:
     """One labelled frame: energy and forces only (DFT datasets carry no stress)."""
-    atoms = Atoms(symbols, positions=positions, cell=cell, pbc=True)
-    atoms.wrap(eps=0.0)
-    atoms.info.update({"source": "dft", "config_type": f"dft_{name}", "trajectory": name,
-                       "step": int(index)})
-    atoms.calc = SinglePointCalculator(
-        atoms, energy=float(energy), free_energy=float(energy), forces=forces.copy()
-    )
-    return atoms
+    info = {"source": "dft", "config_type": f"dft_{name}", "trajectory": name,
+            "step": int(index)}
+    return make_frame(symbols, cell, positions, energy, forces, None, info)
 
 
 def _fractions(fractions: Mapping[str, float] | None) -> dict[str, float]:

@@ -55,8 +55,10 @@ __all__ = [
     "read_frames",
     "read_manifest",
     "split_indices",
+    "split_summary",
     "software_versions",
     "write_json_atomic",
+    "write_manifest",
     "write_splits",
 ]
 
@@ -71,7 +73,7 @@ def make_frame(
     positions: np.ndarray,
     energy: float,
     forces: np.ndarray,
-    stress: np.ndarray,
+    stress: np.ndarray | None,
     info: Mapping[str, Any],
 ) -> Atoms:
     """One labelled configuration.
@@ -89,7 +91,8 @@ def make_frame(
     forces
         ``(N, 3)`` forces, eV/Angstrom.
     stress
-        ``(6,)`` Voigt (xx, yy, zz, yz, xz, xy) or ``(3, 3)`` stress, eV/Angstrom^3, ASE sign.
+        ``(6,)`` Voigt (xx, yy, zz, yz, xz, xy) or ``(3, 3)`` stress, eV/Angstrom^3, ASE sign;
+        ``None`` for a frame without one (e.g. DFT data from phono3py: no stress, no virial).
     info
         Per-frame metadata (temperature, source, step, ...), JSON-like scalars.
 
@@ -97,15 +100,18 @@ def make_frame(
     -------
     ase.Atoms
         With a ``SinglePointCalculator`` holding ``energy``, ``free_energy``, ``forces``
-        and ``stress``, and ``info["virial"] = -V stress`` (3x3, eV).
+        and ``stress``, and ``info["virial"] = -V stress`` (3x3, eV); without a stress,
+        neither.
     """
     atoms = Atoms(symbols, positions=positions, cell=cell, pbc=True)
     atoms.wrap(eps=0.0)
-    s = np.asarray(stress, dtype=float)
-    if s.shape == (6,):
-        s = np.array([[s[0], s[5], s[4]], [s[5], s[1], s[3]], [s[4], s[3], s[2]]])
     atoms.info.update(dict(info))
-    atoms.info["virial"] = -atoms.get_volume() * s
+    s = None
+    if stress is not None:
+        s = np.asarray(stress, dtype=float)
+        if s.shape == (6,):
+            s = np.array([[s[0], s[5], s[4]], [s[5], s[1], s[3]], [s[4], s[3], s[2]]])
+        atoms.info["virial"] = -atoms.get_volume() * s
     atoms.calc = SinglePointCalculator(
         atoms,
         energy=float(energy),
@@ -243,6 +249,21 @@ def write_splits(
     return record
 
 
+def split_summary(record: Mapping[str, Mapping[str, Any]], seed: int) -> dict[str, Any]:
+    """The manifest's ``splits`` entry: file and frame count per split, and the seed.
+
+    Parameters
+    ----------
+    record
+        What :func:`write_splits` returned.
+    seed
+        Seed of the split.
+    """
+    out: dict[str, Any] = {k: {"file": v["file"], "frames": v["frames"]} for k, v in record.items()}
+    out["seed"] = int(seed)
+    return out
+
+
 def write_json_atomic(path: str | Path, data: Mapping[str, Any]) -> None:
     """Write strict JSON (NaN as ``null``) through a temporary file and an atomic rename."""
     text = json.dumps(_finite(data), indent=1, default=_json_default, allow_nan=False)
@@ -260,6 +281,11 @@ def _finite(obj: Any) -> Any:
     if isinstance(obj, np.ndarray):
         return _finite(obj.tolist())
     return obj
+
+
+def write_manifest(directory: str | Path, manifest: Mapping[str, Any]) -> None:
+    """Write ``manifest.json`` of a dataset directory (atomically, strict JSON)."""
+    write_json_atomic(Path(directory) / MANIFEST, manifest)
 
 
 def read_manifest(directory: str | Path) -> dict[str, Any] | None:

@@ -12,15 +12,24 @@ Data flows one way through these modules:
 * :mod:`~anharmbench.derivatives.steps` -- :func:`choose_steps`: automatic step windows;
 * :mod:`~anharmbench.derivatives.workflow` -- jobs, plan directories of LAMMPS decks,
   collection, in-process evaluation and ``derivatives.h5``;
-* :mod:`~anharmbench.derivatives.taylor` -- :class:`TaylorPotential`, a polynomial surface
-  with known derivatives (exact-recovery tests).
+* :mod:`~anharmbench.derivatives.derivative_set` -- :class:`DerivativeSet`: the
+  derivatives of one potential by order (values, uncertainties, labels, bases, FTGs) as
+  every later stage takes them, read from and written to ``derivatives.h5``.
+
+A polynomial surface with known derivatives (exact-recovery tests) is
+:meth:`anharmbench.potentials.taylor_cartesian.TaylorTerms.from_irreducible`, evaluated in
+batches by its ``energies_forces``.
 """
 
+from anharmbench.derivatives.derivative_set import (
+    DerivativeSet,
+    DerivativeSetError,
+    MissingOrderError,
+)
 from anharmbench.derivatives.fit import DerivativeResult, TailFitWarning, fit
 from anharmbench.derivatives.plan import MeasurementPlan, build_plan, geometric_steps
 from anharmbench.derivatives.results import Measurements, ResultStore, measure, measure_and_fit
 from anharmbench.derivatives.steps import StepChoice, choose_steps
-from anharmbench.derivatives.taylor import TaylorPotential
 from anharmbench.derivatives.workflow import (
     DerivativeJob,
     choose_job_steps,
@@ -37,12 +46,14 @@ from anharmbench.derivatives.workflow import (
 __all__ = [
     "DerivativeJob",
     "DerivativeResult",
+    "DerivativeSet",
+    "DerivativeSetError",
     "MeasurementPlan",
     "Measurements",
+    "MissingOrderError",
     "ResultStore",
     "StepChoice",
     "TailFitWarning",
-    "TaylorPotential",
     "build_plan",
     "choose_job_steps",
     "choose_steps",

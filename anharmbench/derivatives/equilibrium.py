@@ -112,10 +112,10 @@ def evaluate_reference(potential: LammpsPotential, supercell: Atoms
                        ) -> tuple[float, np.ndarray, np.ndarray]:
     """Energy (eV), forces ``(N, 3)`` (eV/A) and stress ``(6,)`` (eV/A^3) of ``supercell``
     on ``potential``, in this process (one LAMMPS evaluation)."""
-    from anharmbench.lammps.batch import BatchEvaluator
+    from anharmbench.lammps.calculator import LammpsCalculator
 
-    with BatchEvaluator(potential, supercell) as batch:
-        res = batch.evaluate(supercell.positions[None], stress=True)
+    with LammpsCalculator(potential, supercell) as calc:
+        res = calc.calculate_batch(supercell.positions[None], stress=True)
     return float(res.energies[0]), res.forces[0], res.stresses[0]
 
 

@@ -4,7 +4,9 @@ Every producer (a plan fitted by :func:`~anharmbench.derivatives.workflow.fit_di
 a DFT dataset imported by :mod:`anharmbench.dft`) writes this layout, and every consumer
 (Table I, observables, the Taylor Hamiltonian, figures) reads it through
 :func:`read_derivatives_file`, so a DFT reference and a measured potential are
-interchangeable downstream.
+interchangeable downstream. :func:`read_derivative_set` and :func:`write_derivative_set`
+convert between a file and the :class:`~anharmbench.derivatives.DerivativeSet` that the
+stages pass on.
 
 Layout (HDF5)
 -------------
@@ -34,11 +36,17 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
 from ase import Atoms
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from anharmbench.derivatives.derivative_set import DerivativeSet
+    from anharmbench.symmetry import IrreducibleBasis
 
 __all__ = [
     "FORMAT",
@@ -46,8 +54,10 @@ __all__ = [
     "DerivativesFileError",
     "OrderRecord",
     "atoms_from_group",
+    "read_derivative_set",
     "read_derivatives_file",
     "write_atoms_group",
+    "write_derivative_set",
     "write_derivatives_file",
 ]
 
@@ -256,3 +266,87 @@ def write_derivatives_file(
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+# ------------------------------------------------------------------ DerivativeSet <-> file
+#: Root attributes that :func:`write_derivatives_file` sets itself (not provenance).
+_FILE_ATTRS = ("format", "complete")
+
+
+def read_derivative_set(path: str | Path, name: str | None = None, *,
+                        orders: Iterable[int] | None = None,
+                        bases: Mapping[int, IrreducibleBasis] | None = None) -> DerivativeSet:
+    """One ``derivatives.h5`` as a :class:`~anharmbench.derivatives.DerivativeSet`.
+
+    Parameters
+    ----------
+    path
+        The file (any producer).
+    name
+        Label; default: the potential's name in the file.
+    orders
+        Keep only these orders (default: all).
+    bases
+        Bases of its orders already at hand (e.g. the plan's; checked against the file's
+        labels and FTGs), so that they are not rebuilt.
+
+    Returns
+    -------
+    DerivativeSet
+        ``attrs``: the root attributes (``job``, ``potential``, ``provenance`` decoded),
+        ``extra``: each order's other datasets, ``sources``: the file.
+
+    Raises
+    ------
+    DerivativesFileError
+        No such file, not HDF5, another format, or an incomplete file.
+    MissingOrderError
+        An order of ``orders`` is not in the file.
+    """
+    from anharmbench.derivatives.derivative_set import DerivativeSet, MissingOrderError
+
+    data = read_derivatives_file(path)
+    keep = sorted(data.orders) if orders is None else sorted(set(int(n) for n in orders))
+    missing = sorted(set(keep) - set(data.orders))
+    if missing:
+        raise MissingOrderError(f"order(s) {missing} not found in {path}")
+    recs = {n: data.orders[n] for n in keep}
+    return DerivativeSet(
+        name if name is not None else data.name, data.primitive,
+        values={n: r.values for n, r in recs.items()},
+        labels={n: r.labels for n, r in recs.items()},
+        supercell_matrices={n: r.supercell_matrix for n, r in recs.items()},
+        uncertainties={n: r.uncertainties for n, r in recs.items()},
+        extra={n: r.extra for n, r in recs.items()},
+        nac=data.nac,
+        attrs={k: v for k, v in data.attrs.items() if k not in _FILE_ATTRS},
+        sources={n: str(path) for n in recs},
+        bases={n: b for n, b in (bases or {}).items() if n in recs},
+    )
+
+
+def write_derivative_set(derivatives: DerivativeSet, path: str | Path) -> Path:
+    """Write a :class:`~anharmbench.derivatives.DerivativeSet` as ``derivatives.h5``
+    (atomically); :func:`read_derivative_set` reads it back exactly.
+
+    The file's FTG (root ``supercell_matrix`` and ``supercell/``) is the highest order's;
+    other orders in another FTG carry their own. ``attrs`` become the root attributes,
+    with ``potential: {"name": name}`` when they name none.
+    """
+    from anharmbench.structures import build_supercell
+
+    if not derivatives.orders:
+        raise DerivativesFileError(f"{derivatives.name!r} has no derivatives to write")
+    attrs = dict(derivatives.attrs)
+    attrs.setdefault("potential", {"name": derivatives.name})
+    S = np.array(derivatives.supercell_matrices[derivatives.orders[-1]])
+    records = {n: OrderRecord(n, np.array(derivatives.supercell_matrices[n]),
+                              list(derivatives.labels[n]), np.array(derivatives.values[n]),
+                              np.array(derivatives.uncertainties[n]),
+                              {k: np.array(v) for k, v in derivatives.extra[n].items()})
+               for n in derivatives.orders}
+    primitive = derivatives.primitive
+    return write_derivatives_file(
+        path, primitive=primitive, supercell_matrix=S, supercell=build_supercell(primitive, S),
+        orders=records, attrs=attrs,
+        nac=None if derivatives.nac is None else dict(derivatives.nac))

@@ -2,18 +2,18 @@
 
 The evaluator is any callable ``evaluate(displacements) -> (energies, forces)`` with
 ``displacements`` ``(n, N, 3)`` Angstrom from the reference, ``energies`` ``(n,)`` eV and
-``forces`` ``(n, N, 3)`` eV/Angstrom (a :class:`~anharmbench.derivatives.taylor.TaylorPotential`
-is one). Evaluators that take absolute positions, such as
-``anharmbench.lammps.batch.BatchEvaluator`` (``evaluator(positions) -> (energies, forces)``
-or ``evaluator.evaluate(positions) -> BatchResult``), are adapted with
-:func:`displacement_evaluator`::
+``forces`` ``(n, N, 3)`` eV/Angstrom (the ``energies_forces`` method of a
+:class:`~anharmbench.potentials.taylor_cartesian.TaylorTerms` is one).
+An ASE calculator is adapted with :func:`ase_evaluator`, in batches through the
+calculator's ``calculate_batch`` when it has one
+(:class:`~anharmbench.lammps.LammpsCalculator`: one LAMMPS instance), else one
+configuration at a time::
 
-    with BatchEvaluator(potential, atoms) as be:
-        evaluate = displacement_evaluator(be, atoms.positions)
-        data = measure(plan, evaluate, store="tho2_plan.h5")
+    with LammpsCalculator(potential, atoms) as calc:
+        data = measure(plan, ase_evaluator(atoms, calc), store="tho2_plan.h5")
     result = fit(plan, data.energies, data.forces)
 
-An ASE calculator is adapted with :func:`ase_evaluator` (one configuration at a time).
+A plain function of absolute positions is adapted with :func:`displacement_evaluator`.
 
 Store layout (HDF5): attributes ``format``, ``plan_hash``, ``method``, ``n_configurations``,
 ``natoms``; datasets ``displacements`` ``(n_conf, N, 3)``, ``energies`` ``(n_conf,)``,
@@ -382,15 +382,17 @@ def load_result(path: str | Path) -> DerivativeResult:
     return DerivativeResult(method=method, plan_hash=plan_hash, labels=labels, **fields)
 
 
-def displacement_evaluator(evaluator: Any, reference_positions: np.ndarray) -> Evaluator:
-    """Adapt a position-based batch evaluator to displacements.
+def displacement_evaluator(
+    evaluator: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+    reference_positions: np.ndarray,
+) -> Evaluator:
+    """Adapt a function of absolute positions to displacements.
 
     Parameters
     ----------
     evaluator
-        Either a callable ``evaluator(positions (n, N, 3)) -> (energies, forces)`` (or
-        returning an object with ``energies`` and ``forces``), or an object with
-        ``evaluate(positions)`` returning such an object (e.g. ``BatchEvaluator``).
+        ``evaluator(positions (n, N, 3) Angstrom) -> (energies (n,) eV, forces (n, N, 3)
+        eV/Angstrom)``.
     reference_positions
         ``(N, 3)`` positions (Angstrom) of the undisplaced structure, in the frame the
         evaluator expects.
@@ -403,37 +405,39 @@ def displacement_evaluator(evaluator: Any, reference_positions: np.ndarray) -> E
     ref = np.array(reference_positions, dtype=np.float64)
 
     def evaluate(displacements: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        positions = ref[None] + np.asarray(displacements, dtype=np.float64)
-        out = evaluator(positions) if callable(evaluator) else evaluator.evaluate(positions)
-        if isinstance(out, tuple):
-            return np.asarray(out[0]), np.asarray(out[1])
-        return np.asarray(out.energies), np.asarray(out.forces)
+        e, f = evaluator(ref[None] + np.asarray(displacements, dtype=np.float64))
+        return np.asarray(e), np.asarray(f)
 
     return evaluate
 
 
 def ase_evaluator(atoms: Atoms, calculator: Calculator) -> Evaluator:
-    """Evaluate displacements of ``atoms`` one by one with an ASE calculator.
+    """Evaluate displacements of ``atoms`` with an ASE calculator.
+
+    Batches go through :func:`anharmbench.lammps.batch.calculate_batch`: the calculator's
+    own ``calculate_batch`` when it has one (:class:`~anharmbench.lammps.LammpsCalculator`),
+    else one ASE calculation per configuration.
 
     Parameters
     ----------
     atoms
-        The reference structure (copied).
+        The reference structure (copied): cell, species and undisplaced positions.
     calculator
         Any ASE calculator providing energy and forces.
+
+    Returns
+    -------
+    Evaluator
+        ``evaluate(displacements (n, N, 3) Angstrom) -> (energies (n,) eV, forces (n, N, 3)
+        eV/Angstrom)``.
     """
+    from anharmbench.lammps.batch import calculate_batch
+
     base = atoms.copy()
 
     def evaluate(displacements: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        u = np.asarray(displacements, dtype=np.float64)
-        e = np.empty(u.shape[0])
-        f = np.empty(u.shape)
-        for i in range(u.shape[0]):
-            a = base.copy()
-            a.positions = base.positions + u[i]
-            a.calc = calculator
-            e[i] = a.get_potential_energy()
-            f[i] = a.get_forces()
-        return e, f
+        positions = base.positions[None] + np.asarray(displacements, dtype=np.float64)
+        res = calculate_batch(calculator, base, positions, stress=False)
+        return res.energies, res.forces
 
     return evaluate

@@ -11,7 +11,9 @@ orders and the measurement settings. From it:
   finished chunks into ``results.h5`` (:mod:`~anharmbench.derivatives.directory`);
 * :func:`evaluate_in_process` evaluates the same plan through an executor, resuming
   from ``results.h5`` and from collected decks;
-* :func:`fit_directory` fits and writes ``derivatives.h5`` with full provenance.
+* :func:`fit_directory` fits and writes ``derivatives.h5`` with full provenance
+  (:func:`derivative_set`: the fit as a :class:`DerivativeSet`);
+* :func:`measure_directory` -- the two above in one call.
 
 Both routes check that the reference structure is at equilibrium on the potential
 (forces and stress, :mod:`~anharmbench.derivatives.equilibrium`).
@@ -27,6 +29,7 @@ import numpy as np
 from ase import Atoms
 
 from anharmbench import __version__
+from anharmbench.derivatives.derivative_set import DerivativeSet
 from anharmbench.derivatives.directory import (
     DERIVATIVES_FILE,
     PLAN_MANIFEST,
@@ -47,11 +50,7 @@ from anharmbench.derivatives.equilibrium import (
     judge,
 )
 from anharmbench.derivatives.fit import DerivativeResult, fit
-from anharmbench.derivatives.io import (
-    OrderRecord,
-    read_derivatives_file,
-    write_derivatives_file,
-)
+from anharmbench.derivatives.io import read_derivatives_file
 from anharmbench.derivatives.job import (
     MIN_STEPS,
     DerivativeJob,
@@ -64,24 +63,23 @@ from anharmbench.derivatives.job import (
 from anharmbench.derivatives.results import (
     Measurements,
     ResultStore,
-    displacement_evaluator,
+    ase_evaluator,
     measure,
 )
 from anharmbench.derivatives.steps import StepChoice, choose_steps
 from anharmbench.errors import PlanDirectoryError
-from anharmbench.lammps.batch import BatchEvaluator
+from anharmbench.lammps.calculator import LammpsCalculator
 from anharmbench.lammps.deck import ENERGY_FILE, LOG_FILE
 from anharmbench.potentials.spec import LammpsPotential
 from anharmbench.structures import build_supercell
-from anharmbench.symmetry.convention import paper_datasets
 
 __all__ = [
     "DERIVATIVES_FILE", "MIN_STEPS", "PLAN_MANIFEST", "RESULTS_FILE", "CollectReport",
     "DerivativeJob", "EquilibriumCheck", "Prepared", "atoms_from_record", "atoms_record",
-    "check_reference", "choose_job_steps", "collect", "evaluate_in_process",
-    "fit_directory", "job_bases", "load_derivatives", "load_plan_directory",
-    "plan_identity", "prepare", "save_derivatives", "store_measurements",
-    "write_plan_directory",
+    "check_reference", "choose_job_steps", "collect", "derivative_set",
+    "evaluate_in_process", "fit_directory", "job_bases", "load_derivatives",
+    "load_plan_directory", "measure_directory", "plan_identity", "prepare",
+    "save_derivatives", "store_measurements", "write_plan_directory",
 ]
 
 
@@ -212,9 +210,10 @@ def choose_job_steps(
     """Choose each order's step window by measuring in process (automatic step range).
 
     Runs :func:`anharmbench.derivatives.steps.choose_steps` from ``job.h_range`` with
-    the batch evaluator on ``potential`` and returns ``job`` with the chosen per-order
-    windows in ``h_ranges`` (write it as a plan directory, or evaluate it, as any job).
-    The reference supercell is checked for equilibrium first (forces and stress).
+    :class:`~anharmbench.lammps.LammpsCalculator` batches on ``potential`` and returns
+    ``job`` with the chosen per-order windows in ``h_ranges`` (write it as a plan
+    directory, or evaluate it, as any job). The reference supercell is checked for
+    equilibrium first (forces and stress).
 
     Returns
     -------
@@ -225,12 +224,12 @@ def choose_job_steps(
 
     bases = job_bases(job, primitive)
     supercell = build_supercell(primitive, np.asarray(job.supercell))
-    with BatchEvaluator(potential, supercell) as batch:
-        ref = batch.evaluate(supercell.positions[None], stress=True)
+    with LammpsCalculator(potential, supercell) as calc:
+        ref = calc.calculate_batch(supercell.positions[None], stress=True)
         judge(ref.forces[0], ref.stresses[0], potential_name=potential.name,
               source="in process", force_tol=force_tol, stress_tol_gpa=stress_tol_gpa,
               allow=allow_nonequilibrium)
-        evaluate = displacement_evaluator(batch, supercell.positions)
+        evaluate = ase_evaluator(supercell, calc)
         choice = choose_steps(
             bases,
             evaluate,
@@ -293,34 +292,89 @@ def fit_directory(
     return result
 
 
+def derivative_set(
+    result: DerivativeResult, prepared: Prepared, manifest: dict[str, Any],
+    *, extra_attrs: dict[str, Any] | None = None,
+) -> DerivativeSet:
+    """The fitted derivatives of a plan as a :class:`DerivativeSet`, with provenance.
+
+    ``attrs`` (the root attributes of ``derivatives.h5``): the anharmbench version, plan
+    hash, method, job, potential description and hash, the plan's identity, and
+    ``extra_attrs`` (e.g. the equilibrium check). The name is the potential's.
+    """
+    attrs = {"anharmbench": __version__, "plan_hash": result.plan_hash,
+             "method": result.method, "job": prepared.job.to_dict(),
+             "potential": manifest["potential"],
+             "potential_hash": manifest["potential_hash"],
+             "identity": manifest.get("identity", ""), **(extra_attrs or {})}
+    return DerivativeSet.from_result(result, prepared,
+                                     name=str(manifest["potential"].get("name", "potential")),
+                                     attrs=attrs)
+
+
 def save_derivatives(
     path: str | Path, result: DerivativeResult, prepared: Prepared, manifest: dict[str, Any],
     *, extra_attrs: dict[str, Any] | None = None,
 ) -> None:
     """Write derivatives with provenance to HDF5 (layout: :mod:`anharmbench.derivatives.io`).
 
-    Root attributes (format, version, plan hash, potential description and hash, job),
-    ``primitive/`` and ``supercell/`` structures, and per order ``order_n/`` with
-    ``values`` and ``uncertainties`` (eV/A^n), ``labels``, ``multiplicity``, ``steps``
-    (A), ``raw`` (per-step estimates) and ``poor_fit``. Written atomically.
+    :func:`derivative_set` written by :meth:`DerivativeSet.to_file`: root attributes
+    (format, version, plan hash, potential description and hash, job), ``primitive/`` and
+    ``supercell/`` structures, and per order ``order_n/`` with ``values`` and
+    ``uncertainties`` (eV/A^n), ``labels``, ``multiplicity``, ``steps`` (A), ``raw``
+    (per-step estimates), ``poor_fit`` and the paper-convention values. Written atomically.
     """
-    S = np.asarray(prepared.job.supercell, dtype=np.int64)
-    records = {
-        n: OrderRecord(
-            n, S, list(result.labels[n]), result.values[n], result.uncertainties[n],
-            {"multiplicity": np.array([t.multiplicity for t in prepared.bases[n].tensors]),
-             "steps": result.steps[n], "raw": result.raw[n], "poor_fit": result.poor_fit[n],
-             **paper_datasets(prepared.bases[n], result.values[n], result.uncertainties[n])})
-        for n in result.orders
-    }
-    write_derivatives_file(
-        path, primitive=prepared.primitive, supercell_matrix=S, supercell=prepared.supercell,
-        orders=records,
-        attrs={"anharmbench": __version__, "plan_hash": result.plan_hash,
-               "method": result.method, "job": prepared.job.to_dict(),
-               "potential": manifest["potential"],
-               "potential_hash": manifest["potential_hash"],
-               "identity": manifest.get("identity", ""), **(extra_attrs or {})})
+    derivative_set(result, prepared, manifest, extra_attrs=extra_attrs).to_file(path)
+
+
+def measure_directory(
+    directory: str | Path,
+    potential: LammpsPotential | None = None,
+    *,
+    evaluate: bool = True,
+    loaded: tuple[Prepared, dict[str, Any]] | None = None,
+    executor: Any = None,
+    allow_nonequilibrium: bool = False,
+    progress: bool = False,
+    batch_size: int = 256,
+) -> DerivativeResult:
+    """Evaluate what a plan directory is missing (``evaluate``), fit, write ``derivatives.h5``.
+
+    :func:`evaluate_in_process` (through ``executor``, resumable) then
+    :func:`fit_directory`; the route of ``anharmbench derivatives DIR --evaluate``, of the
+    study and of :class:`anharmbench.Benchmark`.
+
+    Parameters
+    ----------
+    directory
+        A plan directory (:func:`write_plan_directory`).
+    potential
+        The potential it was planned for (default: the one in ``plan.json``).
+    evaluate
+        Evaluate the configurations not yet in ``results.h5`` first (else fit what the
+        decks or DFT outputs gave).
+    loaded
+        :func:`load_plan_directory` of ``directory`` (building a plan can take minutes).
+    executor
+        An :mod:`anharmbench.executors` executor (default: in process).
+    allow_nonequilibrium
+        Measure and fit a reference that is not at equilibrium (marked in the file).
+    progress
+        Show the evaluations' progress bar.
+    batch_size
+        Configurations per executor call (and per flush of ``results.h5``).
+
+    Returns
+    -------
+    DerivativeResult
+        The fit, with its diagnostics.
+    """
+    loaded = loaded or load_plan_directory(directory)
+    if evaluate:
+        evaluate_in_process(directory, potential, progress=progress, loaded=loaded,
+                            executor=executor, allow_nonequilibrium=allow_nonequilibrium,
+                            batch_size=batch_size)
+    return fit_directory(directory, loaded=loaded, allow_nonequilibrium=allow_nonequilibrium)
 
 
 def load_derivatives(path: str | Path) -> dict[int, dict[str, np.ndarray]]:

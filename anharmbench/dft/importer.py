@@ -39,7 +39,8 @@ from ase import Atoms
 
 from anharmbench import __version__
 from anharmbench.datasets.io import file_sha256
-from anharmbench.derivatives.io import OrderRecord, write_derivatives_file
+from anharmbench.derivatives.derivative_set import DerivativeSet
+from anharmbench.derivatives.io import OrderRecord
 from anharmbench.derivatives.least_squares import least_squares_derivatives
 from anharmbench.dft.reading import (
     DatasetImportError,
@@ -84,6 +85,8 @@ class ImportResult:
     ls_values : dict[int, numpy.ndarray]
         The independent least-squares values of :func:`least_squares_derivatives`.
     provenance : dict[str, Any]
+    derivatives : DerivativeSet
+        What was written, as the stages take it (bases included).
     """
 
     path: Path
@@ -93,6 +96,7 @@ class ImportResult:
     projection_residual: dict[int, float] = field(default_factory=dict)
     ls_values: dict[int, np.ndarray] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
+    derivatives: DerivativeSet | None = None
 
 
 # ------------------------------------------------------------------ import
@@ -281,7 +285,6 @@ def import_dataset(
     records: dict[int, OrderRecord] = {}
     residual: dict[int, float] = {}
     bases: dict[int, IrreducibleBasis] = {}
-    supercells: dict[int, Atoms] = {}
     for n, (S, fc, theirs) in sorted(fcs.items()):
         ours = build_supercell(prim, S)
         basis = irreducible_basis(prim, S, order=n)
@@ -289,7 +292,7 @@ def import_dataset(
         d = basis.from_cartesian(T)
         back = basis.to_cartesian(d)
         residual[n] = float(np.linalg.norm(T - back) / max(np.linalg.norm(T), 1e-300))
-        bases[n], supercells[n] = basis, ours
+        bases[n] = basis
         records[n] = OrderRecord(n, S, list(basis.labels), d, np.zeros(len(basis)),
                                  {"multiplicity": np.array([t.multiplicity
                                                             for t in basis.tensors])})
@@ -360,19 +363,25 @@ def import_dataset(
     nac = None
     if getattr(obj, "nac_params", None) is not None:
         nac = {k: v for k, v in obj.nac_params.items() if k in ("born", "dielectric", "factor")}
-    top = max(records)
     potential = {"name": name, "kind": kind, "source": provenance["source"],
                  **{k: provenance[k] for k in ("code", "functional") if k in provenance}}
     job = {"kind": "import", "orders": sorted(records),
            "supercells": {str(n): r.supercell_matrix.tolist() for n, r in records.items()}}
-    write_derivatives_file(
-        target, primitive=prim, supercell_matrix=records[top].supercell_matrix,
-        supercell=supercells[top], orders=records, nac=nac,
+    derivatives = DerivativeSet(
+        name, prim,
+        values={n: r.values for n, r in records.items()},
+        labels={n: r.labels for n, r in records.items()},
+        supercell_matrices={n: r.supercell_matrix for n, r in records.items()},
+        uncertainties={n: r.uncertainties for n, r in records.items()},
+        extra={n: r.extra for n, r in records.items()}, nac=nac, bases=bases,
         attrs={"anharmbench": __version__, "plan_hash": digest, "method": f"import:{calc}",
                "job": job, "potential": potential, "potential_hash": digest,
-               "provenance": provenance})
+               "provenance": provenance},
+        sources={n: str(target) for n in records})
+    derivatives.to_file(target)  # the file's FTG: the highest order's
     say(f"wrote {target}")
-    return ImportResult(target, prim, records, calc, residual, ls_values, provenance)
+    return ImportResult(target, prim, records, calc, residual, ls_values, provenance,
+                        derivatives)
 
 
 def _amplitude_stats(displacements: np.ndarray) -> dict[str, float]:

@@ -3,7 +3,8 @@
 :func:`taylor_expansion` turns irreducible derivatives of orders 2..n, each measured in
 its own FTG supercell, into the real-space expansion of a commensurate MD cell as
 :class:`~anharmbench.potentials.taylor_cartesian.TaylorTerms` (LAMMPS ``pair_style
-taylor`` or the numpy :class:`~anharmbench.potentials.taylor_cartesian.CartesianTaylorCalculator`).
+taylor`` or the numpy
+:class:`~anharmbench.potentials.taylor_calculators.CartesianTaylorCalculator`).
 """
 
 from anharmbench.hamiltonian.expansion import (

@@ -1,6 +1,6 @@
-"""Driving LAMMPS from Python: ASE calculator, batch evaluator, input decks."""
+"""Driving LAMMPS from Python: the ASE calculator (one or many configurations), input decks."""
 
-from anharmbench.lammps.batch import BatchEvaluator, BatchResult
+from anharmbench.lammps.batch import BatchCalculator, BatchResult, calculate_batch
 from anharmbench.lammps.calculator import LammpsCalculator
 from anharmbench.lammps.system import (
     Evaluation,
@@ -11,12 +11,13 @@ from anharmbench.lammps.system import (
 )
 
 __all__ = [
-    "BatchEvaluator",
+    "BatchCalculator",
     "BatchResult",
     "Evaluation",
     "LammpsCalculator",
     "LammpsError",
     "LammpsSystem",
     "NonFiniteResultError",
+    "calculate_batch",
     "open_lammps",
 ]

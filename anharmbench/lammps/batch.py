@@ -1,15 +1,23 @@
-"""Batch evaluation of many configurations of one cell in a single LAMMPS instance."""
+"""The batch protocol: energies, forces and stresses of many configurations of one cell.
+
+An evaluator in this project is an ASE :class:`~ase.calculators.calculator.Calculator`.
+One that can do better than a loop over configurations offers
+``calculate_batch(positions, *, atoms=None, stress=True, progress=False) -> BatchResult``
+(:class:`~anharmbench.lammps.calculator.LammpsCalculator`: one LAMMPS instance, ``run 0``
+per configuration); :func:`calculate_batch` uses it when present and otherwise calls the
+calculator once per configuration (any ASE calculator: CHGNet, SevenNet, a DFT code).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from ase import Atoms
 from tqdm.auto import tqdm
 
-from anharmbench.lammps.system import LammpsSystem, NonFiniteResultError
-from anharmbench.potentials.spec import LammpsPotential
+__all__ = ["BatchCalculator", "BatchResult", "calculate_batch"]
 
 
 @dataclass(frozen=True)
@@ -31,87 +39,55 @@ class BatchResult:
     stresses: np.ndarray
 
 
-class BatchEvaluator:
-    """Evaluate many positions of one cell with one LAMMPS instance.
+@runtime_checkable
+class BatchCalculator(Protocol):
+    """An ASE calculator that evaluates many configurations of one cell at once."""
 
-    The structure (cell, species, order of atoms) is fixed at construction; each
-    configuration's positions are scattered into LAMMPS and evaluated with ``run 0``,
-    so no LAMMPS start-up or input parsing is repeated per configuration.
+    def calculate_batch(self, positions: np.ndarray, *, atoms: Atoms | None = None,
+                        stress: bool = True, progress: bool = False) -> BatchResult:
+        """``(n, N, 3)`` positions (Angstrom) of ``atoms``'s cell -> :class:`BatchResult`."""
+        ...
+
+
+def calculate_batch(calculator: Any, atoms: Atoms, positions: np.ndarray, *,
+                    stress: bool = True, progress: bool = False) -> BatchResult:
+    """Evaluate configurations of ``atoms`` with any ASE calculator.
 
     Parameters
     ----------
-    potential
-        The potential description.
+    calculator
+        An ASE calculator; its ``calculate_batch`` is used when it has one
+        (:class:`BatchCalculator`), else one ASE calculation per configuration.
     atoms
-        The reference structure (its cell and species are used for every configuration).
+        The cell and species of the configurations (not modified).
+    positions
+        ``(n, N, 3)`` float64 Cartesian positions, Angstrom.
+    stress
+        Also compute stresses (else NaN).
+    progress
+        Show a progress bar.
+
+    Returns
+    -------
+    BatchResult
     """
-
-    def __init__(self, potential: LammpsPotential, atoms: Atoms) -> None:
-        self.potential = potential
-        self.atoms = atoms.copy()
-        self._system = LammpsSystem(potential, atoms)
-
-    @property
-    def natoms(self) -> int:
-        return self._system.natoms
-
-    def evaluate(
-        self,
-        positions: np.ndarray,
-        *,
-        stress: bool = True,
-        progress: bool = False,
-    ) -> BatchResult:
-        """Evaluate configurations.
-
-        Parameters
-        ----------
-        positions
-            ``(n, N, 3)`` Cartesian positions in Angstrom (ASE frame of ``atoms``).
-        stress
-            Also return stresses.
-        progress
-            Show a progress bar.
-
-        Returns
-        -------
-        BatchResult
-
-        Raises
-        ------
-        NonFiniteResultError
-            Naming the index of the first configuration with a NaN or infinite result.
-        """
-        positions = np.asarray(positions, dtype=float)
-        if positions.ndim != 3 or positions.shape[1:] != (self.natoms, 3):
-            raise ValueError(
-                f"positions have shape {positions.shape}, expected (n, {self.natoms}, 3)"
-            )
-        n = positions.shape[0]
-        energies = np.empty(n)
-        forces = np.empty((n, self.natoms, 3))
-        stresses = np.full((n, 6), np.nan)
-        system = self._system
-        for i in tqdm(range(n), disable=not progress, desc="evaluate", unit="conf"):
-            try:
-                res = system.evaluate(positions[i], stress=stress)
-            except NonFiniteResultError as exc:
-                raise NonFiniteResultError(f"configuration {i}: {exc}") from exc
-            energies[i] = res.energy
-            forces[i] = res.forces
-            stresses[i] = res.stress
-        return BatchResult(energies=energies, forces=forces, stresses=stresses)
-
-    def __call__(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Adapter for the derivative engine: ``(energies, forces)`` of ``(n, N, 3)`` positions."""
-        res = self.evaluate(positions, stress=False)
-        return res.energies, res.forces
-
-    def close(self) -> None:
-        self._system.close()
-
-    def __enter__(self) -> BatchEvaluator:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    if isinstance(calculator, BatchCalculator):
+        return calculator.calculate_batch(positions, atoms=atoms, stress=stress,
+                                          progress=progress)
+    positions = np.asarray(positions, dtype=float)
+    if positions.ndim != 3 or positions.shape[1:] != (len(atoms), 3):
+        raise ValueError(
+            f"positions have shape {positions.shape}, expected (n, {len(atoms)}, 3)")
+    n = positions.shape[0]
+    energies = np.empty(n)
+    forces = np.empty(positions.shape)
+    stresses = np.full((n, 6), np.nan)
+    for i in tqdm(range(n), disable=not progress, desc="evaluate", unit="conf"):
+        a = atoms.copy()
+        a.positions = positions[i]
+        a.calc = calculator
+        energies[i] = a.get_potential_energy()
+        forces[i] = a.get_forces()
+        if stress:
+            stresses[i] = a.get_stress(voigt=True)
+    return BatchResult(energies=energies, forces=forces, stresses=stresses)

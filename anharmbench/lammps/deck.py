@@ -25,6 +25,8 @@ from ase.calculators.lammps.coordinatetransform import Prism
 
 from anharmbench import __version__
 from anharmbench.lammps.batch import BatchResult
+from anharmbench.lammps.system import pair_style_names
+from anharmbench.plugins import ensure_plugins
 from anharmbench.potentials.spec import LammpsPotential
 
 INPUT_NAME = "in.evaluate"
@@ -45,12 +47,16 @@ class DeckResultError(RuntimeError):
 
 
 def templates_dir() -> Path:
-    """The ``lammps_inputs/`` folder of the source tree."""
-    path = Path(__file__).resolve().parents[2] / "lammps_inputs"
-    if not path.is_dir():
+    """The deck templates, shipped in the package (``anharmbench/data/lammps_inputs``).
+
+    In a checkout that folder links to the repository's ``lammps_inputs/``; a wheel holds
+    a copy made when it was built.
+    """
+    path = Path(__file__).resolve().parents[1] / "data" / "lammps_inputs"
+    if not (path / "evaluate.in.j2").is_file():
         raise FileNotFoundError(
-            f"LAMMPS templates not found at {path}; install anharmbench from its source "
-            "tree with 'pip install -e .' (make setup does this)"
+            f"LAMMPS templates not found at {path}; the installation lacks its package data: "
+            "reinstall anharmbench (pip install anharmbench, or pip install -e . in a checkout)"
         )
     return path
 
@@ -180,6 +186,8 @@ def write_deck(
     """
     potential.check_species(atoms.get_chemical_symbols())
     potential.check_files()
+    # the deck's lmp finds the project's pair styles only once they are built
+    ensure_plugins(pair_style_names(potential.pair_style))
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     if positions is None:

@@ -3,8 +3,8 @@
 :class:`LammpsSystem` is the single place where the project talks to the LAMMPS
 library: it builds the box and atoms from an ``ase.Atoms``, issues the potential's
 commands, and evaluates energy, forces and stress for new positions of the same
-cell with ``run 0``. The ASE calculator and the batch evaluator are thin layers over
-it.
+cell with ``run 0``. The ASE calculator (:class:`~anharmbench.lammps.LammpsCalculator`,
+one configuration or a batch) is a thin layer over it.
 
 Units: positions and lengths in Angstrom, energies in eV, forces in eV/Angstrom,
 stress in eV/Angstrom^3 with ASE's sign convention (``stress = -pressure``).
@@ -20,6 +20,7 @@ from ase import Atoms
 from ase.calculators.lammps.coordinatetransform import Prism
 
 from anharmbench._lammps_env import import_lammps
+from anharmbench.plugins import ensure_plugins
 from anharmbench.potentials.spec import LammpsPotential, PotentialError
 
 # Order in which LAMMPS reports the pressure tensor (thermo keywords).
@@ -53,7 +54,7 @@ class Evaluation:
     stress: np.ndarray
 
 
-def _style_names(pair_style: str) -> list[str]:
+def pair_style_names(pair_style: str) -> list[str]:
     """Names of the pair styles that a ``pair_style`` argument string needs.
 
     ``hybrid`` and ``hybrid/overlay`` name sub-styles; their numeric arguments are
@@ -75,13 +76,14 @@ def _style_names(pair_style: str) -> list[str]:
 
 def check_pair_styles(lmp: object, potential: LammpsPotential) -> None:
     """Raise :class:`PotentialError` if a pair style of ``potential`` is not available."""
-    for name in _style_names(potential.pair_style):
+    for name in pair_style_names(potential.pair_style):
         if not lmp.has_style("pair", name):  # type: ignore[attr-defined]
             raise PotentialError(
                 f"pair style {name!r} (needed by potential {potential.name!r}) is not "
-                "available in this LAMMPS build. If it comes from a plugin, build and "
-                "install the project's plugins (make setup) or add the plugin's .so to the "
-                "potential's 'plugins'; 'anharmbench doctor' lists the available styles."
+                "available in this LAMMPS build. If it is one of the project's plugins "
+                "(taylor, quip, nequip, e3gnn), run 'anharmbench doctor': it builds them "
+                "(anharmbench plugins build) and names a missing optional dependency; "
+                "otherwise add the plugin's .so to the potential's 'plugins'."
             )
 
 
@@ -112,6 +114,9 @@ class LammpsSystem:
         potential.check_files()
         self.prism = Prism(self.cell, pbc=True, reduce_cell=True)
         self._rot = self.prism.rot_mat  # ase = lammps @ rot.T ; lammps = ase @ rot
+        # first use of a project pair style builds the plugins (before LAMMPS starts,
+        # which is when it scans LAMMPS_PLUGIN_PATH)
+        ensure_plugins(pair_style_names(potential.pair_style))
         self.lmp = open_lammps()
         self._buf = (ctypes.c_double * (3 * self.natoms))()
         try:

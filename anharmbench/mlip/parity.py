@@ -2,8 +2,10 @@
 
 Errors are reported as RMSE and MAE of the energy per atom (eV/atom) and of the force
 components (eV/Angstrom), overall and per species (force components of atoms of that
-species). :func:`write_parity` stores the numbers (JSON), the raw pairs (CSV) and a
-two-panel parity plot (PNG).
+species). :func:`calculator_parity` evaluates an ASE calculator (e.g. a
+:class:`~anharmbench.lammps.calculator.LammpsCalculator` of a deployed model);
+:func:`write_parity` stores the numbers (JSON), the raw pairs (CSV) and a two-panel parity
+plot (PNG).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
-__all__ = ["ParityResult", "evaluate_parity", "write_parity"]
+__all__ = ["ParityResult", "calculator_parity", "evaluate_parity", "write_parity"]
 
 #: predict(atoms) -> (energy in eV, forces in eV/Angstrom of shape (natoms, 3))
 Predictor = Callable[[Atoms], tuple[float, np.ndarray]]
@@ -113,6 +115,26 @@ def evaluate_parity(model: str, predict: Predictor, frames: Sequence[Atoms]) -> 
         stats[f"forces_{sym}"] = _stats(res.force_pred[m] - res.force_ref[m])
     res.stats.update(stats)
     return res
+
+
+def calculator_parity(model: str, calculator: Any, frames: Sequence[Atoms]) -> ParityResult:
+    """:func:`evaluate_parity` of an ASE calculator, attached to each frame's copy in turn.
+
+    Parameters
+    ----------
+    model
+        Name stored with the result.
+    calculator
+        An ASE calculator giving energies (eV) and forces (eV/Angstrom).
+    frames
+        Frames carrying reference ``energy`` and ``forces``.
+    """
+
+    def predict(atoms: Atoms) -> tuple[float, np.ndarray]:
+        atoms.calc = calculator
+        return float(atoms.get_potential_energy()), np.asarray(atoms.get_forces())
+
+    return evaluate_parity(model, predict, frames)
 
 
 def write_parity(

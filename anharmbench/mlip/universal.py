@@ -10,7 +10,7 @@ preset          calculator                                  package     weights
                                                                         (11 Jul 2024)
 ==============  ==========================================  ==========  =================
 
-Both packages come with ``pip install 'anharmbench[universal]'`` (pins in ``setup.cfg``).
+Both packages come with ``pip install 'anharmbench[universal]'`` (pins in ``pyproject.toml``).
 In a study config, ``kind: ase`` with ``calculator:
 "anharmbench.mlip.universal:chgnet_calculator"`` (or ``:sevennet_calculator``).
 
@@ -85,7 +85,12 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from anharmbench.potentials.spec import LammpsPotential, PotentialError
+from anharmbench.potentials.spec import (
+    LammpsPotential,
+    PotentialError,
+    lammps_path_word,
+    model_file_potential,
+)
 
 __all__ = [
     "STEP_WINDOWS",
@@ -433,18 +438,8 @@ def sevennet_lammps_potential(
             f"SevenNet-0 has no element(s) {unknown}; it describes {len(known)} elements: "
             f"{' '.join(known)}"
         )
-    text = str(path)
-    if any(c.isspace() for c in text):
-        if '"' in text:
-            raise PotentialError(f"cannot pass the path {text!r} to LAMMPS (whitespace and quotes)")
-        text = f'"{text}"'
-    return LammpsPotential(
-        elements=elements,
-        pair_style="e3gnn",
-        pair_coeff=(f"* * {text} {' '.join(elements)}",),
-        commands=("newton on",),
-        files=(str(path),),
-        name=name,
+    return model_file_potential(
+        "e3gnn", path, elements, name=name, word=lammps_path_word(path), commands=("newton on",)
     )
 
 

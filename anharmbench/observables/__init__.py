@@ -8,9 +8,10 @@ they lack, are ours (:mod:`~anharmbench.observables.loop`,
 Entry points
 ------------
 * :func:`load_derivative_set` / :class:`DerivativeSet` -- derivatives of one potential,
-  keyed by order, each in its FTG (``derivatives.h5`` files);
+  keyed by order, each in its FTG (``derivatives.h5`` files;
+  :class:`anharmbench.derivatives.DerivativeSet`, re-exported here);
 * :func:`write_force_constants` -- phonopy/phono3py/phono4py files and our
-  :class:`LatticeTensor` (real-space tensors of any order);
+  :class:`LatticeTensor` (real-space tensors of any order, :func:`lattice_tensor`);
 * :func:`dispersion` (Fig. 2), :func:`bubble_gamma` / :func:`bubble_shift` (Fig. 3),
   :func:`loop_shift` (Fig. 4), :func:`sunset_gamma`, :func:`thermal_conductivity` (Fig. 5);
 * :func:`plot_dispersion`, :func:`plot_mode_data`, :func:`plot_kappa`,
@@ -34,6 +35,7 @@ from anharmbench.observables.errors import (
 from anharmbench.observables.force_constants import (
     DerivativeSet,
     LatticeTensor,
+    lattice_tensor,
     load_derivative_set,
     write_force_constants,
 )
@@ -74,6 +76,7 @@ __all__ = [
     "bubble_shift",
     "compute_observables",
     "dispersion",
+    "lattice_tensor",
     "load_derivative_set",
     "load_observable_set",
     "loop_shift",

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-#: phono3py versions this adapter was tested with (setup.cfg pins the same range).
+#: phono3py versions this adapter was tested with (pyproject.toml pins the same range).
 TESTED = ">=4.10,<4.11"
 
 

@@ -27,7 +27,7 @@ import numpy as np
 from anharmbench.observables._phono3py_api import rta_calculator, run_with_gamma
 from anharmbench.observables.bubble import prepared_phono3py
 from anharmbench.observables.errors import ObservableError
-from anharmbench.observables.force_constants import DerivativeSet
+from anharmbench.observables.force_constants import DerivativeSet, lattice_tensor
 from anharmbench.observables.harmonic import Mesh
 from anharmbench.observables.sunset import SunsetTiming, sunset_gamma_from_tensor
 
@@ -161,7 +161,7 @@ def thermal_conductivity(
         qir = np.asarray(probe.qpoints)
         tm = SunsetTiming()
         sun = sunset_gamma_from_tensor(
-            derivatives.lattice_tensor(4), derivatives.phonopy(), qir, mesh, temps,
+            lattice_tensor(derivatives, 4), derivatives.phonopy(), qir, mesh, temps,
             sigma=sigma, pair_chunk=sunset_pair_chunk, potential=derivatives.name, timing=tm)
         gam_s = sun.values  # (nT, n_ir, nb)
         out.meta["sunset_seconds"] = tm.seconds

@@ -1,6 +1,13 @@
-"""Errors raised by the observables: bad input is refused with a message that says why."""
+"""Errors raised by the observables: bad input is refused with a message that says why.
+
+A set of derivatives that lacks an order an observable needs raises the derivative set's
+:class:`~anharmbench.derivatives.derivative_set.MissingOrderError` (re-exported here);
+what the observables themselves refuse is an :class:`ObservableError`.
+"""
 
 from __future__ import annotations
+
+from anharmbench.derivatives.derivative_set import MissingOrderError
 
 __all__ = [
     "ImaginaryModeError",
@@ -12,10 +19,6 @@ __all__ = [
 
 class ObservableError(ValueError):
     """An observable cannot be computed from the input as given."""
-
-
-class MissingOrderError(ObservableError):
-    """The derivatives lack an order that the observable needs (e.g. fc4 for the sunset)."""
 
 
 class ImaginaryModeError(ObservableError):

@@ -1,18 +1,17 @@
 """Force constants from irreducible derivatives: phonopy/phono3py formats and our own tensors.
 
-A :class:`DerivativeSet` holds, for one potential, the irreducible derivatives of several
-orders, each measured in its own FTG supercell (the paper: orders 2 and 3 in 2I, order 4
-in S_C), keyed by order. From it:
+The derivatives of one potential are a :class:`~anharmbench.derivatives.DerivativeSet`
+(orders 2 and 3 in 2I, order 4 in S_C in the paper, each in its own FTG); it hands its fc2
+and fc3 to phonopy and phono3py itself (:meth:`~anharmbench.derivatives.DerivativeSet.phonopy`,
+:meth:`~anharmbench.derivatives.DerivativeSet.phono3py`). Here:
 
-* :meth:`DerivativeSet.phonopy` -- a :class:`phonopy.Phonopy` carrying the fc2 of the
-  order-2 FTG (phonopy's Fourier interpolation gives the dispersion);
-* :meth:`DerivativeSet.phono3py` -- a :class:`phono3py.Phono3py` with fc2 (its
-  ``phonon_supercell``) and fc3 (its ``supercell``) in phono3py's full layout;
-* :func:`write_force_constants` -- the same in the ecosystem's native files
+* :func:`load_derivative_set` -- ``derivatives.h5`` files into a set, every order's basis
+  rebuilt and checked (so a bad file is refused before any computation);
+* :func:`write_force_constants` -- the force constants in the ecosystem's native files
   (``FORCE_CONSTANTS``, ``fc2.hdf5``, ``fc3.hdf5``, ``phono3py_params.yaml``, ``fc4.hdf5``
   in phono4py's full supercell layout) so any phonopy/phono3py user can take them further;
-* :class:`LatticeTensor` -- our own real-space tensor of any order (used for the 4th-order
-  diagrams, which phono3py lacks).
+* :class:`LatticeTensor` / :func:`lattice_tensor` -- our own real-space tensor of any order
+  (used for the 4th-order diagrams, which phono3py lacks).
 
 Units: derivatives and force constants in eV/Angstrom^n, masses in amu, positions in
 Angstrom, frequencies in THz (phonopy's ``VaspToTHz``).
@@ -50,250 +49,37 @@ coordinate vertex used by :mod:`~anharmbench.observables.loop` and
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import h5py
 import numpy as np
 from ase import Atoms
 from ase.geometry import minkowski_reduce
-from phonopy.structure.atoms import PhonopyAtoms
 
+from anharmbench.derivatives.derivative_set import DerivativeSet
 from anharmbench.hamiltonian.expansion import TIE_DIRECTION, TIE_TOL, SupercellSites
-from anharmbench.observables.errors import MissingOrderError, ObservableError
+from anharmbench.observables.errors import ObservableError
 from anharmbench.phonopy_interface import (
-    fc2_to_phonopy,
-    fc3_to_phono3py,
+    phonopy_object,
+    phonopy_unit_cell,
     supercell_tensor_to_phonopy,
 )
 from anharmbench.structures import build_supercell
-from anharmbench.symmetry import IrreducibleBasis, irreducible_basis
-
-if TYPE_CHECKING:
-    from phono3py import Phono3py
-    from phonopy import Phonopy
+from anharmbench.symmetry import IrreducibleBasis
 
 __all__ = [
     "DerivativeSet",
     "LatticeTensor",
+    "lattice_tensor",
     "load_derivative_set",
     "phonopy_unit_cell",
     "write_force_constants",
 ]
 
-#: Largest dense FTG tensor we form (entries), as the Hamiltonian expansion does.
-MAX_DENSE = 5e7
-
 
 # ============================================================================ derivatives
-@dataclass(eq=False)
-class DerivativeSet:
-    """Irreducible derivatives of one potential, keyed by order, each in its own FTG.
-
-    Attributes
-    ----------
-    name : str
-        Label of the potential (used in plots and files), e.g. ``"reference"``, ``"GNN"``.
-    primitive : ase.Atoms
-        Primitive cell at equilibrium on that potential (masses from ASE unless set).
-    orders : dict[int, tuple[IrreducibleBasis, numpy.ndarray]]
-        ``{n: (basis_n, values_n)}``; ``values_n`` ``(K_n,)`` float64 in eV/Angstrom^n,
-        ``basis_n`` built on ``primitive`` in the FTG ``basis_n.sym.S``.
-    uncertainties : dict[int, numpy.ndarray]
-        ``{n: (K_n,)}`` one-sigma uncertainties (eV/Angstrom^n) where known.
-    sources : dict[int, str]
-        Where each order came from (file name), for messages and provenance.
-    nac : dict[str, Any] | None
-        Non-analytical term correction (LO-TO splitting) in phonopy's ``nac_params``
-        form: ``born`` ``(n_prim, 3, 3)`` (e), ``dielectric`` ``(3, 3)``, optional
-        ``factor``; ``None`` for no correction. Passed to phonopy and phono3py.
-    """
-
-    name: str
-    primitive: Atoms
-    orders: dict[int, tuple[IrreducibleBasis, np.ndarray]]
-    uncertainties: dict[int, np.ndarray] = field(default_factory=dict)
-    sources: dict[int, str] = field(default_factory=dict)
-    nac: dict[str, Any] | None = None
-    _cache: dict[Any, Any] = field(default_factory=dict, repr=False)
-
-    def __post_init__(self) -> None:
-        for n, (basis, values) in self.orders.items():
-            if int(basis.order) != int(n):
-                raise ObservableError(f"derivatives keyed as order {n} have a basis of order "
-                                      f"{basis.order}")
-            vals = np.asarray(values, dtype=float).reshape(-1)
-            if vals.shape != (len(basis),):
-                raise ObservableError(
-                    f"order {n}: {vals.size} derivative values for a basis of {len(basis)}")
-            if not np.isfinite(vals).all():
-                raise ObservableError(f"order {n}: the derivatives contain NaN or infinity")
-            if not _same_crystal(self.primitive, basis.sym.prim):
-                raise ObservableError(
-                    f"order {n} of {self.name!r} was measured on another primitive cell "
-                    "(lattice constant or positions differ) than the set's")
-            self.orders[n] = (basis, vals)
-
-    # ------------------------------------------------------------------ access
-    def require(self, orders: Sequence[int], what: str) -> None:
-        """Raise :class:`MissingOrderError` unless every order in ``orders`` is present.
-
-        Parameters
-        ----------
-        orders
-            Orders the observable needs, e.g. ``(2, 4)`` for the loop shift.
-        what
-            Name of the observable, for the message.
-        """
-        missing = sorted(set(int(n) for n in orders) - set(self.orders))
-        if missing:
-            raise MissingOrderError(
-                f"{what} needs derivatives of order(s) {sorted(set(orders))}, but "
-                f"{self.name!r} has order(s) {sorted(self.orders)} only: order(s) {missing} "
-                "missing. Measure them (anharmbench plan/derivatives) and pass their "
-                "derivatives.h5 too."
-            )
-
-    def ftg(self, order: int) -> np.ndarray:
-        """FTG supercell matrix ``(3, 3)`` int64 of ``order`` (rows in the primitive basis)."""
-        self.require([order], f"the FTG of order {order}")
-        return np.asarray(self.orders[order][0].sym.S, dtype=np.int64)
-
-    def ftg_qpoints(self, order: int) -> np.ndarray:
-        """FTG q-points ``(D, 3)`` float64 (fractional) where order ``order`` was measured."""
-        self.require([order], f"the FTG of order {order}")
-        return np.asarray(self.orders[order][0].sym.qpoints, dtype=float)
-
-    def cartesian(self, order: int) -> np.ndarray:
-        """Dense FTG tensor ``(3N_S,)*n`` float64, eV/Angstrom^n (atom order of the FTG)."""
-        self.require([order], f"the order-{order} force constants")
-        key = ("cartesian", order)
-        if key not in self._cache:
-            basis, values = self.orders[order]
-            n3 = int(basis.modes.shape[0])
-            if float(n3) ** order > MAX_DENSE:
-                raise ObservableError(
-                    f"order {order} in an FTG of {n3 // 3} atoms needs a dense {n3}^{order} "
-                    "tensor; use a smaller FTG for this order")
-            self._cache[key] = basis.to_cartesian(values)
-        return self._cache[key]
-
-    def supercell(self, order: int) -> Atoms:
-        """The FTG supercell of ``order`` (atom order of every FTG tensor)."""
-        self.require([order], f"the FTG of order {order}")
-        return self.orders[order][0].sym.supercell
-
-    # ------------------------------------------------------------------ ecosystem
-    def phonopy(self) -> Phonopy:
-        """:class:`phonopy.Phonopy` with the fc2 of the order-2 FTG (full layout, eV/A^2)."""
-        self.require([2], "the harmonic phonons")
-        if "phonopy" not in self._cache:
-            S = self.ftg(2)
-            phonon = _phonopy(self.primitive, S)
-            phonon.force_constants = fc2_to_phonopy(self.cartesian(2), self.supercell(2), phonon)
-            if self.nac is not None:
-                phonon.nac_params = dict(self.nac)
-            self._cache["phonopy"] = phonon
-        return self._cache["phonopy"]
-
-    def phono3py(
-        self,
-        mesh: Sequence[int] | int | None = None,
-        *,
-        sigmas: Sequence[float | None] | None = None,
-        with_fc3: bool = True,
-        log_level: int = 0,
-    ) -> Phono3py:
-        """:class:`phono3py.Phono3py` carrying our fc2 and fc3 (phono3py's full layouts).
-
-        The fc3 supercell is the order-3 FTG, the fc2 (``phonon_supercell``) the order-2 FTG.
-
-        Parameters
-        ----------
-        mesh
-            Sampling mesh ``(3,)`` (or one int for n x n x n); None: not set.
-        sigmas
-            phono3py smearing widths in THz (``None`` entries: tetrahedron method).
-        with_fc3
-            Without fc3 (``False``) only the harmonic part is set (order 3 not required).
-        log_level
-            phono3py's verbosity.
-        """
-        from phono3py import Phono3py
-
-        orders = [2, 3] if with_fc3 else [2]
-        self.require(orders, "phono3py (fc2 and fc3)" if with_fc3 else "phono3py (fc2)")
-        S2 = self.ftg(2)
-        S3 = self.ftg(3) if with_fc3 else S2
-        same = np.array_equal(S2, S3)
-        ph3 = Phono3py(
-            phonopy_unit_cell(self.primitive),
-            supercell_matrix=S3.T,
-            primitive_matrix="P",
-            phonon_supercell_matrix=None if same else S2.T,
-            log_level=log_level,
-        )
-        ph3.fc2 = supercell_tensor_to_phonopy(self.cartesian(2), self.supercell(2),
-                                              ph3.phonon_supercell)
-        if with_fc3:
-            ph3.fc3 = fc3_to_phono3py(self.cartesian(3), self.supercell(3), ph3)
-        if self.nac is not None:
-            ph3.nac_params = dict(self.nac)
-        if sigmas is not None:
-            ph3.sigmas = list(sigmas)
-        if mesh is not None:
-            ph3.mesh_numbers = mesh_numbers(mesh)
-        return ph3
-
-    def lattice_tensor(self, order: int) -> LatticeTensor:
-        """Our real-space tensor of ``order`` (see :class:`LatticeTensor`), cached."""
-        self.require([order], f"the order-{order} real-space tensor")
-        key = ("lattice", order)
-        if key not in self._cache:
-            basis, values = self.orders[order]
-            self._cache[key] = LatticeTensor.from_derivatives(basis, values, self.cartesian(order))
-        return self._cache[key]
-
-    def __repr__(self) -> str:
-        parts = ", ".join(f"{n}: {len(b)} in S={b.sym.S.tolist()}"
-                          for n, (b, _) in sorted(self.orders.items()))
-        return f"DerivativeSet({self.name!r}, {{{parts}}})"
-
-
-def phonopy_unit_cell(primitive: Atoms, decimals: int = 12) -> PhonopyAtoms:
-    """phonopy's cell of ``primitive`` with fractional positions rounded to ``decimals``.
-
-    phono3py's fc3 interpolation breaks ties between equidistant supercell images with a
-    tolerance, and round-off such as 0.7500000000000001 instead of 0.75 (ASE's fluorite
-    after a Cartesian round trip) flips some ties: the CRG bubble kappa then moves by 0.2 %.
-    Exact positions make our in-memory objects identical to those phono3py reads back from
-    the files we write.
-    """
-    x = np.round(primitive.get_scaled_positions(wrap=True), decimals) % 1.0
-    return PhonopyAtoms(symbols=primitive.get_chemical_symbols(),
-                        cell=np.asarray(primitive.cell.array), scaled_positions=x,
-                        masses=primitive.get_masses())
-
-
-def _phonopy(primitive: Atoms, S: np.ndarray) -> Phonopy:
-    """:class:`phonopy.Phonopy` for our (row) supercell matrix ``S`` (phonopy's is ``S.T``)."""
-    from phonopy import Phonopy
-
-    return Phonopy(phonopy_unit_cell(primitive), supercell_matrix=np.asarray(S, dtype=int).T,
-                   primitive_matrix=None)
-
-
-def mesh_numbers(mesh: Sequence[int] | int | np.ndarray) -> np.ndarray:
-    """``(3,)`` int64 mesh from one int or three positive ints (ValueError otherwise)."""
-    arr = np.atleast_1d(np.asarray(mesh))
-    if arr.size == 1:
-        arr = np.repeat(arr, 3)
-    if arr.shape != (3,) or not np.allclose(arr, np.rint(arr)) or (arr < 1).any():
-        raise ObservableError(f"a mesh is one or three positive integers, got {mesh!r}")
-    return np.rint(arr).astype(np.int64)
-
-
 def load_derivative_set(
     paths: str | Path | Sequence[str | Path],
     name: str | None = None,
@@ -301,11 +87,14 @@ def load_derivative_set(
     orders: Sequence[int] | None = None,
     masses: Mapping[str, float] | None = None,
 ) -> DerivativeSet:
-    """Read ``derivatives.h5`` files (measured or imported) into a :class:`DerivativeSet`.
+    """Read ``derivatives.h5`` files (measured or imported) into a :class:`DerivativeSet`
+    ready for the observables.
 
-    The irreducible bases are rebuilt from the stored primitive cell and each order's
-    supercell matrix and checked label by label against the file. Born charges and the
-    dielectric tensor (LO-TO splitting) are taken from the first file that has them.
+    :meth:`DerivativeSet.from_files`, then every order's irreducible basis rebuilt from
+    the stored primitive cell and supercell matrix and checked label by label against the
+    file, and the values checked finite: a bad file is refused here, before any
+    computation. Born charges and the dielectric tensor (LO-TO splitting) are taken from
+    the first file that has them.
 
     Parameters
     ----------
@@ -321,76 +110,30 @@ def load_derivative_set(
 
     Raises
     ------
-    ObservableError
+    FileNotFoundError
+        A file does not exist.
+    DerivativeSetError
         Files of different primitive cells, an order present in two files, labels that do
-        not match the rebuilt basis, or a Q-tuple-restricted job (incomplete order).
+        not match the rebuilt basis, non-finite values; :class:`MissingOrderError` for a
+        Q-tuple-restricted job (incomplete order) or an order in none of the files.
     """
-    from anharmbench.derivatives.io import DerivativesFileError, read_derivatives_file
-
-    if isinstance(paths, (str, Path)):
-        paths = [paths]
-    prim: Atoms | None = None
-    got: dict[int, tuple[IrreducibleBasis, np.ndarray]] = {}
-    unc: dict[int, np.ndarray] = {}
-    src: dict[int, str] = {}
-    nac: dict[str, Any] | None = None
-    label = name
-    for path in paths:
-        path = Path(path)
-        if not path.is_file():
+    for path in [paths] if isinstance(paths, (str, Path)) else paths:
+        if not Path(path).is_file():
             raise FileNotFoundError(f"{path}: no such derivatives file")
-        try:
-            data = read_derivatives_file(path)
-        except DerivativesFileError as exc:
-            raise ObservableError(str(exc)) from None
-        if label is None:
-            label = data.name
-        if prim is None:
-            prim = data.primitive
-        elif not _same_crystal(prim, data.primitive):
-            raise ObservableError(
-                f"{path} was measured on a different primitive cell than {paths[0]}")
-        if nac is None and data.nac is not None:
-            nac = data.nac
-        for n, rec in sorted(data.orders.items()):
-            if orders is not None and n not in orders:
-                continue
-            if n in got:
-                raise ObservableError(
-                    f"order {n} is in both {src[n]} and {path}; pass one of them "
-                    "(or select orders)")
-            basis = irreducible_basis(prim, rec.supercell_matrix, order=n)
-            if rec.labels != basis.labels:
-                if set(rec.labels) < set(basis.labels):
-                    raise MissingOrderError(
-                        f"{path}: order {n} holds {len(rec.labels)} of the {len(basis)} "
-                        "irreducible derivatives of its FTG (a Q-tuple-restricted job); "
-                        "observables need them all")
-                raise ObservableError(
-                    f"{path}: the order-{n} labels do not match the irreducible basis "
-                    "rebuilt here (written by another version of anharmbench?)")
-            got[n] = (basis, rec.values)
-            unc[n] = rec.uncertainties
-            src[n] = str(path)
-    if prim is None:
-        raise ObservableError("no derivatives files given")
-    if masses:
-        prim.set_masses([masses.get(s, m) for s, m in
-                         zip(prim.get_chemical_symbols(), prim.get_masses(), strict=True)])
-    if orders is not None:
-        missing = sorted(set(orders) - set(got))
-        if missing:
-            raise MissingOrderError(f"order(s) {missing} not found in {list(map(str, paths))}")
-    return DerivativeSet(label or "potential", prim, got, unc, src, nac=nac)
+    dset = DerivativeSet.from_files(paths, name, orders=orders, masses=masses)
+    dset.bases  # noqa: B018 - builds and checks every order's basis now
+    return dset.check_finite()
 
 
-def _same_crystal(a: Atoms, b: Atoms, tol: float = 1e-6) -> bool:
-    if len(a) != len(b) or list(a.numbers) != list(b.numbers):
-        return False
-    if not np.allclose(a.cell.array, b.cell.array, atol=tol):
-        return False
-    d = a.get_scaled_positions(wrap=False) - b.get_scaled_positions(wrap=False)
-    return bool(np.abs(d - np.rint(d)).max() < tol)
+def lattice_tensor(derivatives: DerivativeSet, order: int) -> LatticeTensor:
+    """The real-space tensor of ``order`` of a set (see :class:`LatticeTensor`), built
+    once per set."""
+    derivatives.require([order], f"the order-{order} real-space tensor")
+    return derivatives.derived(
+        ("lattice_tensor", order),
+        lambda: LatticeTensor.from_derivatives(derivatives.basis(order),
+                                               derivatives.values[order],
+                                               derivatives.cartesian(order)))
 
 
 # ============================================================================ lattice tensor
@@ -668,7 +411,7 @@ def write_force_constants(dset: DerivativeSet, directory: str | Path) -> dict[st
         written["phono3py_params.yaml"] = out / "phono3py_params.yaml"
     if 4 in dset.orders:
         S4 = dset.ftg(4)
-        phonon4 = _phonopy(dset.primitive, S4)
+        phonon4 = phonopy_object(dset.primitive, S4)
         fc4 = supercell_tensor_to_phonopy(dset.cartesian(4), dset.supercell(4), phonon4.supercell)
         with h5py.File(out / "fc4.hdf5", "w") as h5:
             h5.create_dataset("fc4", data=fc4, compression="gzip")
@@ -681,6 +424,6 @@ def write_force_constants(dset: DerivativeSet, directory: str | Path) -> dict[st
         with h5py.File(out / "lattice_tensors.hdf5", "w") as h5:
             h5.attrs["potential"] = dset.name
             for n in high:
-                dset.lattice_tensor(n).save(h5.create_group(f"order_{n}"))
+                lattice_tensor(dset, n).save(h5.create_group(f"order_{n}"))
         written["lattice_tensors.hdf5"] = out / "lattice_tensors.hdf5"
     return written

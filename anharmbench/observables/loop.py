@@ -39,7 +39,7 @@ from anharmbench.observables._vertex import (
     unique_rows,
 )
 from anharmbench.observables.errors import ObservableError
-from anharmbench.observables.force_constants import DerivativeSet, LatticeTensor
+from anharmbench.observables.force_constants import DerivativeSet, LatticeTensor, lattice_tensor
 from anharmbench.observables.harmonic import (
     CUTOFF_FREQUENCY,
     Mesh,
@@ -186,7 +186,7 @@ def loop_shift(
     derivatives.require([2, 4], "the loop lineshift")
     q, path, weights = resolve_qpoints(qpoints, derivatives.phonopy(), mesh)
     res = loop_shift_from_tensor(
-        derivatives.lattice_tensor(4), derivatives.phonopy(), q, mesh, temperatures,
+        lattice_tensor(derivatives, 4), derivatives.phonopy(), q, mesh, temperatures,
         average_degenerate_branches=average_degenerate_branches, potential=derivatives.name)
     if path is not None:
         res.distances, res.path = path.distances, path

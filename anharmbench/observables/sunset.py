@@ -62,7 +62,7 @@ from anharmbench.observables._vertex import (
     unique_rows,
 )
 from anharmbench.observables.errors import ObservableError
-from anharmbench.observables.force_constants import DerivativeSet, LatticeTensor
+from anharmbench.observables.force_constants import DerivativeSet, LatticeTensor, lattice_tensor
 from anharmbench.observables.harmonic import (
     CUTOFF_FREQUENCY,
     Mesh,
@@ -480,7 +480,7 @@ def sunset_gamma(
     derivatives.require([2, 4], "the sunset linewidth")
     q, path, weights = resolve_qpoints(qpoints, derivatives.phonopy(), mesh)
     res = sunset_gamma_from_tensor(
-        derivatives.lattice_tensor(4), derivatives.phonopy(), q, mesh, temperatures,
+        lattice_tensor(derivatives, 4), derivatives.phonopy(), q, mesh, temperatures,
         sigma=sigma, branches=branches, average_degenerate_branches=average_degenerate_branches,
         symmetry=symmetry, pair_chunk=pair_chunk, potential=derivatives.name, timing=timing)
     if path is not None:

@@ -35,7 +35,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import erf, expit
 
-from anharmbench.potentials.spec import LammpsPotential
+from anharmbench.potentials.spec import LammpsPotential, lammps_path_word
 
 __all__ = [
     "COULOMB_CONSTANT",
@@ -552,15 +552,6 @@ def default_cache_dir() -> Path:
     return Path(base) / "anharmbench" / "potentials"
 
 
-def _quoted(path: Path) -> str:
-    text = str(path)
-    if any(c.isspace() for c in text):
-        if '"' in text:
-            raise ValueError(f"cannot pass the path {text!r} to LAMMPS (whitespace and quotes)")
-        return f'"{text}"'
-    return text
-
-
 def crg_potential(
     directory: str | os.PathLike[str] | None = None,
     *,
@@ -640,7 +631,10 @@ def crg_potential(
         masses={el: params.mass(el) for el in ELEMENTS},
         charges={el: params.charge(el) for el in ELEMENTS},
         pair_style=f"hybrid/overlay coul/long {grid.cutoff:.10g} eam/alloy",
-        pair_coeff=("* * coul/long", f"* * eam/alloy {_quoted(path)} " + " ".join(ELEMENTS)),
+        pair_coeff=(
+            "* * coul/long",
+            f"* * eam/alloy {lammps_path_word(path)} " + " ".join(ELEMENTS),
+        ),
         kspace_style=f"{kspace} {kspace_accuracy:.6g}",
         commands=tuple(commands),
         files=(str(path),),

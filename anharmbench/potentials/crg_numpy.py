@@ -14,12 +14,12 @@ from typing import Any
 
 import numpy as np
 from ase import Atoms
-from ase.calculators.calculator import Calculator, all_changes
 from ase.neighborlist import neighbor_list
 from ase.stress import full_3x3_to_voigt_6_stress
 from numpy.typing import NDArray
 from scipy.special import erfc
 
+from anharmbench.potentials.calculator import EnergyForcesStressCalculator
 from anharmbench.potentials.crg import (
     COULOMB_CONSTANT,
     ELEMENTS,
@@ -203,7 +203,7 @@ def _reciprocal(
     return energy, forces, virial
 
 
-class CRGNumpyCalculator(Calculator):
+class CRGNumpyCalculator(EnergyForcesStressCalculator):
     """The CRG ThO2 surface from analytic formulas and a direct Ewald sum (ASE calculator).
 
     Same surface as :func:`anharmbench.potentials.crg.crg_potential` with the same
@@ -233,8 +233,6 @@ class CRGNumpyCalculator(Calculator):
         Passed to :class:`ase.calculators.calculator.Calculator`.
     """
 
-    implemented_properties = ["energy", "free_energy", "forces", "stress"]
-
     def __init__(
         self,
         params: CRGParameters | None = None,
@@ -252,22 +250,10 @@ class CRGNumpyCalculator(Calculator):
         if not 0.0 < self.ewald_tolerance < 1.0:
             raise ValueError(f"ewald_tolerance must be in (0, 1), got {ewald_tolerance}")
 
-    def calculate(
-        self,
-        atoms: Atoms | None = None,
-        properties: list[str] | None = None,
-        system_changes: list[str] = all_changes,
-    ) -> None:
-        """Compute energy, forces and stress of ``atoms`` (always all three together)."""
-        super().calculate(atoms, properties or ["energy"], system_changes)
-        assert self.atoms is not None
-        energy, forces, stress = self.evaluate(self.atoms)
-        self.results = {
-            "energy": energy,
-            "free_energy": energy,
-            "forces": forces,
-            "stress": full_3x3_to_voigt_6_stress(stress),
-        }
+    def evaluate_atoms(self, atoms: Atoms) -> tuple[float, FloatArray, FloatArray]:
+        """:meth:`evaluate` with the stress in Voigt order (what ``calculate`` stores)."""
+        energy, forces, stress = self.evaluate(atoms)
+        return energy, forces, full_3x3_to_voigt_6_stress(stress)
 
     def evaluate(self, atoms: Atoms) -> tuple[float, FloatArray, FloatArray]:
         """Energy (eV), forces ``(N, 3)`` (eV/A) and stress ``(3, 3)`` (eV/A^3) of ``atoms``."""

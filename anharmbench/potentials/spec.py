@@ -294,6 +294,57 @@ _TYPE_WORDS = {
 }
 
 
+def lammps_path_word(path: str | Path, *, what: str | None = None) -> str:
+    """``path`` as one word of a LAMMPS command.
+
+    LAMMPS splits commands at white space unless the word is quoted. By default a path
+    with white space is quoted (one with both white space and a quote is refused); with
+    ``what`` (e.g. ``"the Taylor file path"``) white space is refused instead, naming
+    ``what`` -- for readers that take no quoted path.
+
+    Raises
+    ------
+    PotentialError
+        The path cannot be one LAMMPS word.
+    """
+    text = str(path)
+    if not any(c.isspace() for c in text):
+        return text
+    if what is not None:
+        raise PotentialError(
+            f"{what} {text!r} contains white space, which a LAMMPS pair_coeff line cannot "
+            "hold; move the file"
+        )
+    if '"' in text:
+        raise PotentialError(f"cannot pass the path {text!r} to LAMMPS (whitespace and quotes)")
+    return f'"{text}"'
+
+
+def model_file_potential(
+    pair_style: str,
+    path: Path,
+    elements: tuple[str, ...] | list[str],
+    *,
+    name: str,
+    word: str | None = None,
+    commands: tuple[str, ...] = (),
+) -> LammpsPotential:
+    """The potential of one model file: ``pair_coeff * * <path> <elements...>``.
+
+    ``word`` is how ``path`` is written in the pair_coeff line (default: as it is; see
+    :func:`lammps_path_word`); ``files`` holds ``path`` so that LAMMPS starts only when it
+    exists.
+    """
+    elements = tuple(elements)
+    return LammpsPotential(
+        elements=elements,
+        pair_style=pair_style,
+        pair_coeff=(f"* * {path if word is None else word} {' '.join(elements)}",),
+        commands=commands,
+        files=(str(path),),
+        name=name,
+    )
+
 def _json_type(value: Any) -> str:
     """How JSON calls the type of ``value`` (for messages)."""
     if value is None:

@@ -21,14 +21,21 @@ with ``Phi`` the symmetric n-th derivative of the energy, so that
 image of ``x_i - xref_i`` nearest in fractional coordinates, so atoms may cross the
 periodic boundary.
 
-Three consumers share this description:
+It is the one Taylor-series evaluator of the package. Its sources are dense symmetric
+derivative tensors (:meth:`TaylorTerms.from_tensors`), irreducible derivatives of a small
+cell (:meth:`TaylorTerms.from_irreducible`) and the real-space expansion of a crystal
+(:func:`anharmbench.hamiltonian.taylor_expansion`). Its consumers:
 
 * :meth:`TaylorTerms.write` / :meth:`TaylorTerms.read`: the binary file read by the
   LAMMPS pair style ``taylor`` (``plugins/taylor``; format in ``plugins/README.md``
   and :data:`~anharmbench.potentials.taylor_file.FORMAT_DOC`);
-* :class:`CartesianTaylorCalculator`: an independent numpy ASE calculator;
-* :func:`taylor_potential`: the :class:`~anharmbench.potentials.LammpsPotential` that
-  runs the file in LAMMPS (``pair_style taylor``).
+* :class:`~anharmbench.potentials.taylor_calculators.CartesianTaylorCalculator`: an
+  independent numpy ASE calculator;
+* :meth:`TaylorTerms.energies_forces`: a batch evaluator of displacements, as
+  :func:`anharmbench.derivatives.measure` takes it (a surface with known derivatives);
+* :func:`~anharmbench.potentials.taylor_calculators.taylor_potential`: the
+  :class:`~anharmbench.potentials.LammpsPotential` that runs the file in LAMMPS
+  (``pair_style taylor``).
 
 Lattice translations
 --------------------
@@ -53,13 +60,13 @@ and does not depend on the choice of origin.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import numpy as np
 from ase import Atoms
-from ase.calculators.calculator import Calculator, all_changes
 from ase.data import atomic_numbers
 
 from anharmbench.potentials.monomials import (
@@ -69,7 +76,6 @@ from anharmbench.potentials.monomials import (
     multiplicity_factorials,
     orbit_representatives,
 )
-from anharmbench.potentials.spec import LammpsPotential, PotentialError
 from anharmbench.potentials.taylor_file import (
     MAX_ORDER,
     TaylorFileContent,
@@ -81,12 +87,11 @@ from anharmbench.potentials.taylor_file import (
 )
 
 __all__ = [
-    "CartesianTaylorCalculator",
+    "CartesianBasis",
     "OrderTerms",
     "TaylorFormatError",
     "TaylorTerms",
     "read_symbols",
-    "taylor_potential",
 ]
 
 
@@ -116,6 +121,24 @@ class OrderTerms(NamedTuple):
         np.floor_divide(flat, 3, out=indices[..., 0])
         np.remainder(flat, 3, out=indices[..., 1])
         return cls(indices, coefficients)
+
+
+class CartesianBasis(Protocol):
+    """A basis of irreducible derivatives that expands them to a dense Cartesian tensor
+    (as :class:`anharmbench.symmetry.IrreducibleBasis` does)."""
+
+    @property
+    def order(self) -> int:
+        """The derivative order ``n``."""
+        ...
+
+    def __len__(self) -> int:
+        """Number of irreducible derivatives ``K``."""
+        ...
+
+    def to_cartesian(self, d: np.ndarray) -> np.ndarray:
+        """Dense ``(3N,) * n`` tensor (eV/Angstrom^n) of the ``(K,)`` derivatives ``d``."""
+        ...
 
 
 @dataclass(frozen=True, eq=False)
@@ -330,6 +353,60 @@ class TaylorTerms:
             orders[int(n)] = OrderTerms.from_flat(combos, coef)
         return cls.from_atoms(atoms, orders)
 
+    @classmethod
+    def from_irreducible(
+        cls,
+        atoms: Atoms,
+        bases: Mapping[int, CartesianBasis],
+        coefficients: Mapping[int, np.ndarray],
+        *,
+        atol: float = 0.0,
+    ) -> TaylorTerms:
+        """Terms from irreducible derivatives measured in the cell of ``atoms`` (small cells).
+
+        ``E(u) = sum_n (1/n!) Phi_n u^n`` with ``Phi_n = bases[n].to_cartesian(d_n)``:
+        the Taylor series whose irreducible derivatives are ``coefficients`` (a surface
+        with known derivatives, for exact-recovery tests).
+
+        Parameters
+        ----------
+        atoms
+            Reference structure, the cell the bases were built for (``3N`` rows of modes).
+        bases
+            Basis of each order, keyed by order (only the orders of ``coefficients`` are
+            used).
+        coefficients
+            ``(K_n,)`` irreducible derivatives (eV/Angstrom^n) keyed by order ``n``.
+        atol
+            Cartesian entries with ``|Phi| <= atol`` are dropped (:meth:`from_tensors`).
+
+        Raises
+        ------
+        ValueError
+            When an order has no basis, or the number of coefficients or the size of a
+            basis's tensor does not match.
+        """
+        n3 = 3 * len(atoms)
+        tensors: dict[int, np.ndarray] = {}
+        for n in sorted(coefficients):
+            if n not in bases:
+                raise ValueError(
+                    f"coefficients of order {n} but no basis of that order: pass bases[{n}]"
+                )
+            d = np.asarray(coefficients[n], dtype=float)
+            if d.shape != (len(bases[n]),):
+                raise ValueError(
+                    f"order {n}: {d.shape} coefficients for a basis of {len(bases[n])} tensors"
+                )
+            phi = np.asarray(bases[n].to_cartesian(d), dtype=float)
+            if phi.shape != (n3,) * n:
+                raise ValueError(
+                    f"order {n}: the basis gives a tensor of shape {phi.shape} for "
+                    f"{len(atoms)} atoms, expected {(n3,) * n}; build the bases for this cell"
+                )
+            tensors[int(n)] = phi
+        return cls.from_tensors(atoms, tensors, atol=atol)
+
     def to_tensor(self, n: int) -> np.ndarray:
         """Dense symmetric n-th derivative tensor ``(3N,) * n`` (eV/Angstrom^n; small cells)."""
         n3 = 3 * self.natoms
@@ -364,26 +441,84 @@ class TaylorTerms:
         uf = np.asarray(u, dtype=float).reshape(-1)
         if uf.shape != (3 * self.natoms,):
             raise ValueError(f"displacements have {uf.size} entries, expected {3 * self.natoms}")
-        energy = 0.0
-        grad = np.zeros(3 * self.natoms)
+        energy, grad = self._energies_gradients(uf[None])
+        return float(energy[0]), grad[0].reshape(self.natoms, 3)
+
+    def energies_forces(self, displacements: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Energies and forces of a batch of displacements from the reference.
+
+        The batch evaluator of :func:`anharmbench.derivatives.measure`. Displacements are
+        taken as given (no lattice image is chosen: see :meth:`displacements`); the result
+        of a configuration does not depend on the batch it is evaluated in.
+
+        Parameters
+        ----------
+        displacements
+            ``(n, N, 3)`` float64 displacements, Angstrom.
+
+        Returns
+        -------
+        energies : numpy.ndarray
+            ``(n,)`` float64, eV.
+        forces : numpy.ndarray
+            ``(n, N, 3)`` float64, eV/Angstrom.
+        """
+        u = np.asarray(displacements, dtype=float)
+        if u.ndim != 3 or u.shape[1:] != (self.natoms, 3):
+            raise ValueError(
+                f"displacements have shape {u.shape}, expected (n, {self.natoms}, 3)"
+            )
+        energies, grad = self._energies_gradients(u.reshape(len(u), -1))
+        return energies, -grad.reshape(u.shape)
+
+    #: Bytes of per-term work arrays per chunk of configurations in a batch.
+    _CHUNK_BYTES = 64 * 2**20
+
+    def _energies_gradients(self, uf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Energies ``(C,)`` and gradients ``(C, 3N)`` of flat displacements ``(C, 3N)``.
+
+        Configurations are evaluated in chunks that bound the ``(chunk, K, n)`` work
+        arrays. Within a configuration the terms are summed in the same order whatever the
+        chunk (bincount: numpy's row sums and BLAS change their order with the shape), so
+        results do not depend on the batching.
+        """
+        n_conf, n3 = uf.shape
+        energies = np.zeros(n_conf)
+        grad = np.zeros((n_conf, n3))
         table3 = flat_translation_table(self.translations)
         for n, terms in self.orders.items():
             coef = terms.coefficients
             if not len(coef):
                 continue
             flat = self.flat_indices(n)
-            for moved in table3:  # a permutation: no index repeats in grad[moved]
-                factors = uf[moved][flat]  # (K, n)
-                prefix = np.ones((len(coef), n + 1))
-                prefix[:, 1:] = np.cumprod(factors, axis=1)
-                suffix = np.ones((len(coef), n + 1))
-                suffix[:, :-1] = np.cumprod(factors[:, ::-1], axis=1)[:, ::-1]
-                energy += float(coef @ prefix[:, n])
-                partial = coef[:, None] * prefix[:, :n] * suffix[:, 1:]
-                grad[moved] += np.bincount(
-                    flat.reshape(-1), weights=partial.reshape(-1), minlength=grad.size
-                )
-        return energy, grad.reshape(self.natoms, 3)
+            step = max(1, self._CHUNK_BYTES // (8 * 4 * len(coef) * (n + 1)))
+            for a in range(0, n_conf, step):
+                block = np.ascontiguousarray(uf[a : a + step])
+                size = len(block)
+                # bincount target of (configuration, index) in a (size, 3N) block
+                targets = (np.arange(size)[:, None, None] * n3 + flat[None]).reshape(-1)
+                rows = np.repeat(np.arange(size), len(coef))  # configuration of each term
+                for moved in table3:  # a permutation: no index repeats in grad[:, moved]
+                    seen = block[:, moved]
+                    # factor s of every term, (size, K) each; prefix[s] = f_0 ... f_s
+                    factors = [seen[:, flat[:, s]] for s in range(n)]
+                    prefix = [factors[0]]
+                    for f in factors[1:]:
+                        prefix.append(prefix[-1] * f)
+                    energies[a : a + size] += np.bincount(
+                        rows, weights=(prefix[-1] * coef).reshape(-1), minlength=size
+                    )
+                    # d/du of slot s: coef * (f_0 ... f_{s-1}) * (f_{s+1} ... f_{n-1})
+                    partial = np.empty((size, len(coef), n))
+                    suffix = None
+                    for s in range(n - 1, -1, -1):
+                        part = coef if s == 0 else coef * prefix[s - 1]
+                        partial[:, :, s] = part if suffix is None else part * suffix
+                        suffix = factors[s] if suffix is None else factors[s] * suffix
+                    grad[a : a + size, moved] += np.bincount(
+                        targets, weights=partial.reshape(-1), minlength=size * n3
+                    ).reshape(size, n3)
+        return energies, grad
 
     def evaluate(self, positions: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
         """Energy, forces and stress at ``(N, 3)`` positions (Angstrom).
@@ -439,97 +574,3 @@ class TaylorTerms:
             return cls(c.symbols, c.reference, c.cell, orders, c.translations)
         except TaylorFormatError as exc:
             raise TaylorFormatError(f"{path}: {exc}") from None
-
-
-class CartesianTaylorCalculator(Calculator):
-    """Numpy ASE calculator of a :class:`TaylorTerms` model (reference for ``pair_style taylor``).
-
-    The atoms must be the model's structure: same number and order of atoms, same
-    symbols and the same cell (in the same Cartesian frame); positions may be anywhere
-    (displacements use the nearest lattice image).
-
-    Parameters
-    ----------
-    terms
-        The model.
-
-    Notes
-    -----
-    ``results``: ``energy``/``free_energy`` (eV), ``forces`` ``(N, 3)`` (eV/Angstrom),
-    ``stress`` ``(6,)`` Voigt (eV/Angstrom^3, ASE sign; see the module docstring).
-    """
-
-    implemented_properties = ["energy", "free_energy", "forces", "stress"]
-
-    def __init__(self, terms: TaylorTerms, **kwargs: object) -> None:
-        super().__init__(**kwargs)
-        self.terms = terms
-
-    def calculate(
-        self,
-        atoms: Atoms | None = None,
-        properties: list[str] | None = None,
-        system_changes: list[str] = all_changes,
-    ) -> None:
-        super().calculate(atoms, properties or ["energy"], system_changes)
-        assert self.atoms is not None
-        terms = self.terms
-        if tuple(self.atoms.get_chemical_symbols()) != terms.symbols:
-            raise ValueError(
-                f"the atoms ({self.atoms.get_chemical_formula()}, {len(self.atoms)} atoms) are "
-                f"not the Taylor model's structure ({terms.natoms} atoms, same order of species)"
-            )
-        if not np.allclose(self.atoms.cell.array, terms.cell, rtol=0, atol=1e-8):
-            raise ValueError(
-                "the cell of the atoms differs from the Taylor model's cell; the model is "
-                "defined for its reference cell only"
-            )
-        energy, forces, stress = terms.evaluate(self.atoms.positions)
-        self.results = {
-            "energy": energy,
-            "free_energy": energy,
-            "forces": forces,
-            "stress": stress,
-        }
-
-
-def taylor_potential(
-    path: str | Path,
-    elements: tuple[str, ...] | list[str] | None = None,
-    *,
-    name: str | None = None,
-) -> LammpsPotential:
-    """The LAMMPS potential that evaluates the Taylor file ``path`` (``pair_style taylor``).
-
-    Parameters
-    ----------
-    path
-        The Taylor file (:meth:`TaylorTerms.write`); stored as an absolute path.
-    elements
-        Element of each LAMMPS atom type, in type order. Default: the file's element
-        names (read from its header, so the file must exist).
-    name
-        Name of the potential in reports (default ``taylor:<file name>``).
-
-    Returns
-    -------
-    LammpsPotential
-        ``pair_style taylor``, ``pair_coeff * * <path> <elements...>``, ``files=(path,)``.
-        The pair style comes from the auto-loaded plugin (``make setup`` builds it).
-    """
-    path = Path(path).absolute()
-    if any(c.isspace() for c in str(path)):
-        raise PotentialError(
-            f"the Taylor file path {str(path)!r} contains white space, which a LAMMPS "
-            "pair_coeff line cannot hold; move the file"
-        )
-    if elements is None:
-        elements = element_names(read_symbols(path))
-    elements = tuple(elements)
-    return LammpsPotential(
-        elements=elements,
-        pair_style="taylor",
-        pair_coeff=(f"* * {path} {' '.join(elements)}",),
-        files=(str(path),),
-        name=name or f"taylor:{path.name}",
-    )

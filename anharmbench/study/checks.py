@@ -214,7 +214,7 @@ def _check_models(config: StudyConfig, base: Path | None,
 
 def _check_derivative_sets(config: StudyConfig) -> list[Problem]:
     # the stages' own job constructor, so that the check and the run cannot disagree
-    from anharmbench.study.pipeline import _job
+    from anharmbench.study.pipeline import derivative_job
     from anharmbench.study.profiles import profile_settings
 
     problems: list[Problem] = []
@@ -232,7 +232,7 @@ def _check_derivative_sets(config: StudyConfig) -> list[Problem]:
                                  f"{len(dset.qtuple)} q-points but orders {bad} need one per "
                                  "derivative slot; give a set per order"))
         try:
-            _job(dset, settings.n_steps, settings.variant)
+            derivative_job(dset, settings.n_steps, settings.variant)
         except ValueError as exc:
             problems.append((f"derivative_sets.{i}", str(exc)))
     idmd_users = [m.name for m in config.models if m.trained and m.dataset == "idmd"]

@@ -12,30 +12,32 @@ q-point and branch in the summary and left out of the figures, never silently.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ase import Atoms
 
-from anharmbench.study.config import StudyConfig
+from anharmbench.study.config import DerivativeSetConfig, StudyConfig
 from anharmbench.study.runner import Stage
 
 if TYPE_CHECKING:
     from anharmbench.observables.workflow import ObservableSet, ObservableSettings
 
-__all__ = ["compute_potentials", "observables_stage"]
+__all__ = ["compute_potentials", "full_order_files", "observable_orders", "observables_stage"]
 
 #: Meshes (n for n^3) of the quick profile; the paper profile keeps the observables'
 #: defaults (bubble path 16^3, loop 8^3, kappa 8^3) unless the config sets ``mesh``.
 QUICK_MESHES = {"path_mesh": 8, "loop_mesh": 6, "kappa_mesh": 6}
 
 
-def _full_order_files(config: StudyConfig, files: dict[str, Path]) -> list[Path]:
-    """Files of the sets that hold complete orders 2-4 (no Q-tuple restriction)."""
+def full_order_files(sets: Sequence[DerivativeSetConfig], files: Mapping[str, Path]
+                     ) -> list[Path]:
+    """Files of the sets that hold complete orders 2-4 (no Q-tuple restriction), each
+    order from the first set that has it."""
     out = []
     seen: set[int] = set()
-    for dset in config.derivative_sets:
+    for dset in sets:
         if dset.qtuple or dset.name not in files:
             continue
         orders = set(dset.orders) & {2, 3, 4}
@@ -46,9 +48,17 @@ def _full_order_files(config: StudyConfig, files: dict[str, Path]) -> list[Path]
     return out
 
 
+def observable_orders(sets: Sequence[DerivativeSetConfig]) -> list[int]:
+    """The orders 2-4 that the sets hold over full FTGs (a DFT reference may stop at
+    order 3: then the 4th-order observables are skipped, not the potential)."""
+    return sorted({n for d in sets if not d.qtuple for n in d.orders} & {2, 3, 4})
+
+
 def _one_potential(label: str, paths: Sequence[Path], orders: Sequence[int], out: Path,
                    settings: ObservableSettings) -> tuple[str, ObservableSet | None, str]:
     """``(label, observables or None, reason)`` of one potential (a process pool's task)."""
+    from anharmbench.derivatives.derivative_set import DerivativeSetError
+    from anharmbench.derivatives.io import DerivativesFileError
     from anharmbench.observables.errors import ObservableError
     from anharmbench.observables.force_constants import load_derivative_set
     from anharmbench.observables.workflow import compute_observables
@@ -56,7 +66,7 @@ def _one_potential(label: str, paths: Sequence[Path], orders: Sequence[int], out
     try:
         dset = load_derivative_set(list(paths), name=label, orders=list(orders))
         return label, compute_observables(dset, out, settings), ""
-    except ObservableError as exc:
+    except (ObservableError, DerivativeSetError, DerivativesFileError) as exc:
         return label, None, str(exc)
 
 
@@ -132,7 +142,7 @@ def observables_stage(config: StudyConfig, prim: Atoms, derivatives: dict[str, d
         settings_kwargs["kappa_mesh"] = n
     inputs_files = {label: {k: str(v) for k, v in files.items()}
                     for label, files in derivatives.items()}
-    if not any(_full_order_files(config, f) for f in derivatives.values()):
+    if not any(full_order_files(config.derivative_sets, f) for f in derivatives.values()):
         return None
 
     def run(directory: Path) -> dict[str, Any]:
@@ -141,12 +151,11 @@ def observables_stage(config: StudyConfig, prim: Atoms, derivatives: dict[str, d
         settings = ObservableSettings(**settings_kwargs)
         # the orders 2-4 that the sets hold (a DFT reference may stop at order 3: then
         # the 4th-order observables are skipped, not the potential)
-        wanted = sorted({n for d in config.derivative_sets if not d.qtuple
-                         for n in d.orders} & {2, 3, 4})
+        wanted = observable_orders(config.derivative_sets)
         failed: dict[str, str] = {}
         jobs: dict[str, list[Path]] = {}
         for label, files in derivatives.items():
-            paths = _full_order_files(config, files)
+            paths = full_order_files(config.derivative_sets, files)
             if paths:
                 jobs[label] = paths
             else:

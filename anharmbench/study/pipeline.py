@@ -21,7 +21,13 @@ import numpy as np
 from ase import Atoms
 
 from anharmbench.derivatives.io import read_derivatives_file
-from anharmbench.derivatives.workflow import DERIVATIVES_FILE, atoms_record
+from anharmbench.derivatives.workflow import (
+    DERIVATIVES_FILE,
+    DerivativeJob,
+    Prepared,
+    atoms_record,
+    prepare,
+)
 from anharmbench.errors import PlanDirectoryError
 from anharmbench.executors import make_executor
 from anharmbench.potentials.spec import LammpsPotential
@@ -35,7 +41,8 @@ from anharmbench.study.labels import model_label, parse_label
 from anharmbench.study.profiles import model_seeds, profile_settings, replica
 from anharmbench.study.runner import Stage, StageResult, StageRunner
 
-__all__ = ["StudyResult", "run_study"]
+__all__ = ["StudyResult", "derivative_job", "measure_derivative_set", "prepared_plan",
+           "run_study", "safe_name"]
 
 
 
@@ -252,8 +259,9 @@ def dft_dataset_stage(config: StudyConfig) -> Stage:
 
 
 # ------------------------------------------------------------------- stages
-def _job(dset: DerivativeSetConfig, n_steps: int, variant: str) -> Any:
-    from anharmbench.derivatives.workflow import DerivativeJob
+def derivative_job(dset: DerivativeSetConfig, n_steps: int, variant: str) -> DerivativeJob:
+    """The :class:`DerivativeJob` of a derivative set (``n_steps`` and ``variant``: the
+    profile's, where the set leaves them unset)."""
     from anharmbench.structures import supercell_matrix
 
     return DerivativeJob(
@@ -270,6 +278,133 @@ def _job(dset: DerivativeSetConfig, n_steps: int, variant: str) -> Any:
     )
 
 
+def _plan_key(job: DerivativeJob, prim: Atoms) -> str:
+    return json.dumps({"job": job.to_dict(), "primitive": atoms_record(prim)}, sort_keys=True)
+
+
+def prepared_plan(job: DerivativeJob, prim: Atoms, plans: dict[str, Prepared] | None = None
+                  ) -> Prepared:
+    """:func:`~anharmbench.derivatives.workflow.prepare` of ``job`` on ``prim``, built once
+    per ``plans`` cache (by job and crystal): building a 64-atom order-3 plan takes
+    minutes, and every potential is measured with the same plan."""
+    key = _plan_key(job, prim)
+    if plans is not None and key in plans:
+        return plans[key]
+    prepared = prepare(job, prim)
+    if plans is not None:
+        plans[key] = prepared
+    return prepared
+
+
+def measure_derivative_set(
+    plan_dir: Path,
+    label: str,
+    set_name: str,
+    job: DerivativeJob,
+    prim: Atoms,
+    potential: LammpsPotential | None,
+    calculator: Any = None,
+    *,
+    executor: Any = None,
+    plans: dict[str, Prepared] | None = None,
+    progress: bool = True,
+    batch_size: int = 64,
+) -> dict[str, Any]:
+    """Measure one derivative set of one potential in ``plan_dir``: plan directory,
+    evaluations (resumed from ``results.h5``), fit, ``derivatives.h5``.
+
+    Parameters
+    ----------
+    plan_dir
+        The plan directory (created; an unfinished one is continued).
+    label
+        The potential's label; ``"reference"`` must be at equilibrium, a model is
+        measured at the reference's structure whatever its own equilibrium (its residual
+        stress is recorded).
+    set_name
+        The derivative set's name (for the summary line).
+    job, prim
+        What to measure, on which primitive cell.
+    potential
+        A LAMMPS potential (evaluated through ``executor``), or ``None`` for ``calculator``.
+    calculator
+        An ASE calculator (in this process) when ``potential`` is ``None``.
+    executor
+        An :mod:`anharmbench.executors` executor (default: in process).
+    plans
+        Built plans by job and crystal (:func:`prepared_plan`), shared by the callers.
+    progress, batch_size
+        Progress bar; configurations per evaluator call.
+
+    Returns
+    -------
+    dict
+        ``derivatives`` (the file), ``counts`` and ``max_relative_uncertainty`` by order,
+        ``evaluations``, ``equilibrium`` (the recorded check) and a one-line summary
+        ``line`` (the study stage's summary).
+    """
+    from anharmbench.derivatives.workflow import (
+        load_plan_directory,
+        measure_directory,
+        write_plan_directory,
+    )
+
+    if potential is None and calculator is None:
+        raise ValueError(f"{label}: give a LAMMPS potential or an ASE calculator")
+    loaded = None
+    if (plan_dir / "plan.json").is_file():
+        try:
+            loaded = load_plan_directory(plan_dir)
+        except PlanDirectoryError:
+            # an unfinished stage of an older version: its results cannot be tied to
+            # this job, so this stage's own scratch plan is measured again
+            shutil.rmtree(plan_dir)
+    if loaded is None:
+        prepared = prepared_plan(job, prim, plans)
+        pot = potential
+        if pot is None:
+            pot = LammpsPotential(elements=tuple(sorted(set(prim.get_chemical_symbols()))),
+                                  pair_style="zero 1.0", pair_coeff=("* *",),
+                                  name=f"{label} (ASE calculator; decks not runnable)")
+        write_plan_directory(plan_dir, prepared, pot)
+        loaded = (prepared, json.loads((plan_dir / "plan.json").read_text()))
+    if plans is not None:
+        plans[_plan_key(job, prim)] = loaded[0]
+    prepared = loaded[0]
+    allow = label != "reference"
+    identity = loaded[1]["identity"]
+    if potential is None:
+        from anharmbench.derivatives.results import ResultStore, ase_evaluator, measure
+
+        store = ResultStore(plan_dir / "results.h5", prepared.plan, identity=identity)
+        if store.reference() is None:
+            ref = prepared.supercell.copy()
+            ref.calc = calculator
+            store.write_reference(ref.get_potential_energy(), ref.get_forces(),
+                                  ref.get_stress(voigt=True), source="ASE calculator")
+        measure(prepared.plan, ase_evaluator(prepared.supercell, calculator),
+                store=plan_dir / "results.h5", identity=identity, progress=progress,
+                batch_size=batch_size)
+    result = measure_directory(plan_dir, potential, evaluate=potential is not None,
+                               loaded=loaded, executor=executor, allow_nonequilibrium=allow,
+                               progress=progress, batch_size=batch_size)
+    equilibrium = json.loads(
+        read_derivatives_file(plan_dir / DERIVATIVES_FILE).attrs["equilibrium"])
+    counts = {n: int(len(result.values[n])) for n in result.orders}
+    worst = {n: float(np.nanmax(result.relative_uncertainty[n]))
+             if len(result.values[n]) else 0.0 for n in result.orders}
+    return {
+        "derivatives": str(plan_dir / DERIVATIVES_FILE),
+        "counts": counts,
+        "evaluations": int(prepared.plan.n_evaluations),
+        "max_relative_uncertainty": worst,
+        "equilibrium": equilibrium,
+        "line": f"{label} {set_name}: "
+        + ", ".join(f"order {n}: {k}" for n, k in counts.items())
+        + f" ({prepared.plan.n_evaluations} evaluations)",
+    }
+
+
 def derivative_stage(
     label: str,
     dset: DerivativeSetConfig,
@@ -280,87 +415,25 @@ def derivative_stage(
     config: StudyConfig,
     plans: dict[str, Any] | None = None,
 ) -> Stage:
-    """Measure one derivative set on one potential (LAMMPS through the executor, or ASE).
+    """Measure one derivative set on one potential (LAMMPS through the executor, or ASE):
+    :func:`measure_derivative_set` in the stage's ``plan/``.
 
     ``plans`` is the study's cache of built plans (:class:`Prepared`) by job and crystal,
     shared by the stages of one run so that each plan is built once.
     """
     settings = profile_settings(config)
-    job = _job(dset, settings.n_steps, settings.variant)
+    job = derivative_job(dset, settings.n_steps, settings.variant)
     executor_cfg = config.executor
 
     def run(directory: Path) -> dict[str, Any]:
-        from anharmbench.derivatives.workflow import (
-            evaluate_in_process,
-            fit_directory,
-            load_plan_directory,
-            prepare,
-            write_plan_directory,
-        )
-
-        plan_dir = directory / "plan"
-        key = json.dumps({"job": job.to_dict(), "primitive": atoms_record(prim)},
-                         sort_keys=True)
-        loaded = None
-        if (plan_dir / "plan.json").is_file():
-            try:
-                loaded = load_plan_directory(plan_dir)
-            except PlanDirectoryError:
-                # an unfinished stage of an older version: its results cannot be tied to
-                # this job, so this stage's own scratch plan is measured again
-                shutil.rmtree(plan_dir)
-        if loaded is None:
-            # the same job on every potential: build its plan once per study (building a
-            # 64-atom order-3 plan takes minutes)
-            prepared = plans[key] if plans is not None and key in plans else prepare(job, prim)
-            pot = potential
-            if pot is None:
-                pot = LammpsPotential(elements=tuple(sorted(set(prim.get_chemical_symbols()))),
-                                      pair_style="zero 1.0", pair_coeff=("* *",),
-                                      name=f"{label} (ASE calculator; decks not runnable)")
-            write_plan_directory(plan_dir, prepared, pot)
-            loaded = (prepared, json.loads((plan_dir / "plan.json").read_text()))
-        if plans is not None:
-            plans[key] = loaded[0]
-        prepared = loaded[0]
-        # the reference must be at equilibrium; a model is measured at the reference's
-        # structure whatever its own equilibrium, and its residual stress is reported
-        allow = label != "reference"
-        identity = loaded[1]["identity"]
+        executor = calculator = None
         if potential is not None:
             executor = make_executor(executor_cfg.kind, workers=executor_cfg.workers,
                                      address=executor_cfg.address)
-            evaluate_in_process(plan_dir, potential, loaded=loaded, executor=executor,
-                                allow_nonequilibrium=allow, progress=True, batch_size=64)
         else:
-            from anharmbench.derivatives.results import ResultStore, ase_evaluator, measure
-
-            calc = _ase_calculator(calculator_spec, label)
-            store = ResultStore(plan_dir / "results.h5", prepared.plan, identity=identity)
-            if store.reference() is None:
-                ref = prepared.supercell.copy()
-                ref.calc = calc
-                store.write_reference(ref.get_potential_energy(), ref.get_forces(),
-                                      ref.get_stress(voigt=True), source="ASE calculator")
-            measure(prepared.plan, ase_evaluator(prepared.supercell, calc),
-                    store=plan_dir / "results.h5", identity=identity, progress=True,
-                    batch_size=64)
-        result = fit_directory(plan_dir, loaded=loaded, allow_nonequilibrium=allow)
-        equilibrium = json.loads(
-            read_derivatives_file(plan_dir / DERIVATIVES_FILE).attrs["equilibrium"])
-        counts = {n: int(len(result.values[n])) for n in result.orders}
-        worst = {n: float(np.nanmax(result.relative_uncertainty[n]))
-                 if len(result.values[n]) else 0.0 for n in result.orders}
-        return {
-            "derivatives": str(plan_dir / DERIVATIVES_FILE),
-            "counts": counts,
-            "evaluations": int(prepared.plan.n_evaluations),
-            "max_relative_uncertainty": worst,
-            "equilibrium": equilibrium,
-            "line": f"{label} {dset.name}: "
-            + ", ".join(f"order {n}: {k}" for n, k in counts.items())
-            + f" ({prepared.plan.n_evaluations} evaluations)",
-        }
+            calculator = _ase_calculator(calculator_spec, label)
+        return measure_derivative_set(directory / "plan", label, dset.name, job, prim,
+                                      potential, calculator, executor=executor, plans=plans)
 
     pot_id = potential.content_hash() if potential is not None else calculator_spec
     inputs = {
@@ -369,10 +442,11 @@ def derivative_stage(
         "potential": pot_id,
         **upstream,
     }
-    return Stage(f"derivatives-{_safe(label)}-{_safe(dset.name)}", inputs, run)
+    return Stage(f"derivatives-{safe_name(label)}-{safe_name(dset.name)}", inputs, run)
 
 
-def _safe(name: str) -> str:
+def safe_name(name: str) -> str:
+    """``name`` with every character but letters, digits and ``-_.`` replaced by ``_``."""
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
@@ -387,7 +461,7 @@ def idmd_stage(config: StudyConfig, prim: Atoms, ref_files: dict[int, Path],
 
     def run(directory: Path) -> dict[str, Any]:
         from anharmbench.datasets import run_idmd
-        from anharmbench.datasets.cli import derivatives_from_files
+        from anharmbench.derivatives import DerivativeSet
         from anharmbench.hamiltonian import taylor_expansion
 
         ham = directory / "hamiltonian.taylor"
@@ -396,9 +470,11 @@ def idmd_stage(config: StudyConfig, prim: Atoms, ref_files: dict[int, Path],
             terms: Any = ham
         else:
             files = sorted({str(p) for p in ref_files.values()})
-            p, derivs = derivatives_from_files(files)
-            derivs = {n: derivs[n] for n in (2, 3, 4) if n in derivs}
-            terms = taylor_expansion(p, derivs, ds.idmd_supercell, require_orders=(2, 3, 4))
+            ref = DerivativeSet.from_files(files, name="reference")
+            derivs = {n: (ref.basis(n), np.array(ref.values[n]))
+                      for n in (2, 3, 4) if n in ref.orders}
+            terms = taylor_expansion(ref.primitive, derivs, ds.idmd_supercell,
+                                     require_orders=(2, 3, 4))
             tmp = terms.write(directory / "hamiltonian.taylor.tmp")
             tmp.replace(ham)
             terms = ham
@@ -497,7 +573,7 @@ def run_study(config: StudyConfig, directory: str | Path, *, verbose: bool = Tru
         needed = {m.dataset for m in config.models if m.trained}
         if config.datasets.idmd and "idmd" in needed:
             by_order = _order_files(config, ref)
-            up = {"reference": {k: runner.results[f"derivatives-reference-{_safe(k)}"].key
+            up = {"reference": {k: runner.results[f"derivatives-reference-{safe_name(k)}"].key
                                 for k in ref}}
             res = runner.run(idmd_stage(config, prim, by_order, up))
             datasets["idmd"] = (Path(res.summary["dataset"]), res.key)
@@ -598,9 +674,10 @@ def _universal_model(model: ModelConfig, elements: tuple[str, ...]
 
 
 def _has_pair_style(style: str) -> bool:
-    from anharmbench.plugins import built_plugins
+    """Whether the plugin of ``style`` is built (building the plugins on first use)."""
+    from anharmbench.plugins import ensure_plugins
 
-    return any(style in p.name for p in built_plugins())
+    return any(p.name.startswith(style) for p in ensure_plugins([style]))
 
 
 def _model_windows(dset: DerivativeSetConfig, model: ModelConfig) -> DerivativeSetConfig:

@@ -16,12 +16,14 @@ import base64
 import csv
 import html
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from anharmbench.derivatives.derivative_set import DerivativeSet
 from anharmbench.derivatives.io import read_derivatives_file
 from anharmbench.fileio import write_text_atomic
 from anharmbench.study.config import StudyConfig
@@ -50,25 +52,29 @@ class Pooled:
     has_paper: bool
 
 
-def _pooled(files: dict[str, Path], set_orders: dict[str, list[int]] | None = None
-            ) -> dict[int, Pooled]:
+def _pooled(files: Mapping[str, Path | DerivativeSet],
+            set_orders: dict[str, list[int]] | None = None) -> dict[int, Pooled]:
     """``{order: Pooled}`` over the derivative sets (labels prefixed by the set name).
 
-    ``set_orders`` keeps only each set's own orders (a DFT reference's one file holds the
-    orders of several sets).
+    ``files``: each set's ``derivatives.h5`` or :class:`DerivativeSet`. ``set_orders``
+    keeps only each set's own orders (a DFT reference's one file holds the orders of
+    several sets).
     """
     parts: dict[int, list[tuple[list[str], np.ndarray, np.ndarray, np.ndarray, bool]]] = {}
     for set_name in sorted(files):
-        for n, rec in read_derivatives_file(files[set_name]).orders.items():
+        given = files[set_name]
+        dset = given if isinstance(given, DerivativeSet) else DerivativeSet.from_file(given)
+        for n in dset.orders:
             if set_orders is not None and n not in set_orders.get(set_name, [n]):
                 continue
-            has = "paper_values" in rec.extra
-            paper = np.asarray(rec.extra["paper_values"] if has else rec.values, dtype=float)
-            sigma = np.asarray(rec.extra["paper_uncertainties"] if has else rec.uncertainties,
+            extra = dset.extra[n]
+            has = "paper_values" in extra
+            paper = np.asarray(extra["paper_values"] if has else dset.values[n], dtype=float)
+            sigma = np.asarray(extra["paper_uncertainties"] if has else dset.uncertainties[n],
                                dtype=float)
             parts.setdefault(n, []).append(
-                ([f"{set_name}:{lab}" for lab in rec.labels],
-                 np.asarray(rec.values, dtype=float), paper, sigma, has))
+                ([f"{set_name}:{lab}" for lab in dset.labels[n]],
+                 np.asarray(dset.values[n], dtype=float), paper, sigma, has))
     return {n: Pooled([lab for p in ps for lab in p[0]],
                       np.concatenate([p[1] for p in ps]), np.concatenate([p[2] for p in ps]),
                       np.concatenate([p[3] for p in ps]), all(p[4] for p in ps))
@@ -97,9 +103,12 @@ def _spread(values: list[float]) -> float:
     return float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
 
 
-def error_table(derivatives: dict[str, dict[str, Path]],
+def error_table(derivatives: Mapping[str, Mapping[str, Path | DerivativeSet]],
                 set_orders: dict[str, list[int]] | None = None) -> list[dict[str, Any]]:
     """Rows of Table I, one per (model, order); a model's seeds pooled into one row.
+
+    ``derivatives``: ``{potential label: {set name: derivatives.h5 or DerivativeSet}}``,
+    the reference labelled ``"reference"``.
 
     Keys: ``model, dataset, order, n, n_seeds``;
     ``rel_rmse = sqrt(mean((p_model - p_ref)^2)) / mean(|p_ref|)`` over the order's

@@ -14,7 +14,12 @@ Main entry points
 from anharmbench.symmetry.characters import invariant_count, invariant_count_stars
 from anharmbench.symmetry.group import SupercellSymmetry, as_supercell_matrix, format_qpoint
 from anharmbench.symmetry.invariants import BasisTensor, IrreducibleBasis, irreducible_basis
-from anharmbench.symmetry.modes import ModeBlock, SymmetrizedModes, symmetrized_modes
+from anharmbench.symmetry.modes import (
+    ModeBlock,
+    SymmetrizedModes,
+    clear_modes_cache,
+    symmetrized_modes,
+)
 
 #: Supercell matrices used in the paper (rows = supercell vectors, primitive basis).
 S_PRIM = [[1, 0, 0], [0, 1, 0], [0, 0, 1]]
@@ -35,6 +40,7 @@ __all__ = [
     "SupercellSymmetry",
     "SymmetrizedModes",
     "as_supercell_matrix",
+    "clear_modes_cache",
     "format_qpoint",
     "invariant_count",
     "invariant_count_stars",

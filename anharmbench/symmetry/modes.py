@@ -14,25 +14,35 @@ modes ``sqrt2 Re v_q`` then ``sqrt2 Im v_q`` (``v_{-q} = conj v_q``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 
 import numpy as np
 from ase import Atoms
 
 from anharmbench.symmetry._threads import single_blas_thread
-from anharmbench.symmetry.group import SupercellSymmetry, format_qpoint
+from anharmbench.symmetry.group import SupercellSymmetry, as_supercell_matrix, format_qpoint
 from anharmbench.symmetry.labels import LittleGroupTable
 from anharmbench.symmetry.linalg import canonical_basis
 
-__all__ = ["ModeBlock", "SymmetrizedModes", "symmetrized_modes"]
+__all__ = [
+    "MODES_CACHE_SIZE",
+    "ModeBlock",
+    "SymmetrizedModes",
+    "clear_modes_cache",
+    "symmetrized_modes",
+]
 
 #: Kinds of the q-points in a block.
 SELF, POS, NEG = 0, 1, 2
 
 
-@dataclass
+@dataclass(frozen=True)
 class ModeBlock:
-    """One real G-irreducible block of the displacement space.
+    """One real G-irreducible block of the displacement space (immutable: its arrays are
+    read-only).
 
     Attributes
     ----------
@@ -71,7 +81,12 @@ class ModeBlock:
     partner: np.ndarray
     start: int = 0
     stop: int = 0
-    qpos: dict[int, int] = field(default_factory=dict)
+    qpos: Mapping[int, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("qpoints", "E", "kind", "partner"):
+            _read_only(getattr(self, name))
+        object.__setattr__(self, "qpos", MappingProxyType(dict(self.qpos)))
 
     @property
     def d(self) -> int:
@@ -150,26 +165,33 @@ class SymmetrizedModes:
     Attributes
     ----------
     sym : SupercellSymmetry
-    blocks : list[ModeBlock]
+    blocks : tuple[ModeBlock, ...]
     modes : (3N, M) float64
-        Orthonormal columns, ``M = 3N - 3``, blocks contiguous in order.
+        Orthonormal columns, ``M = 3N - 3``, blocks contiguous in order (read-only).
     M : int
+
+    Notes
+    -----
+    :func:`symmetrized_modes` shares one instance between its callers, so the arrays it
+    holds (``modes``, the blocks' arrays, :meth:`mtable`) are read-only; copy one to
+    change it.
     """
 
     def __init__(self, sym: SupercellSymmetry, seed: int = 0) -> None:
         self.sym = sym
         self.seed = int(seed)
-        self.blocks: list[ModeBlock] = []
         self._tables: dict[int, LittleGroupTable] = {}
+        blocks: list[ModeBlock] = []
         with single_blas_thread():
-            self._build()
-            self._assign_columns()
-            self.modes = self._mode_vectors()
+            self._build(blocks)
+            self.blocks: tuple[ModeBlock, ...] = self._assign_columns(blocks)
+            self.modes = _read_only(self._mode_vectors())
         self.M = self.modes.shape[1]
         self._mtables: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     # ------------------------------------------------------------ building
-    def _build(self) -> None:
+    def _build(self, blocks: list[ModeBlock]) -> None:
+        """Append the blocks of every star to ``blocks``."""
         sym = self.sym
         n3 = 3 * sym.n_prim
         wyck = sym.wyckoff_orbits()
@@ -262,10 +284,10 @@ class SymmetrizedModes:
                 seen[irrep] = seen.get(irrep, 0) + 1
                 name = sym.star_names[s]
                 label = f"{name}:{irrep}" + (f".{seen[irrep]}" if counts[irrep] > 1 else "")
-                self.blocks.append(self._extend(s, negstar, q0, E0, label, irrep))
+                blocks.append(self._extend(len(blocks), s, negstar, q0, E0, label, irrep))
 
     def _extend(
-        self, s: int, negstar: int, q0: int, E0: np.ndarray, label: str, irrep: str
+        self, index: int, s: int, negstar: int, q0: int, E0: np.ndarray, label: str, irrep: str
     ) -> ModeBlock:
         """Extend the q0 component ``E0`` of a block to its whole star (and -star)."""
         sym = self.sym
@@ -297,7 +319,7 @@ class SymmetrizedModes:
             if kind[p] == NEG:
                 E[p] = E[partner[p]].conj()
         return ModeBlock(
-            index=len(self.blocks),
+            index=index,
             label=label,
             star=s,
             star_name=sym.star_names[s],
@@ -309,12 +331,16 @@ class SymmetrizedModes:
             qpos=pos,
         )
 
-    def _assign_columns(self) -> None:
+    @staticmethod
+    def _assign_columns(blocks: list[ModeBlock]) -> tuple[ModeBlock, ...]:
+        """The blocks with their column slices, contiguous in order."""
+        out = []
         off = 0
-        for b in self.blocks:
+        for b in blocks:
             n = int(sum(b.d if k == SELF else (2 * b.d if k == POS else 0) for k in b.kind))
-            b.start, b.stop = off, off + n
+            out.append(replace(b, start=off, stop=off + n))
             off += n
+        return tuple(out)
 
     def _mode_vectors(self) -> np.ndarray:
         sym = self.sym
@@ -380,7 +406,7 @@ class SymmetrizedModes:
                 pp = b.qpos[qp]
                 target[i, p] = pp
                 M[i, p] = b.E[pp].conj().T @ sym.bloch_rep(i, int(q)) @ b.E[p]
-        self._mtables[b.index] = (target, M)
+        self._mtables[b.index] = (_read_only(target), _read_only(M))
         return target, M
 
     def star_table(self, s: int) -> LittleGroupTable | None:
@@ -408,7 +434,46 @@ def _real_basis(E: np.ndarray) -> np.ndarray:
     return U[:, :d]
 
 
-_CACHE: dict[tuple, SymmetrizedModes] = {}
+def _read_only(a: np.ndarray) -> np.ndarray:
+    """``a`` made read-only in place (shared by every user of a cached object)."""
+    a.flags.writeable = False
+    return a
+
+
+#: How many supercells :func:`symmetrized_modes` keeps (least recently used dropped).
+#: A study uses a few (the FTGs of orders 2-4 and the primitive cell).
+MODES_CACHE_SIZE = 8
+
+
+@dataclass(frozen=True)
+class _ModesKey:
+    """What fixes the modes of a supercell: the primitive cell's lattice, positions and
+    species, the supercell matrix, ``symprec`` and ``seed``. ``prim`` (a private copy)
+    rides along without being compared."""
+
+    cell: bytes
+    positions: bytes
+    numbers: bytes
+    supercell_matrix: tuple[tuple[int, ...], ...]
+    symprec: float
+    seed: int
+    prim: Atoms = field(compare=False, hash=False, repr=False)
+
+
+@functools.lru_cache(maxsize=MODES_CACHE_SIZE)
+def _cached_modes(key: _ModesKey) -> SymmetrizedModes:
+    sym = SupercellSymmetry(key.prim, np.array(key.supercell_matrix), symprec=key.symprec)
+    # the group belongs to the cache alone: freeze its arrays as the modes' are
+    for value in vars(sym).values():
+        for array in value if isinstance(value, list) else [value]:
+            if isinstance(array, np.ndarray):
+                _read_only(array)
+    return SymmetrizedModes(sym, seed=key.seed)
+
+
+def clear_modes_cache() -> None:
+    """Empty the cache of :func:`symmetrized_modes` (frees its memory; later calls rebuild)."""
+    _cached_modes.cache_clear()
 
 
 def symmetrized_modes(
@@ -418,6 +483,13 @@ def symmetrized_modes(
     seed: int = 0,
 ) -> SymmetrizedModes:
     """Build (or fetch from a cache) the symmetrized modes of a supercell.
+
+    With an ``Atoms`` input the result is cached: the last :data:`MODES_CACHE_SIZE`
+    supercells (least recently used dropped), keyed by the primitive cell's lattice,
+    positions and species, the supercell matrix, ``symprec`` and ``seed``. Callers share
+    the cached object, so its arrays are read-only; it keeps a copy of ``prim``, so
+    changing ``prim`` afterwards does not touch it. :func:`clear_modes_cache` empties
+    the cache. A :class:`SupercellSymmetry` input is not cached.
 
     Parameters
     ----------
@@ -432,25 +504,16 @@ def symmetrized_modes(
     SymmetrizedModes
     """
     if isinstance(prim, SupercellSymmetry):
-        sym = prim
-        key = None
-    else:
-        if supercell_matrix is None:
-            raise ValueError("supercell_matrix is required with an Atoms input")
-        sym = None
-        key = (
-            prim.cell.array.tobytes(),
-            prim.get_scaled_positions().tobytes(),
-            prim.numbers.tobytes(),
-            np.asarray(supercell_matrix).tobytes(),
-            np.asarray(supercell_matrix).shape,
-            symprec,
-            seed,
-        )
-        if key in _CACHE:
-            return _CACHE[key]
-        sym = SupercellSymmetry(prim, supercell_matrix, symprec=symprec)
-    out = SymmetrizedModes(sym, seed=seed)
-    if key is not None:
-        _CACHE[key] = out
-    return out
+        return SymmetrizedModes(prim, seed=seed)
+    if supercell_matrix is None:
+        raise ValueError("supercell_matrix is required with an Atoms input")
+    key = _ModesKey(
+        cell=prim.cell.array.tobytes(),
+        positions=prim.get_scaled_positions().tobytes(),
+        numbers=prim.numbers.tobytes(),
+        supercell_matrix=tuple(map(tuple, as_supercell_matrix(supercell_matrix).tolist())),
+        symprec=float(symprec),
+        seed=int(seed),
+        prim=prim.copy(),
+    )
+    return _cached_modes(key)

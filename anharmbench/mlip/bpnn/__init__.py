@@ -16,8 +16,8 @@ Typical use::
     potential = bpnn_potential("models/bpnn")       # LammpsPotential (pair_style nequip)
 
 Modules: :mod:`.symmetry_functions`, :mod:`.neighbors`, :mod:`.model`, :mod:`.train`,
-:mod:`.n2p2`, :mod:`.export`; command line: ``python -m anharmbench.mlip.bpnn``
-(``train``, ``export``, ``parity``, ``to-n2p2``, ``from-n2p2``).
+:mod:`.n2p2`, :mod:`.export`; command line: ``anharmbench train bpnn DATASET OUT``
+(train, export, parity) and ``anharmbench convert to-n2p2|from-n2p2``.
 """
 
 from anharmbench.mlip.bpnn.export import (

@@ -66,7 +66,12 @@ from anharmbench.mlip.bpnn.model import (
     forces_virial_from_edge_gradient,
     load_model,
 )
-from anharmbench.potentials.spec import LammpsPotential, PotentialError
+from anharmbench.potentials.spec import (
+    LammpsPotential,
+    PotentialError,
+    lammps_path_word,
+    model_file_potential,
+)
 
 __all__ = [
     "AOTI_INPUTS",
@@ -351,24 +356,14 @@ def bpnn_potential(
     type_names = meta.get("type_names", "").split()
     if meta.get("anharmbench_model") != "bpnn":
         raise PotentialError(f"{path} is not a BPNN package (metadata {sorted(meta)})")
-    if any(c.isspace() for c in str(path)):
-        raise PotentialError(
-            f"the package path {str(path)!r} contains white space, which a LAMMPS pair_coeff "
-            "line cannot hold; move the file"
-        )
+    lammps_path_word(path, what="the package path")
     elements = tuple(elements) if elements is not None else tuple(type_names)
     missing = [e for e in elements if e not in type_names]
     if missing:
         raise PotentialError(
             f"element(s) {missing} are not in the model {path.name} (its types: {type_names})"
         )
-    return LammpsPotential(
-        elements=elements,
-        pair_style="nequip",
-        pair_coeff=(f"* * {path} {' '.join(elements)}",),
-        files=(str(path),),
-        name=name or f"bpnn:{path.name}",
-    )
+    return model_file_potential("nequip", path, elements, name=name or f"bpnn:{path.name}")
 
 
 def bpnn_parity(
@@ -403,7 +398,7 @@ def bpnn_parity(
     from anharmbench.lammps import LammpsCalculator
     from anharmbench.mlip.bpnn.model import BPNNCalculator
     from anharmbench.mlip.data import load_splits
-    from anharmbench.mlip.parity import evaluate_parity, write_parity
+    from anharmbench.mlip.parity import calculator_parity, write_parity
 
     if split not in ("train", "val", "test"):
         raise ValueError(f"split {split!r}: use 'train', 'val' or 'test'")
@@ -417,9 +412,4 @@ def bpnn_parity(
         name = f"bpnn:{Path(model).name}"
     else:
         raise ValueError(f"backend {backend!r}: use 'lammps' or 'torch'")
-
-    def predict(atoms: Atoms) -> tuple[float, np.ndarray]:
-        atoms.calc = calc
-        return float(atoms.get_potential_energy()), np.asarray(atoms.get_forces())
-
-    return write_parity(evaluate_parity(name, predict, frames), directory)
+    return write_parity(calculator_parity(name, calc, frames), directory)

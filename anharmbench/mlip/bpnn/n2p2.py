@@ -214,17 +214,29 @@ def _float(args: list[str] | None, key: str, path: Path) -> float:
         raise N2P2Error(f"keyword {key!r} in {path} needs a number, got {args}") from exc
 
 
-def read_symmetry_functions(path: str | Path) -> SymmetryFunctionSet:
-    """The ``symfunction_short`` lines and ``cutoff_type`` of an n2p2 ``input.nn``.
+def _symmetry_function_set(
+    settings: list[tuple[int, str, list[str]]], path: Path
+) -> SymmetryFunctionSet:
+    """The ``cutoff_type`` and ``symfunction_short`` lines of parsed ``input.nn`` settings.
 
-    Lets a training run use a set of symmetry functions written for n2p2.
+    ``cutoff_type`` is required, as in n2p2: its keyword list puts it among those
+    "required for prediction" and ``Mode::setupCutoff`` stops with ``Keyword
+    "cutoff_type" not found`` without it (only its ``alpha`` has a default, 0).
     """
-    path = Path(path)
-    st = _settings(path)
-    cut_args = _one(st, "cutoff_type", path)
-    cutoff = CutoffFunction.from_n2p2(cut_args) if cut_args is not None else CutoffFunction()
+    cut_args = _one(settings, "cutoff_type", path)
+    if cut_args is None:
+        raise N2P2Error(
+            f"{path} has no 'cutoff_type' line, which n2p2 requires (one cutoff function "
+            "for all symmetry functions); add e.g. 'cutoff_type 1' (cosine) or "
+            "'cutoff_type 6 0.0' (poly2, alpha 0)"
+        )
+    number = next(n for n, k, _ in settings if k == "cutoff_type")
+    try:
+        cutoff = CutoffFunction.from_n2p2(cut_args)
+    except ValueError as exc:
+        raise N2P2Error(f"{path}:{number}: {exc}") from exc
     functions = []
-    for number, key, args in st:
+    for number, key, args in settings:
         if key == "symfunction_short":
             try:
                 functions.append(SymmetryFunction.from_n2p2(args))
@@ -232,7 +244,27 @@ def read_symmetry_functions(path: str | Path) -> SymmetryFunctionSet:
                 raise N2P2Error(f"{path}:{number}: {exc}") from exc
     if not functions:
         raise N2P2Error(f"{path} defines no symfunction_short")
-    return SymmetryFunctionSet(tuple(functions), cutoff)
+    try:
+        return SymmetryFunctionSet(tuple(functions), cutoff)
+    except ValueError as exc:
+        raise N2P2Error(f"{path}: {exc}") from exc
+
+
+def read_symmetry_functions(path: str | Path) -> SymmetryFunctionSet:
+    """The ``symfunction_short`` lines and ``cutoff_type`` of an n2p2 ``input.nn``.
+
+    Lets a training run use a set of symmetry functions written for n2p2.
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``path`` does not exist.
+    N2P2Error
+        When ``cutoff_type`` is missing (n2p2 requires it) or appears twice, or a line
+        is malformed or unsupported, or there is no ``symfunction_short``.
+    """
+    path = Path(path)
+    return _symmetry_function_set(_settings(path), path)
 
 
 def read_n2p2(directory: str | Path, elements: Iterable[str] | None = None) -> BPNN:
@@ -274,20 +306,7 @@ def read_n2p2(directory: str | Path, elements: Iterable[str] | None = None) -> B
     n_el = _one(st, "number_of_elements", path)
     if n_el is None or int(_float(n_el, "number_of_elements", path)) != len(file_elements):
         raise N2P2Error(f"{path}: number_of_elements does not match elements {file_elements}")
-    cut_args = _one(st, "cutoff_type", path)
-    if cut_args is None:
-        raise N2P2Error(f"{path} has no 'cutoff_type' line")
-    cutoff = CutoffFunction.from_n2p2(cut_args)
-    functions = []
-    for number, key, args in st:
-        if key == "symfunction_short":
-            try:
-                functions.append(SymmetryFunction.from_n2p2(args))
-            except ValueError as exc:
-                raise N2P2Error(f"{path}:{number}: {exc}") from exc
-    if not functions:
-        raise N2P2Error(f"{path} defines no symfunction_short")
-    sf_set = SymmetryFunctionSet(tuple(functions), cutoff)
+    sf_set = _symmetry_function_set(st, path)
     model_elements = tuple(elements) if elements is not None else file_elements
     if sorted(model_elements) != sorted(file_elements):
         raise N2P2Error(

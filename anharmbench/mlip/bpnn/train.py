@@ -41,15 +41,17 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from ase import Atoms
 
+from anharmbench.datasets.profiles import Profiles
 from anharmbench.mlip.bpnn.model import (
     BPNN,
     NetworkConfig,
@@ -91,8 +93,12 @@ class TrainingError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(Profiles):
     """Settings of a training run.
+
+    ``paper()``: the paper's architecture (2 x 21, tanh, 41/46 inputs), trained to
+    convergence; ``quick()``: a short run for tests and CI, same architecture, 30 epochs
+    at most (:class:`~anharmbench.datasets.profiles.Profiles`).
 
     Attributes
     ----------
@@ -169,23 +175,15 @@ class TrainConfig:
         if not (self.learning_rate > 0 and 0 < self.lr_factor < 1):
             raise ValueError("learning_rate must be > 0 and lr_factor in (0, 1)")
 
-    @classmethod
-    def paper(cls, **overrides: Any) -> TrainConfig:
-        """The paper's architecture (2 x 21, tanh, 41/46 inputs), trained to convergence."""
-        return cls(**overrides)
-
-    @classmethod
-    def quick(cls, **overrides: Any) -> TrainConfig:
-        """A short run for tests and CI: same architecture, 30 epochs at most."""
-        base: dict[str, Any] = {
+    QUICK: ClassVar[Mapping[str, Any]] = MappingProxyType(
+        {
             "learning_rate": 3e-3,
             "batch_size": 2,
             "max_epochs": 30,
             "patience": 10,
             "lr_patience": 5,
         }
-        base.update(overrides)
-        return cls(**base)
+    )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form."""

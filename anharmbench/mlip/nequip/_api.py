@@ -17,8 +17,9 @@ TESTED = "==0.19.1"
 
 def calculator_from_saved_model(calculator_cls: Any, path: str | Path, device: str) -> Any:
     """``NequIPCalculator`` of a checkpoint or package; type names are chemical symbols."""
-    return calculator_cls._from_saved_model(str(path), device=device,
-                                            chemical_species_to_atom_type_map=True)
+    return calculator_cls._from_saved_model(
+        str(path), device=device, chemical_species_to_atom_type_map=True
+    )
 
 
 def run_compile_with(argv: list[str], compile_fn: Any) -> None:
@@ -37,11 +38,13 @@ def run_compile_with(argv: list[str], compile_fn: Any) -> None:
     original = torch._inductor.aoti_compile_and_package
 
     def compile(exported: Any, package_path: str, inductor_configs: dict[str, Any]) -> str:
-        return str(original(exported, package_path=package_path,
-                            inductor_configs=inductor_configs))
+        return str(original(exported, package_path=package_path, inductor_configs=inductor_configs))
 
-    def replacement(exported: Any, package_path: str | None = None,
-                    inductor_configs: dict[str, Any] | None = None) -> str:
+    def replacement(
+        exported: Any,
+        package_path: str | None = None,
+        inductor_configs: dict[str, Any] | None = None,
+    ) -> str:
         return compile_fn(exported, str(package_path), dict(inductor_configs or {}), compile)
 
     torch._inductor.aoti_compile_and_package = replacement  # type: ignore[assignment]
