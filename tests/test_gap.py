@@ -432,41 +432,6 @@ def test_plugin_rejects_bad_input(tiny_model, tmp_path):
             LammpsSystem(potential, atoms).close()
 
 
-def test_plugin_checks_what_quip_would_abort_on(tiny_model, tmp_path):
-    """A wrong label, a truncated or incomplete xml, a missing sparseX file, an option QUIP
-    cannot use: QUIP would end the process; the plugin refuses them first with a LAMMPS
-    error, and this process goes on to load the model by its label."""
-    atoms = _structure("SC")
-    text = tiny_model.xml.read_text()
-    label = text.split('<GAP_params label="', 1)[1].split('"', 1)[0]
-    truncated = tmp_path / "truncated.xml"
-    truncated.write_text(text[: text.index("</gpSparse>")])
-    first = f'<gpCoordinates label="{label}1"'
-    incomplete = tmp_path / "incomplete.xml"
-    incomplete.write_text(text.replace(first, '<gpCoordinates label="x"'))
-    separate = tmp_path / "separate.xml"  # sparse points in a file gap_fit wrote beside it
-    sparse_file = f"gap.xml.sparseX.{label}1"
-    separate.write_text(text.replace(first, f'{first} sparseX_filename="{sparse_file}"'))
-    cases = [
-        (tiny_model.xml, "IP GAP label=nosuch",
-         rf'no <GAP_params label="nosuch"> \(its labels: {label}\)'),
-        (tiny_model.xml, "IP GAP calc_args=x",
-         r"'calc_args=x' in the init string .* not supported"),
-        (truncated, "IP GAP",
-         r"not well-formed XML: the element <gpSparse> opened at line \d+ is never closed"),
-        (incomplete, "IP GAP", rf'<gpCoordinates label="{label}1"> is missing'),
-        (separate, "IP GAP", rf"Cannot open {tmp_path}/{sparse_file}, a sparseX file"),
-    ]
-    for xml, init, message in cases:
-        with pytest.raises(LammpsError, match=message):
-            LammpsSystem(_raw_potential(xml, ("Th", "O"), "90 8", init), atoms).close()
-    energies = []
-    for init in ("IP GAP", f"IP GAP label={label}"):
-        with LammpsSystem(_raw_potential(tiny_model.xml, ("Th", "O"), "90 8", init), atoms) as s:
-            energies.append(s.evaluate(atoms.positions).energy)
-    assert energies[0] == energies[1]  # the first (only) GAP of the file, named or not
-
-
 def test_structure_without_training_species(tiny_model):
     """An all-oxygen cell evaluated with the ThO2 model is refused by the plugin."""
     atoms = _structure("SC")
