@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -110,8 +111,11 @@ def tiny_model(tiny_refmd_dataset, tmp_path_factory) -> GapModel:
 
 @pytest.fixture(scope="module")
 def other_model(tiny_refmd_dataset, tmp_path_factory) -> GapModel:
-    """A second, different model (2b + SOAP only) for the two-models-in-one-process test."""
-    config = TINY.with_(three_body=None, soap=Soap(cutoff=3.0, n_max=2, l_max=2, n_sparse=10))
+    """A second, different model (2b + SOAP only) for the two-models-in-one-process test.
+    Its 2-body term reaches further (6 A against 5 A): QUIP's wrapper keeps the atoms
+    object of the last call, with the cutoff of the model loaded then."""
+    config = TINY.with_(two_body=DistanceTwoBody(cutoff=6.0, n_sparse=12), three_body=None,
+                        soap=Soap(cutoff=3.0, n_max=2, l_max=2, n_sparse=10))
     out = tmp_path_factory.mktemp("gap") / "other"
     return train_gap(tiny_refmd_dataset, out, config, progress=False)
 
@@ -242,7 +246,8 @@ def test_plugin_matches_quippy(tiny_model, quippy_gap, kind):
 
 
 def test_two_models_in_one_process(tiny_model, other_model, quippy_gap):
-    """QUIP holds one model per process; the plugin reloads when instances alternate."""
+    """QUIP holds one model per process; the plugin reloads when instances alternate, and
+    each model is evaluated with its own cutoff (5 A, 6 A) in a same-sized structure."""
     rng = np.random.default_rng(21)
     atoms = _structure("SC")
     positions = _displaced(atoms, rng, 2, 0.1)
@@ -254,9 +259,12 @@ def test_two_models_in_one_process(tiny_model, other_model, quippy_gap):
         for pos in positions:
             ref.positions = pos
             refs[model.xml].append(ref.get_potential_energy())
+    # one ghost cutoff for both, so both systems hold the same number of atoms: QUIP's
+    # wrapper would otherwise rebuild its saved atoms object anyway
+    same_ghosts = ("comm_modify cutoff 10.0",)
     with (
-        LammpsCalculator(gap_potential(tiny_model), atoms) as a,
-        LammpsCalculator(gap_potential(other_model), atoms) as b,
+        LammpsCalculator(replace(gap_potential(tiny_model), commands=same_ghosts), atoms) as a,
+        LammpsCalculator(replace(gap_potential(other_model), commands=same_ghosts), atoms) as b,
     ):
         for _ in range(2):  # a, b, a, b: each evaluation after the other model loaded
             for batch, model in ((a, tiny_model), (b, other_model)):
@@ -430,6 +438,41 @@ def test_plugin_rejects_bad_input(tiny_model, tmp_path):
     for potential, message in cases:
         with pytest.raises(LammpsError, match=message):
             LammpsSystem(potential, atoms).close()
+
+
+def test_plugin_checks_what_quip_would_abort_on(tiny_model, tmp_path):
+    """A wrong label, a truncated or incomplete xml, a missing sparseX file, an option QUIP
+    cannot use: QUIP would end the process; the plugin refuses them first with a LAMMPS
+    error, and this process goes on to load the model by its label."""
+    atoms = _structure("SC")
+    text = tiny_model.xml.read_text()
+    label = text.split('<GAP_params label="', 1)[1].split('"', 1)[0]
+    truncated = tmp_path / "truncated.xml"
+    truncated.write_text(text[: text.index("</gpSparse>")])
+    first = f'<gpCoordinates label="{label}1"'
+    incomplete = tmp_path / "incomplete.xml"
+    incomplete.write_text(text.replace(first, '<gpCoordinates label="x"'))
+    separate = tmp_path / "separate.xml"  # sparse points in a file gap_fit wrote beside it
+    sparse_file = f"gap.xml.sparseX.{label}1"
+    separate.write_text(text.replace(first, f'{first} sparseX_filename="{sparse_file}"'))
+    cases = [
+        (tiny_model.xml, "IP GAP label=nosuch",
+         rf'no <GAP_params label="nosuch"> \(its labels: {label}\)'),
+        (tiny_model.xml, "IP GAP calc_args=x",
+         r"'calc_args=x' in the init string .* not supported"),
+        (truncated, "IP GAP",
+         r"not well-formed XML: the element <gpSparse> opened at line \d+ is never closed"),
+        (incomplete, "IP GAP", rf'<gpCoordinates label="{label}1"> is missing'),
+        (separate, "IP GAP", rf"Cannot open {tmp_path}/{sparse_file}, a sparseX file"),
+    ]
+    for xml, init, message in cases:
+        with pytest.raises(LammpsError, match=message):
+            LammpsSystem(_raw_potential(xml, ("Th", "O"), "90 8", init), atoms).close()
+    energies = []
+    for init in ("IP GAP", f"IP GAP label={label}"):
+        with LammpsSystem(_raw_potential(tiny_model.xml, ("Th", "O"), "90 8", init), atoms) as s:
+            energies.append(s.evaluate(atoms.positions).energy)
+    assert energies[0] == energies[1]  # the first (only) GAP of the file, named or not
 
 
 def test_structure_without_training_species(tiny_model):

@@ -21,26 +21,49 @@
    interface). Several LAMMPS instances in one process may use different models:
    each PairQUIP remembers its file, and the instance about to compute reloads
    its own model when another instance loaded the last one.
+
+   Errors inside QUIP. QUIP reports a fatal error by printing "SYSTEM ABORT" and
+   ending the process (Fortran `stop`); the one hook it offers, f90wrap_abort_,
+   is meant for quippy, and the interface's own system_initialise switches it
+   off. Nothing can be recovered from inside: jumping out of the Fortran frames
+   (setjmp/longjmp) is undefined behaviour and leaves QUIP's saved model, parser
+   and atoms object half-built. So the plugin checks beforehand, with LAMMPS
+   errors, what QUIP would stop on when it loads a model -- the file and every
+   sparseX file it names are readable on every rank, the XML is complete, the init
+   string is 'IP GAP [label=NAME]', the label names a <GAP_params> whose fitted
+   <gpSparse> and <gpCoordinates> are all there, each with a descriptor whose
+   cutoff is a positive length -- and, before each evaluation, that no two atoms
+   coincide. What remains is a model QUIP cannot use for reasons not visible in
+   the file's structure (e.g. one from a newer GAP version, or corrupt numbers):
+   that still ends the process with QUIP's message on stderr.
+
+   QUIP's wrapper also keeps ONE atoms object between calls (a saved variable)
+   and sets its cutoff only when the atom count changes. After another model is
+   loaded, a structure of the same size would be evaluated with the previous
+   model's cutoff, and QUIP stops the process when a descriptor reaches further
+   ("descriptor cutoff larger than atoms cutoff"). So after every model load the
+   plugin first evaluates a one- or two-atom dummy with no owned atoms (which
+   computes nothing) and thereby makes the wrapper rebuild its atoms object with
+   the new model's cutoff on the next real call.
 ------------------------------------------------------------------------- */
 
 #include "pair_quip.h"
+
+#include "gap_file.h"
 
 #include "atom.h"
 #include "comm.h"
 #include "domain.h"
 #include "error.h"
 #include "force.h"
-#include "memory.h"
 #include "neigh_list.h"
 #include "neighbor.h"
-#include "update.h"
 #include "utils.h"
 
 #include <algorithm>
-#include <csetjmp>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -73,7 +96,9 @@ namespace {
 
 // The one API version of the interface this plugin is written for.
 constexpr int QUIP_API_VERSION = 1;
-constexpr int MAX_Z = 118;
+constexpr int MAX_Z = anharmbench::GAP_MAX_Z;
+// QUIP's wrapper stops the process when two atoms are closer than 1e-10 A
+constexpr double MIN_DISTANCE_SQ = 1.0e-20;
 
 // Process-wide: which PairQUIP instance's model QUIP holds now (0: none).
 long loaded_instance = 0;
@@ -81,69 +106,17 @@ long next_instance = 0;
 // quippy is (or was) imported in this process; a model load resets libAtoms'
 // record of it, so remember it here.
 bool quippy_seen = false;
+// A model was loaded since the wrapper last rebuilt its saved atoms object (see
+// the top of this file).
+bool wrapper_atoms_stale = true;
+// The atom count of the wrapper's saved atoms object (0: none yet).
+int wrapper_atoms_n = 0;
 
-// QUIP reports fatal errors through f90wrap_abort_ (below) when it believes it
-// runs inside quippy; otherwise it prints the message and stops the process
-// itself. While the plugin calls into QUIP, a jump buffer is armed so that such
-// an error becomes a LAMMPS error instead of a dead process.
-std::jmp_buf *armed_jump = nullptr;
-char abort_message[2048];
-
-template <class Call> bool call_quip(Call &&call)
+std::string species_list(const std::vector<int> &zs)
 {
-  std::jmp_buf here;
-  std::jmp_buf *previous = armed_jump;
-  if (setjmp(here) == 0) {
-    armed_jump = &here;
-    call();
-    armed_jump = previous;
-    return true;
-  }
-  armed_jump = previous;
-  return false;
-}
-
-// Atomic numbers named by the descriptors of a QUIP model file: every Z=, Z1=,
-// Z2=, ... value and every species_Z={...} list inside <descriptor> elements.
-// A descriptor with no species key (or a 0) applies to every species.
-void scan_descriptor(const std::string &text, std::set<int> &species, bool &any_species)
-{
-  bool named = false;
-  std::istringstream in(text);
-  std::string tok;
-  while (in >> tok) {
-    const auto eq = tok.find('=');
-    if (eq == std::string::npos) continue;
-    const std::string key = tok.substr(0, eq);
-    std::string value = tok.substr(eq + 1);
-    std::vector<std::string> values;
-    if (key == "species_Z") {
-      // species_Z={90 8 } possibly split over several whitespace tokens
-      std::string list = value;
-      while (list.find('}') == std::string::npos && (in >> tok)) list += " " + tok;
-      for (char &c : list)
-        if (c == '{' || c == '}' || c == ':') c = ' ';
-      std::istringstream items(list);
-      std::string item;
-      while (items >> item) values.push_back(item);
-    } else if (key.size() >= 1 && key[0] == 'Z' &&
-               key.find_first_not_of("0123456789", 1) == std::string::npos) {
-      values.push_back(value);
-    } else {
-      continue;
-    }
-    for (const auto &v : values) {
-      char *end = nullptr;
-      const long z = std::strtol(v.c_str(), &end, 10);
-      if (end == v.c_str() || *end != '\0') continue;
-      named = true;
-      if (z <= 0)
-        any_species = true;
-      else if (z <= MAX_Z)
-        species.insert((int) z);
-    }
-  }
-  if (!named) any_species = true;
+  std::string out;
+  for (int z : zs) out += (out.empty() ? "" : " ") + std::to_string(z);
+  return out;
 }
 
 bool file_stat(const std::string &path, long long &size, long long &mtime_ns)
@@ -155,28 +128,28 @@ bool file_stat(const std::string &path, long long &size, long long &mtime_ns)
   return true;
 }
 
-std::string species_list(const std::vector<int> &zs)
+void bcast_string(std::string &s, int root, MPI_Comm comm)
 {
-  std::string out;
-  for (int z : zs) out += (out.empty() ? "" : " ") + std::to_string(z);
-  return out;
+  int n = (int) s.size();
+  MPI_Bcast(&n, 1, MPI_INT, root, comm);
+  s.resize(n);
+  if (n > 0) MPI_Bcast(&s[0], n, MPI_CHAR, root, comm);
 }
 
 }    // namespace
 
-// Called by QUIP (libAtoms' error_abort) with a Fortran string: message and its
-// length (gfortran's hidden length argument). Exported: libPotentials needs the
-// symbol, which quippy's Python extension provides when quippy is imported.
+// Called by libAtoms' error_abort with a Fortran string (message and gfortran's
+// hidden length argument) when it believes it runs under quippy. libPotentials
+// needs the symbol, which quippy's Python extension provides when quippy is
+// imported. The interface's system_initialise turns quippy mode off, so this is
+// reached only from a quippy call after the plugin's symbol was bound: end the
+// process as QUIP itself would (returning to the Fortran caller is not allowed).
 extern "C" __attribute__((visibility("default"))) void f90wrap_abort_(const char *message,
                                                                        size_t length)
 {
-  size_t n = std::min(length, sizeof(abort_message) - 1);
-  if (message == nullptr) n = 0;
-  if (n > 0) std::memcpy(abort_message, message, n);
-  while (n > 0 && (abort_message[n - 1] == ' ' || abort_message[n - 1] == '\0')) n--;
-  abort_message[n] = '\0';
-  if (armed_jump != nullptr) std::longjmp(*armed_jump, 1);
-  std::fprintf(stderr, "ERROR (QUIP, outside a pair_style quip call): %s\n", abort_message);
+  size_t n = message == nullptr ? 0 : length;
+  while (n > 0 && (message[n - 1] == ' ' || message[n - 1] == '\0')) n--;
+  std::fprintf(stderr, "ERROR (QUIP): %.*s\n", (int) n, n > 0 ? message : "");
   std::fflush(stderr);
   std::exit(1);
 }
@@ -186,14 +159,10 @@ using namespace LAMMPS_NS;
 /* ---------------------------------------------------------------------- */
 
 PairQUIP::PairQUIP(LAMMPS *lmp) :
-    Pair(lmp), file_size(-1), file_mtime(-1), cutoff(0.0), instance_id(++next_instance)
+    PairAnharmbenchBase(lmp, "quip", "FILE \"IP GAP\"", "atomic number"), file_size(-1),
+    file_mtime(-1), cutoff(0.0), instance_id(++next_instance)
 {
-  single_enable = 0;
-  restartinfo = 0;
-  one_coeff = 1;
-  manybody_flag = 1;
-  no_virial_fdotr_compute = 1;    // QUIP returns the virial
-  centroidstressflag = CENTROID_NOTAVAIL;
+  // QUIP returns the virial: no_virial_fdotr_compute
 }
 
 /* ---------------------------------------------------------------------- */
@@ -202,73 +171,36 @@ PairQUIP::~PairQUIP()
 {
   if (copymode) return;
   if (loaded_instance == instance_id) loaded_instance = 0;
-  if (allocated) {
-    memory->destroy(setflag);
-    memory->destroy(cutsq);
-  }
 }
 
 /* ---------------------------------------------------------------------- */
 
-void PairQUIP::allocate()
+void PairQUIP::settings(int narg, char **arg)
 {
-  allocated = 1;
-  const int n = atom->ntypes + 1;
-  memory->create(setflag, n, n, "pair:setflag");
-  memory->create(cutsq, n, n, "pair:cutsq");
-  for (int i = 0; i < n; i++)
-    for (int j = 0; j < n; j++) {
-      setflag[i][j] = 0;
-      cutsq[i][j] = 0.0;
-    }
-}
-
-/* ---------------------------------------------------------------------- */
-
-void PairQUIP::settings(int narg, char ** /*arg*/)
-{
-  if (narg != 0)
-    error->all(FLERR, "Illegal pair_style quip command: it takes no arguments (got {})", narg);
+  PairAnharmbenchBase::settings(narg, arg);
   const int api = quip_lammps_api_version();
   if (api != QUIP_API_VERSION)
     error->all(FLERR,
                "QUIP's LAMMPS interface has API version {}, pair style quip is written for "
                "version {}; rebuild the plugin against a matching quippy-ase",
                api, QUIP_API_VERSION);
-  if (strcmp(update->unit_style, "metal") != 0)
-    error->all(FLERR, "Pair style quip requires 'units metal' (QUIP models use eV and Angstrom)");
 }
 
 /* ----------------------------------------------------------------------
-   pair_coeff * * FILE "IP GAP ..." Z_1 ... Z_ntypes
+   pair_coeff * * FILE "IP GAP [label=NAME]" Z_1 ... Z_ntypes
 ------------------------------------------------------------------------- */
 
 void PairQUIP::coeff(int narg, char **arg)
 {
-  if (!allocated) allocate();
+  read_coeff_args(narg, arg, 2);
   const int ntypes = atom->ntypes;
-  if (narg != 4 + ntypes)
-    error->all(FLERR,
-               "Incorrect args for pair_coeff of pair style quip: expected '* * FILE "
-               "\"IP GAP\"' and one atomic number for each of the {} atom types, got {} "
-               "arguments",
-               ntypes, narg);
-  if (strcmp(arg[0], "*") != 0 || strcmp(arg[1], "*") != 0)
-    error->all(FLERR, "Pair style quip needs 'pair_coeff * * FILE \"IP GAP\" Z...' (got {} {})",
-               arg[0], arg[1]);
-
   model_file = arg[2];
   init_string = utils::trim(arg[3]);
-  const auto words = utils::split_words(init_string);
-  if (words.size() < 2 || words[0] != "IP" || words[1] != "GAP")
-    error->all(FLERR,
-               "Pair style quip (anharmbench) evaluates GAP models only: the init string must "
-               "start with 'IP GAP', got '{}'",
-               init_string);
+  parse_init_string();
 
   type_z.assign(ntypes + 1, 0);
   for (int itype = 1; itype <= ntypes; itype++) {
-    const char *word = arg[3 + itype];
+    const char *word = type_args[itype].c_str();
     char *end = nullptr;
     const long z = std::strtol(word, &end, 10);
     if (end == word || *end != '\0' || z < 1 || z > MAX_Z)
@@ -279,7 +211,8 @@ void PairQUIP::coeff(int narg, char **arg)
     type_z[itype] = (int) z;
   }
 
-  scan_model_file();
+  inspect_model_file();
+  check_readable();
 
   if (!model_species.empty()) {
     for (int itype = 1; itype <= ntypes; itype++)
@@ -292,76 +225,110 @@ void PairQUIP::coeff(int narg, char **arg)
 
   if (loaded_instance == instance_id) loaded_instance = 0;    // force a reload
   load_model();
-
-  for (int i = 1; i <= ntypes; i++)
-    for (int j = i; j <= ntypes; j++) setflag[i][j] = 1;
+  set_all_pairs();
 }
 
 /* ----------------------------------------------------------------------
-   read the model file on rank 0: is it a GAP file, which species does it cover
+   'IP GAP' or 'IP GAP label=NAME': QUIP stops the process on an option it
+   cannot use, so no other option is passed on
 ------------------------------------------------------------------------- */
 
-void PairQUIP::scan_model_file()
+void PairQUIP::parse_init_string()
 {
-  std::string err;
-  std::vector<int> species;
-  int any = 0;
+  const auto words = utils::split_words(init_string);
+  if (words.size() < 2 || words[0] != "IP" || words[1] != "GAP")
+    error->all(FLERR,
+               "Pair style quip (anharmbench) evaluates GAP models only: the init string must "
+               "start with 'IP GAP', got '{}'",
+               init_string);
+  label.clear();
+  for (size_t k = 2; k < words.size(); k++) {
+    const std::string &w = words[k];
+    if (label.empty() && w.rfind("label=", 0) == 0 && w.size() > 6 &&
+        w.find_first_of("\"'{}") == std::string::npos) {
+      label = w.substr(6);
+      continue;
+    }
+    error->all(FLERR,
+               "Pair style quip: '{}' in the init string '{}' is not supported; give 'IP GAP' "
+               "or 'IP GAP label=NAME' with NAME the label of a <GAP_params> of the model file "
+               "(QUIP ends the process on an option it cannot use, so the plugin passes no "
+               "other)",
+               w, init_string);
+  }
+}
+
+/* ----------------------------------------------------------------------
+   rank 0 reads the model file and checks what QUIP will need from it
+   (inspect_gap); the verdict, species and sparseX files go to every rank
+------------------------------------------------------------------------- */
+
+void PairQUIP::inspect_model_file()
+{
+  anharmbench::GapModel model;
   long long stamp[2] = {-1, -1};
   if (comm->me == 0) {
     std::ifstream in(model_file, std::ios::binary);
     if (!in) {
-      err = fmt::format("Cannot open QUIP model file {}: {}", model_file, utils::getsyserror());
+      model.error = fmt::format("Cannot open QUIP model file {}: {}", model_file,
+                                utils::getsyserror());
     } else {
       std::stringstream buffer;
       buffer << in.rdbuf();
-      const std::string text = buffer.str();
-      if (text.find("<GAP_params") == std::string::npos) {
-        err = fmt::format("{} is not a GAP model file (no <GAP_params> element); give the xml "
-                          "written by gap_fit",
-                          model_file);
-      } else {
-        std::set<int> zs;
-        bool any_species = false;
-        size_t pos = 0;
-        int ndesc = 0;
-        while ((pos = text.find("<descriptor>", pos)) != std::string::npos) {
-          const size_t start = pos + strlen("<descriptor>");
-          const size_t stop = text.find("</descriptor>", start);
-          if (stop == std::string::npos) break;
-          scan_descriptor(text.substr(start, stop - start), zs, any_species);
-          ndesc++;
-          pos = stop;
-        }
-        if (ndesc == 0)
-          err = fmt::format("GAP model file {} holds no <descriptor> elements; is it complete?",
-                            model_file);
-        any = any_species ? 1 : 0;
-        species.assign(zs.begin(), zs.end());
-        file_stat(model_file, stamp[0], stamp[1]);
-      }
+      model = anharmbench::inspect_gap(model_file, buffer.str(), label);
+      file_stat(model_file, stamp[0], stamp[1]);
     }
   }
-  int nerr = (int) err.size();
-  MPI_Bcast(&nerr, 1, MPI_INT, 0, world);
-  if (nerr > 0) {
-    err.resize(nerr);
-    MPI_Bcast(&err[0], nerr, MPI_CHAR, 0, world);
-    error->all(FLERR, err);
-  }
-  int nspecies = (int) species.size();
+  agree_on_error(FLERR, model.error);
+
+  int nspecies = (int) model.species.size();
   MPI_Bcast(&nspecies, 1, MPI_INT, 0, world);
-  species.resize(nspecies);
-  if (nspecies > 0) MPI_Bcast(species.data(), nspecies, MPI_INT, 0, world);
+  model.species.resize(nspecies);
+  if (nspecies > 0) MPI_Bcast(model.species.data(), nspecies, MPI_INT, 0, world);
+  int any = model.any_species ? 1 : 0;
   MPI_Bcast(&any, 1, MPI_INT, 0, world);
   MPI_Bcast(stamp, 2, MPI_LONG_LONG, 0, world);
-  model_species = any ? std::vector<int>() : species;
+  int nfiles = (int) model.sparse_files.size();
+  MPI_Bcast(&nfiles, 1, MPI_INT, 0, world);
+  model.sparse_files.resize(nfiles);
+  for (auto &f : model.sparse_files) bcast_string(f, 0, world);
+
+  model_species = any ? std::vector<int>() : model.species;
+  sparse_files = model.sparse_files;
   file_size = stamp[0];
   file_mtime = stamp[1];
 }
 
 /* ----------------------------------------------------------------------
-   hand this instance's model to QUIP (two calls: size of the handle, then
-   the handle itself)
+   every rank loads the model through QUIP, which ends the process when it
+   cannot open a file: each rank checks that it can, and all stop together
+------------------------------------------------------------------------- */
+
+void PairQUIP::check_readable()
+{
+  std::string err;
+  std::vector<std::string> files(1, model_file);
+  files.insert(files.end(), sparse_files.begin(), sparse_files.end());
+  for (const auto &f : files) {
+    FILE *fp = fopen(f.c_str(), "rb");
+    if (fp == nullptr) {
+      err = f == model_file
+          ? fmt::format("Cannot open QUIP model file {}: {}", f, utils::getsyserror())
+          : fmt::format("Cannot open {}, a sparseX file GAP model {} needs: {}; keep the "
+                        "files gap_fit wrote next to the xml",
+                        f, model_file, utils::getsyserror());
+      break;
+    }
+    fclose(fp);
+  }
+  agree_on_error(FLERR, err);
+}
+
+/* ----------------------------------------------------------------------
+   hand this instance's model to QUIP (two calls: the first loads the model
+   and returns the size of the handle, the second fills the handle). The
+   checks in coeff() have run: see the top of this file for what QUIP may
+   still stop on.
 ------------------------------------------------------------------------- */
 
 void PairQUIP::load_model()
@@ -372,35 +339,65 @@ void PairQUIP::load_model()
   int dummy = 0;
   double cut = 0.0;
   if (__system_module_MOD_get_quippy_running()) quippy_seen = true;
-  const bool ok = call_quip([&] {
-    quip_lammps_potential_initialise(&dummy, &nhandle, &cut, model_file.c_str(), &nfile,
-                                     init_string.c_str(), &ninit);
-    // quippy set up libAtoms with system_initialise + verbosity_push(0) and undoes
-    // both at exit; the first call above re-initialised libAtoms with a one-entry
-    // stack: push again, or the interpreter exits with "stack_value on empty stack"
-    if (quippy_seen) {
-      const int normal = 0;
-      __system_module_MOD_verbosity_push(&normal);
-    }
-    if (nhandle > 0) {
-      quip_handle.assign(nhandle, 0);
-      quip_lammps_potential_initialise(quip_handle.data(), &nhandle, &cut, model_file.c_str(),
-                                       &nfile, init_string.c_str(), &ninit);
-    }
-  });
-  if (!ok) {
-    loaded_instance = 0;
-    error->all(FLERR, "QUIP could not load model {} with '{}': {}", model_file, init_string,
-               abort_message);
+  quip_lammps_potential_initialise(&dummy, &nhandle, &cut, model_file.c_str(), &nfile,
+                                   init_string.c_str(), &ninit);
+  // quippy set up libAtoms with system_initialise + verbosity_push(0) and undoes
+  // both at exit; the call above re-initialised libAtoms with a one-entry stack:
+  // push again, or the interpreter exits with "stack_value on empty stack"
+  if (quippy_seen) {
+    const int normal = 0;
+    __system_module_MOD_verbosity_push(&normal);
   }
+  if (nhandle > 0) {
+    quip_handle.assign(nhandle, 0);
+    quip_lammps_potential_initialise(quip_handle.data(), &nhandle, &cut, model_file.c_str(),
+                                     &nfile, init_string.c_str(), &ninit);
+  }
+
+  std::string err;
   if (nhandle <= 0)
-    error->all(FLERR, "QUIP returned no potential handle for model {} with '{}'", model_file,
-               init_string);
-  if (!(cut > 0.0))
-    error->all(FLERR, "QUIP model {} reports a cutoff of {} Angstrom; expected > 0", model_file,
-               cut);
+    err = fmt::format("QUIP returned no potential handle for model {} with '{}'", model_file,
+                      init_string);
+  else if (!(cut > 0.0) || !std::isfinite(cut))
+    err = fmt::format("QUIP model {} reports a cutoff of {} Angstrom; expected a positive "
+                      "length: check the descriptors' cutoff= in the file",
+                      model_file, cut);
+  loaded_instance = err.empty() ? instance_id : 0;
+  wrapper_atoms_stale = true;
+  agree_on_error(FLERR, err);
   cutoff = cut;
-  loaded_instance = instance_id;
+}
+
+/* ----------------------------------------------------------------------
+   make QUIP's wrapper drop the atoms object it saved with an earlier model's
+   cutoff: a call whose atom count differs from the saved object's (1 atom, or
+   2 when it has 1) makes the wrapper rebuild it with this model's cutoff; the
+   next real call either rebuilds it again at its own size or keeps this one,
+   both with the right cutoff. The dummy owns no atoms (inum = 0), so QUIP
+   evaluates no descriptor for it.
+------------------------------------------------------------------------- */
+
+void PairQUIP::reset_wrapper_atoms()
+{
+  const int ndummy = wrapper_atoms_n == 1 ? 2 : 1;
+  const int nzero = 0;
+  const int nhandle = (int) quip_handle.size();
+  const double side = 2.0 * cutoff + 10.0;
+  const double lattice[9] = {side, 0.0, 0.0, 0.0, side, 0.0, 0.0, 0.0, side};
+  const double xd[6] = {0.0, 0.0, 0.0, 0.5 * side, 0.5 * side, 0.5 * side};
+  const int zd[2] = {type_z[1], type_z[1]};
+  const int tagd[2] = {1, 2};
+  int idummy[1] = {0};
+  double energy = 0.0;
+  double vir[9] = {0.0};
+  double local_ed[2] = {0.0, 0.0};
+  double forced[6] = {0.0};
+  double local_vird[18] = {0.0};
+  quip_lammps_wrapper(&ndummy, &nzero, zd, tagd, &nzero, &nzero, idummy, idummy, idummy,
+                      lattice, quip_handle.data(), &nhandle, xd, &energy, local_ed, vir,
+                      local_vird, forced);
+  wrapper_atoms_n = ndummy;
+  wrapper_atoms_stale = false;
 }
 
 /* ----------------------------------------------------------------------
@@ -422,6 +419,7 @@ void PairQUIP::check_file_unchanged()
                "pair_style quip in this process has loaded a different model since; issue "
                "pair_coeff again to use the new file",
                model_file);
+  check_readable();
 }
 
 /* ----------------------------------------------------------------------
@@ -454,12 +452,10 @@ void PairQUIP::check_species_present()
 
 void PairQUIP::init_style()
 {
-  if (strcmp(update->unit_style, "metal") != 0)
-    error->all(FLERR, "Pair style quip requires 'units metal' (QUIP models use eV and Angstrom)");
+  check_init();
   if (force->newton_pair != 1)
     error->all(FLERR, "Pair style quip requires newton pair on (QUIP returns forces on ghost "
-                      "atoms)");
-  if (atom->tag_enable == 0) error->all(FLERR, "Pair style quip requires atom IDs");
+                      "atoms): use 'newton on', the default");
   check_species_present();
   if (loaded_instance != instance_id) {
     check_file_unchanged();
@@ -513,7 +509,14 @@ void PairQUIP::compute(int eflag, int vflag)
       const double dx = x[j][0] - x[i][0];
       const double dy = x[j][1] - x[i][1];
       const double dz = x[j][2] - x[i][2];
-      if (dx * dx + dy * dy + dz * dz <= cutoffsq) {
+      const double rsq = dx * dx + dy * dy + dz * dz;
+      // QUIP ends the process on coincident atoms; only this rank sees the pair
+      if (rsq < MIN_DISTANCE_SQ)
+        error->one(FLERR,
+                   "Pair style quip: atoms with IDs {} and {} are at the same position ({} "
+                   "{} {}); QUIP cannot evaluate coincident atoms: fix the structure",
+                   atom->tag[i], atom->tag[j], x[i][0], x[i][1], x[i][2]);
+      if (rsq <= cutoffsq) {
         neigh[nneigh + kept] = j + 1;    // QUIP numbers atoms from 1
         kept++;
       }
@@ -553,13 +556,12 @@ void PairQUIP::compute(int eflag, int vflag)
   double *xflat = ntotal > 0 ? &x[0][0] : nullptr;
   double xdummy[3] = {0.0, 0.0, 0.0};
 
-  const bool ok = call_quip([&] {
-    quip_lammps_wrapper(&nlocal, &nghost, atomic_numbers.data(), tag_copy.data(), &inum,
-                        &sum_num_neigh, ilist_copy.data(), num_neigh.data(), neigh.data(),
-                        lattice, quip_handle.data(), &nhandle, xflat ? xflat : xdummy, &energy,
-                        local_e.data(), vir, local_virial.data(), quip_force.data());
-  });
-  if (!ok) error->one(FLERR, "QUIP failed to evaluate model {}: {}", model_file, abort_message);
+  if (wrapper_atoms_stale) reset_wrapper_atoms();
+  quip_lammps_wrapper(&nlocal, &nghost, atomic_numbers.data(), tag_copy.data(), &inum,
+                      &sum_num_neigh, ilist_copy.data(), num_neigh.data(), neigh.data(), lattice,
+                      quip_handle.data(), &nhandle, xflat ? xflat : xdummy, &energy,
+                      local_e.data(), vir, local_virial.data(), quip_force.data());
+  if (nlocal > 0) wrapper_atoms_n = ntotal;    // the wrapper skips everything otherwise
 
   double **f = atom->f;
   for (int i = 0; i < ntotal; i++) {
@@ -570,25 +572,11 @@ void PairQUIP::compute(int eflag, int vflag)
   if (eflag_global) eng_vdwl += energy;
   if (eflag_atom)
     for (int i = 0; i < ntotal; i++) eatom[i] += local_e[i];
-  // Fortran (3,3): element (a,b) at a + 3b
-  if (vflag_global) {
-    virial[0] += vir[0];
-    virial[1] += vir[4];
-    virial[2] += vir[8];
-    virial[3] += 0.5 * (vir[1] + vir[3]);
-    virial[4] += 0.5 * (vir[2] + vir[6]);
-    virial[5] += 0.5 * (vir[5] + vir[7]);
-  }
+  // QUIP's virials are Fortran (3,3) arrays: element (a,b) at a + 3b
+  if (vflag_global) add_symmetric_virial(virial, vir);
   if (vflag_atom)
-    for (int i = 0; i < ntotal; i++) {
-      const double *w = &local_virial[9 * (size_t) i];
-      vatom[i][0] += w[0];
-      vatom[i][1] += w[4];
-      vatom[i][2] += w[8];
-      vatom[i][3] += 0.5 * (w[1] + w[3]);
-      vatom[i][4] += 0.5 * (w[2] + w[6]);
-      vatom[i][5] += 0.5 * (w[5] + w[7]);
-    }
+    for (int i = 0; i < ntotal; i++)
+      add_symmetric_virial(vatom[i], &local_virial[9 * (size_t) i]);
 }
 
 /* ---------------------------------------------------------------------- */
