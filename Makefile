@@ -9,7 +9,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.anharmbench-installed
-PYTEST_ARGS ?= -m "not slow"
+PYTEST_ARGS ?=
 # one test process per core, each test file in one process (its module fixtures built once);
 # tests/conftest.py gives each process one BLAS/OpenMP thread. PYTEST_PARALLEL= runs serially.
 PYTEST_PARALLEL ?= -n auto --dist loadfile

@@ -190,7 +190,8 @@ def test_installed_wheel_works_outside_the_checkout(wheel: Path, tmp_path: Path)
 def test_wheel_in_a_fresh_venv(wheel: Path, tmp_path: Path):
     """A fresh venv with the wheel and its dependencies from the index (no extras): the
     doctor passes, a plan's decks run by that venv's ``lmp`` give the derivatives the
-    checkout computes in process, and the first use builds the plugins into a new cache."""
+    checkout computes in process, the first use builds the plugins into a new cache, and
+    ``pair_style taylor`` run by that ``lmp`` matches the numpy Taylor series."""
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     py = venv / "bin" / "python"
@@ -238,6 +239,16 @@ def test_wheel_in_a_fresh_venv(wheel: Path, tmp_path: Path):
          "--evaluate", "--executor", "in-process"],
         capture_output=True, text=True, timeout=1800, check=True,
     )
+    # a plugin pair style through the venv's lmp: the Taylor deck (and CRG) against numpy
+    smoke = subprocess.run([str(venv / "bin" / "python"), "-c", _SMOKE, str(work)], cwd=work,
+                           env=env, capture_output=True, text=True, timeout=900)
+    assert smoke.returncode == 0, smoke.stderr[-3000:]
+    out = json.loads(smoke.stdout.strip().splitlines()[-1])
+    assert Path(out["package"]).resolve().is_relative_to(venv.resolve()), out["package"]
+    assert Path(out["plugin_dir"]).resolve().is_relative_to((tmp_path / "cache").resolve())
+    assert out["crg"][0] < 1e-6 and out["crg"][1] < 1e-6, out["crg"]
+    assert out["taylor"][0] < 1e-10 and out["taylor"][1] < 1e-10, out["taylor"]
+
     from anharmbench.derivatives.io import read_derivatives_file
 
     ours = read_derivatives_file(work / "plan" / "derivatives.h5").orders
