@@ -58,9 +58,9 @@ from anharmbench.mlip.bpnn import (  # noqa: E402
     train,
     write_n2p2,
 )
+from anharmbench.mlip.bpnn.config import continue_config  # noqa: E402
 from anharmbench.mlip.bpnn.model import atoms_inputs, edge_vectors  # noqa: E402
 from anharmbench.mlip.bpnn.n2p2 import read_symmetry_functions  # noqa: E402
-from anharmbench.mlip.bpnn.train import continue_config  # noqa: E402
 from anharmbench.potentials import PotentialError  # noqa: E402
 
 from .conftest import displaced_positions as _displaced  # noqa: E402

@@ -263,7 +263,7 @@ class BPNNTrainer(_Deployed):
     )
 
     def _config(self, profile: str, **fields: Any) -> Any:
-        from anharmbench.mlip.bpnn.train import TrainConfig
+        from anharmbench.mlip.bpnn.config import TrainConfig
 
         return getattr(TrainConfig, profile)(**fields)  # TrainConfig.quick / TrainConfig.paper
 

@@ -15,11 +15,13 @@ Typical use::
     export_pt2("models/bpnn")                       # models/bpnn/model.nequip.pt2
     potential = bpnn_potential("models/bpnn")       # LammpsPotential (pair_style nequip)
 
-Modules: :mod:`.symmetry_functions`, :mod:`.neighbors`, :mod:`.model`, :mod:`.train`,
-:mod:`.n2p2`, :mod:`.export`; command line: ``anharmbench train bpnn DATASET OUT``
-(train, export, parity) and ``anharmbench convert to-n2p2|from-n2p2``.
+Modules: :mod:`.symmetry_functions`, :mod:`.scaling`, :mod:`.descriptor`, :mod:`.neighbors`,
+:mod:`.model`, :mod:`.config`, :mod:`.train`, :mod:`.n2p2`, :mod:`.export`; command line:
+``anharmbench train bpnn DATASET OUT`` (train, export, parity) and ``anharmbench convert
+to-n2p2|from-n2p2``.
 """
 
+from anharmbench.mlip.bpnn.config import TrainConfig, TrainingError, TrainResult
 from anharmbench.mlip.bpnn.export import (
     ExportError,
     bpnn_parity,
@@ -39,16 +41,15 @@ from anharmbench.mlip.bpnn.model import (
 )
 from anharmbench.mlip.bpnn.n2p2 import N2P2Error, read_n2p2, write_n2p2
 from anharmbench.mlip.bpnn.neighbors import NeighborListError, neighbor_list
+from anharmbench.mlip.bpnn.scaling import ScalingError, SymmetryFunctionScaling
 from anharmbench.mlip.bpnn.symmetry_functions import (
     CutoffFunction,
-    ScalingError,
     SymmetryFunction,
     SymmetryFunctionError,
-    SymmetryFunctionScaling,
     SymmetryFunctionSet,
     default_tho2_set,
 )
-from anharmbench.mlip.bpnn.train import TrainConfig, TrainingError, TrainResult, train
+from anharmbench.mlip.bpnn.train import train
 
 __all__ = [
     "BPNN",

@@ -35,13 +35,10 @@ import torch
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
+from anharmbench.mlip.bpnn.descriptor import Descriptor
 from anharmbench.mlip.bpnn.neighbors import atoms_neighbor_list
-from anharmbench.mlip.bpnn.symmetry_functions import (
-    Descriptor,
-    ScalingError,
-    SymmetryFunctionScaling,
-    SymmetryFunctionSet,
-)
+from anharmbench.mlip.bpnn.scaling import ScalingError, SymmetryFunctionScaling
+from anharmbench.mlip.bpnn.symmetry_functions import SymmetryFunctionSet
 
 __all__ = [
     "ACTIVATION_NAMES",

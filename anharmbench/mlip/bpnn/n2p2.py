@@ -40,12 +40,10 @@ import torch
 from ase.data import atomic_numbers
 
 from anharmbench.mlip.bpnn.model import BPNN, NetworkConfig
+from anharmbench.mlip.bpnn.scaling import SCALING_TYPES, ScalingError, SymmetryFunctionScaling
 from anharmbench.mlip.bpnn.symmetry_functions import (
-    SCALING_TYPES,
     CutoffFunction,
-    ScalingError,
     SymmetryFunction,
-    SymmetryFunctionScaling,
     SymmetryFunctionSet,
     n2p2_element_order,
 )
