@@ -2,7 +2,7 @@
 
 In the manner of phonopy's ``Phonopy`` and symfc's ``Symfc``: one object that holds the
 crystal and the potentials, and four steps that delegate to the package's stages (the same
-code the study and the CLI run, :mod:`anharmbench.study.pipeline`,
+code the study and the CLI run, :mod:`anharmbench.study.derivative_stages`,
 :mod:`anharmbench.derivatives.workflow`, :mod:`anharmbench.study.report`,
 :mod:`anharmbench.study.observables`):
 
@@ -201,7 +201,7 @@ class Benchmark:
             ``counts()`` their sizes), ``plan`` (``n_evaluations``, ``displacements``
             ``(n, N, 3)`` Angstrom, ``summary()``), ``supercell``.
         """
-        from anharmbench.study.pipeline import prepared_plan
+        from anharmbench.study.derivative_stages import prepared_plan
 
         return {name: prepared_plan(self.jobs[name], self.crystal, self._plans)
                 for name in self._names(sets)}
@@ -248,7 +248,7 @@ class Benchmark:
     def measure(self, potentials: Sequence[str] | None = None, *,
                 progress: bool = True) -> dict[str, DerivativeSet]:
         """Measure every derivative set on each potential: evaluations, fit,
-        ``derivatives.h5`` (:func:`anharmbench.study.pipeline.measure_derivative_set`,
+        ``derivatives.h5`` (:func:`anharmbench.study.derivative_stages.measure_derivative_set`,
         the study's own stage).
 
         The reference must be at equilibrium (forces 1e-4 eV/A, stress 0.1 GPa); models
@@ -274,7 +274,7 @@ class Benchmark:
         from anharmbench.derivatives.derivative_set import DerivativeSet
         from anharmbench.executors import make_executor
         from anharmbench.potentials.spec import LammpsPotential
-        from anharmbench.study.pipeline import measure_derivative_set, safe_name
+        from anharmbench.study.derivative_stages import measure_derivative_set, safe_name
 
         labels = list(self.potentials) if potentials is None else list(potentials)
         unknown = [x for x in labels if x not in self.potentials]
@@ -416,7 +416,7 @@ def _resolve_sets(supercells: Mapping[str, Any] | None,
     """The named jobs of the constructor's set arguments."""
     from anharmbench.derivatives.job import DerivativeJob
     from anharmbench.study.config import PAPER_DERIVATIVE_SETS, DerivativeSetConfig, StudyConfig
-    from anharmbench.study.pipeline import derivative_job
+    from anharmbench.study.derivative_stages import derivative_job
     from anharmbench.study.profiles import profile_settings
 
     if sets is not None and (supercells is not None or orders is not None):

@@ -20,11 +20,11 @@ from anharmbench.potentials.crg import (
     ELEMENTS,
     REGRESSION_GRID,
     CRGParameters,
-    SetflGrid,
     crg_potential,
     crg_regression_potential,
 )
 from anharmbench.potentials.crg_numpy import CRGNumpyCalculator, ewald_sum
+from anharmbench.potentials.setfl import SetflGrid
 from anharmbench.potentials.spec import LammpsPotential
 
 A_TEST = 5.6  # Angstrom, near the CRG lattice parameter

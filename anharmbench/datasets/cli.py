@@ -19,59 +19,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["add_dataset_commands", "derivatives_from_files"]
-
-
-def derivatives_from_files(paths: list[str | Path]) -> tuple[Any, dict[int, tuple[Any, Any]]]:
-    """Irreducible derivatives by order from ``derivatives.h5`` files (one per FTG).
-
-    Each file (written by :func:`anharmbench.derivatives.workflow.save_derivatives`) holds
-    the primitive cell, the supercell matrix and the values of some orders; the bases are
-    rebuilt with :func:`anharmbench.symmetry.irreducible_basis` and their labels checked
-    against the file's.
-
-    Returns
-    -------
-    tuple
-        ``(primitive ase.Atoms, {n: (basis, values)})``.
-
-    Raises
-    ------
-    ValueError
-        Different primitive cells, an order in two files, or labels that do not match
-        the full basis (e.g. a Q-tuple-restricted measurement).
-    """
-    from anharmbench.derivatives.io import read_derivatives_file
-    from anharmbench.symmetry import irreducible_basis
-
-    prim = None
-    out: dict[int, tuple[Any, Any]] = {}
-    for path in paths:
-        data = read_derivatives_file(path)
-        p = data.primitive
-        if prim is None:
-            prim = p
-        elif not (
-            np.allclose(prim.cell.array, p.cell.array, atol=1e-6)
-            and np.allclose(prim.positions, p.positions, atol=1e-6)
-            and list(prim.numbers) == list(p.numbers)
-        ):
-            raise ValueError(f"{path} was measured on another primitive cell than {paths[0]}")
-        for n, rec in data.orders.items():
-            if n in out:
-                raise ValueError(f"order {n} appears in two derivative files")
-            smat = rec.supercell_matrix
-            basis = irreducible_basis(prim, smat, n)
-            if list(basis.labels) != rec.labels:
-                raise ValueError(
-                    f"{path}: the order-{n} derivatives do not match the full irreducible basis "
-                    f"of S = {smat.tolist()} ({len(rec.labels)} vs {len(basis)} derivatives); a "
-                    "Hamiltonian needs every derivative of the order (no Q-tuple subset)"
-                )
-            out[n] = (basis, rec.values)
-    if prim is None:
-        raise ValueError("no derivative files given")
-    return prim, out
+__all__ = ["add_dataset_commands"]
 
 
 def _summary(result: Any) -> None:
@@ -121,12 +69,17 @@ def _cmd_idmd(args: argparse.Namespace) -> int:
     if args.hamiltonian is not None:
         terms: Any = Path(args.hamiltonian)
     else:
+        from anharmbench.derivatives import DerivativeSet
         from anharmbench.hamiltonian import taylor_expansion
 
-        prim, ders = derivatives_from_files(args.derivatives)
+        # one derivatives.h5 per FTG; basis() refuses a Q-tuple subset of an order, which
+        # a Hamiltonian cannot use
+        ref = DerivativeSet.from_files(args.derivatives)
+        ders = {n: (ref.basis(n), np.array(ref.values[n])) for n in ref.orders}
         reports: list = []
         terms = taylor_expansion(
-            prim, ders, args.supercell, require_orders=tuple(args.orders), reports=reports
+            ref.primitive, ders, args.supercell, require_orders=tuple(args.orders),
+            reports=reports
         )
         for r in reports:
             print(f"order {r.order}: {r.n_terms} terms x {r.n_translations} translations "

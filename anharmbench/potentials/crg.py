@@ -1,4 +1,4 @@
-"""The Cooper-Rushton-Grimes (CRG, 2014) ThO2 potential: analytic form, setfl tables, LAMMPS.
+"""The Cooper-Rushton-Grimes (CRG, 2014) ThO2 potential: analytic form and LAMMPS potential.
 
 The CRG model (M.W.D. Cooper, M.J.D. Rushton, R.W. Grimes, J. Phys.: Condens. Matter 26
 (2014) 105401) is the project's reference Born-Oppenheimer surface for ThO2. The energy is::
@@ -13,9 +13,10 @@ cutoff, so that neighbours crossing the cutoff change neither the energy nor any
 derivatives (a hard cutoff ruins high-order finite differences).
 
 This module holds the *single* definition of the analytic functions (:func:`pair_energy`,
-:func:`density_function`, :func:`embedding_energy`, :func:`smooth_taper`), used both to
-tabulate the LAMMPS ``eam/alloy`` setfl file (:func:`write_setfl`) and by the independent
-numpy implementation :class:`anharmbench.potentials.crg_numpy.CRGNumpyCalculator`.
+:func:`density_function`, :func:`embedding_energy`, :func:`smooth_taper`, :func:`tapered`),
+used both to tabulate the LAMMPS ``eam/alloy`` setfl file (:func:`write_crg_setfl`, written
+by :mod:`anharmbench.potentials.setfl`) and by the independent numpy implementation
+:class:`anharmbench.potentials.crg_numpy.CRGNumpyCalculator`.
 
 In LAMMPS the Coulomb term is ``coul/long`` + ``kspace_style ewald`` (not tabulated), the
 rest is ``eam/alloy`` (:func:`crg_potential`).
@@ -27,7 +28,6 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -35,6 +35,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import erf, expit
 
+from anharmbench.potentials.setfl import SetflElement, SetflGrid, default_cache_dir, write_setfl
 from anharmbench.potentials.spec import LammpsPotential, lammps_path_word
 
 __all__ = [
@@ -43,19 +44,16 @@ __all__ = [
     "REGRESSION_GRID",
     "CRGParameters",
     "PairTerm",
-    "SetflGrid",
     "crg_potential",
     "crg_regression_potential",
-    "default_cache_dir",
     "default_g_ewald",
     "density_function",
     "embedding_energy",
     "pair_energy",
     "setfl_filename",
     "smooth_taper",
-    "tapered_density",
-    "tapered_pair_energy",
-    "write_setfl",
+    "tapered",
+    "write_crg_setfl",
 ]
 
 #: Coulomb constant e^2/(4 pi eps0) in eV*Angstrom: LAMMPS's ``qqr2e`` in ``units metal``,
@@ -173,84 +171,6 @@ class CRGParameters:
             frozenset(("Th",)): self.th_th,
         }
         return table[key]
-
-
-@dataclass(frozen=True)
-class SetflGrid:
-    """Tabulation grid and cutoff of the ``eam/alloy`` setfl file.
-
-    LAMMPS ``eam/alloy`` stores ``F(rho)`` at ``rho = k drho`` (``k < nrho``) and ``rho_b(r)``,
-    ``r phi(r)`` at ``r = k dr`` (``k < nr``), and interpolates each table with a piecewise
-    cubic Hermite polynomial whose knot slopes come from 4th-order central differences
-    (``PairEAM::interpolate``). That interpolant is only C1: its value error is
-    ~ dr^4 |f''''| / 384 and its second derivative jumps at every knot by ~ dr^2 |f''''|.
-    Finite-difference derivatives of the energy (steps ~0.01-0.02 A) only see the *value*
-    error, amplified by ~ (sum of stencil weights) / h^n.
-
-    The defaults put that error at the double-precision round-off floor even for third
-    derivatives. Measured on the 12-atom cell (eam part alone, LAMMPS tables vs the analytic
-    numpy evaluation, third directional derivative by central differences at h = 0.02 A,
-    |D3| ~ 7.5 eV/A^3): the difference is ~3e-8 eV/A^3 at dr = 1e-3, ~1e-8 at 5e-4 and
-    ~1.5e-9 at 2.5e-4, where the round-off floor (energy noise ~5e-15 eV x 1.6 / h^3) is
-    ~1e-9; the finite-difference truncation error at that step is ~4e-3. Halving drho
-    changed nothing, so the r grid is the one that matters.
-
-    * ``dr = 2.5e-4`` A: the steepest sampled tables are the density ``n_Th/r^8`` at the Th-O
-      bond (2.4 A; |f| ~ 5e2 /A^4) and the Th-O Born-Mayer wall (|f| ~ 3e1 eV/A^4);
-      the Hermite value error is ~ (2.5e-4)^4 * 5e2 / 384 ~ 5e-18 per pair.
-      ``nr = 48201`` reaches 12.05 A, a little beyond the cutoff, so every segment below the
-      cutoff uses the centred 5-point slope estimate. The file is ~10 MB; LAMMPS reads it
-      in well under 0.1 s.
-    * ``drho = 1e-3`` up to ``rho = 50`` (``nrho = 50001``): the O site density is ~6.3 at
-      equilibrium and ~11 under strong compression, Th ~1.3; above ``rhomax`` LAMMPS would
-      extrapolate F linearly (wrong). ``F = -G sqrt(rho)`` has |F''''| = (15/16) G rho^-3.5,
-      ~1 at rho = 1, so the value error is ~ 1e-12 * 1 / 384 ~ 3e-15 eV per atom (largest
-      for Th, rho ~ 1.3; the O embedding is flatter).
-    * ``cutoff = 12`` A with a C-infinity taper from ``taper_start = 10.5`` A: at 10.5-12 A
-      the short-range functions are already ~1e-6 eV (O-O dispersion) and ~1e-5 (Th
-      density), so the taper changes the physics negligibly while making every derivative
-      continuous at the cutoff. The same 12 A is the ``coul/long`` real-space cutoff.
-
-    Parameters
-    ----------
-    nr, dr
-        Number of r points and their spacing (Angstrom); ``nr * dr >= cutoff`` is required.
-    nrho, drho
-        Number of density points and their spacing (density units: ``n`` / Angstrom^8).
-    cutoff
-        Cutoff radius of the ``eam/alloy`` tables, Angstrom (also the ``coul/long`` one).
-    taper_start
-        Start of the smooth taper (Angstrom, ``< cutoff``), or ``None`` for a hard cutoff
-        (the functions are simply truncated at ``cutoff``).
-    """
-
-    nr: int = 48201
-    dr: float = 2.5e-4
-    nrho: int = 50001
-    drho: float = 1.0e-3
-    cutoff: float = 12.0
-    taper_start: float | None = 10.5
-
-    def __post_init__(self) -> None:
-        if self.nr < 5 or self.nrho < 5:
-            raise ValueError(f"nr ({self.nr}) and nrho ({self.nrho}) must be at least 5")
-        if not (self.dr > 0 and self.drho > 0 and self.cutoff > 0):
-            raise ValueError("dr, drho and cutoff must be positive")
-        if self.nr * self.dr < self.cutoff - 1e-12:
-            raise ValueError(
-                f"the r table (nr*dr = {self.nr * self.dr:g} A) does not reach the cutoff "
-                f"{self.cutoff:g} A; increase nr"
-            )
-        if self.taper_start is not None and not 0 < self.taper_start < self.cutoff:
-            raise ValueError(
-                f"taper_start ({self.taper_start}) must lie between 0 and the cutoff "
-                f"({self.cutoff}), or be None for a hard cutoff"
-            )
-
-    @property
-    def rhomax(self) -> float:
-        """Largest tabulated density, ``(nrho - 1) * drho``."""
-        return (self.nrho - 1) * self.drho
 
 
 #: Settings of the note's regression value (E = -157.552359 eV for the 12-atom cell at
@@ -389,36 +309,27 @@ def smooth_taper(
     return s, ds
 
 
-def tapered_pair_energy(
-    r: ArrayLike,
-    A: ArrayLike,
-    rho: ArrayLike,
-    C: ArrayLike,
-    D: ArrayLike,
-    gamma: ArrayLike,
-    r0: ArrayLike,
-    r_start: float | None,
-    r_cut: float,
+def tapered(
+    function: tuple[FloatArray, FloatArray], r: ArrayLike, r_start: float | None, r_cut: float
 ) -> tuple[FloatArray, FloatArray]:
-    """``phi(r) S(r)`` and its derivative: the short-range pair term actually used (eV, eV/A).
+    """``f(r) S(r)`` and its derivative: a short-range function as actually used.
 
-    Arguments as in :func:`pair_energy` and :func:`smooth_taper`.
+    Parameters
+    ----------
+    function
+        ``(f(r), df/dr)`` at ``r``, e.g. ``pair_energy(r, ...)`` (eV, eV/Angstrom) or
+        ``density_function(r, n)``.
+    r, r_start, r_cut
+        As in :func:`smooth_taper`.
+
+    Returns
+    -------
+    fS, dfS
+        ``f S`` and ``df/dr S + f dS/dr``, broadcast shape.
     """
-    phi, dphi = pair_energy(r, A, rho, C, D, gamma, r0)
+    f, df = function
     s, ds = smooth_taper(r, r_start, r_cut)
-    return phi * s, dphi * s + phi * ds
-
-
-def tapered_density(
-    r: ArrayLike, n: ArrayLike, r_start: float | None, r_cut: float
-) -> tuple[FloatArray, FloatArray]:
-    """``sigma(r) S(r)`` and its derivative: the density function actually used.
-
-    Arguments as in :func:`density_function` and :func:`smooth_taper`.
-    """
-    sig, dsig = density_function(r, n)
-    s, ds = smooth_taper(r, r_start, r_cut)
-    return sig * s, dsig * s + sig * ds
+    return f * s, df * s + f * ds
 
 
 def default_g_ewald(cutoff: float) -> float:
@@ -469,22 +380,13 @@ def _tables(
     return embed, dens, pairs
 
 
-def _format_block(values: FloatArray, per_line: int = 5) -> str:
-    vals = [f"{v:.16e}" for v in (values + 0.0).tolist()]  # + 0.0 turns -0.0 into 0.0
-    lines = (" ".join(vals[k : k + per_line]) for k in range(0, len(vals), per_line))
-    return "\n".join(lines) + "\n"
-
-
-def write_setfl(path: str | os.PathLike[str], params: CRGParameters, grid: SetflGrid) -> Path:
+def write_crg_setfl(path: str | os.PathLike[str], params: CRGParameters, grid: SetflGrid
+                    ) -> Path:
     """Write the CRG short-range part as a LAMMPS ``eam/alloy`` (setfl) file.
 
-    Layout (LAMMPS ``pair_style eam/alloy``): three comment lines; ``2 O Th``;
-    ``nrho drho nr dr cutoff``; for each element ``Z mass a0 lattice`` followed by
-    ``F(rho_k)``, ``rho_k = k drho`` and ``sigma(r_k) S(r_k)``, ``r_k = k dr``; then
-    ``r phi_ab(r) S(r)`` for the pairs (O,O), (Th,O), (Th,Th) (``i >= j`` in element order).
-    Values are written with 17 significant digits (exact round trip of doubles). The file is
-    written to a temporary name in the same directory and renamed, so a reader never sees a
-    partial file.
+    For each element ``F(rho_k)``, ``rho_k = k drho`` and ``sigma(r_k) S(r_k)``,
+    ``r_k = k dr``; then ``r phi_ab(r) S(r)`` for the pairs (O,O), (Th,O), (Th,Th), written
+    by :func:`anharmbench.potentials.setfl.write_setfl` (atomically, 17 digits).
 
     Parameters
     ----------
@@ -500,40 +402,21 @@ def write_setfl(path: str | os.PathLike[str], params: CRGParameters, grid: Setfl
     pathlib.Path
         ``path``.
     """
-    path = Path(path)
     embed, dens, pairs = _tables(params, grid)
     taper = (
         "hard cutoff"
         if grid.taper_start is None
         else f"C-inf taper {grid.taper_start:g}-{grid.cutoff:g} A"
     )
-    header = [
+    comments = [
         "CRG 2014 ThO2 (Cooper, Rushton, Grimes, JPCM 26 105401): Buckingham+Morse+EAM part only",
         f"Coulomb (q_Th = {params.q_th:.6g}, q_O = {params.q_o:.6g}) is coul/long + kspace;"
         " written by anharmbench",
         f"cutoff {grid.cutoff:g} A, {taper}, dr {grid.dr:g}, drho {grid.drho:g}",
-        f"{len(ELEMENTS)} " + " ".join(ELEMENTS),
-        f"{grid.nrho} {grid.drho:.16e} {grid.nr} {grid.dr:.16e} {grid.cutoff:.16e}",
     ]
-    chunks = ["\n".join(header) + "\n"]
-    for el in ELEMENTS:
-        chunks.append(f"{_Z[el]} {params.mass(el):.10g} 5.6 fluorite\n")
-        chunks.append(_format_block(embed[el]))
-        chunks.append(_format_block(dens[el]))
-    chunks.extend(_format_block(p) for p in pairs)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.writelines(chunks)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give a normal data file's mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    elements = [SetflElement(el, _Z[el], params.mass(el), embed[el], dens[el], 5.6, "fluorite")
+                for el in ELEMENTS]
+    return write_setfl(path, grid, comments, elements, pairs)
 
 
 def setfl_filename(params: CRGParameters, grid: SetflGrid) -> str:
@@ -544,12 +427,6 @@ def setfl_filename(params: CRGParameters, grid: SetflGrid) -> str:
     )
     digest = hashlib.sha256(payload.encode()).hexdigest()[:16]
     return f"ThO2_CRG_{digest}.eam.alloy"
-
-
-def default_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/anharmbench/potentials`` (default ``~/.cache/anharmbench/potentials``)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "anharmbench" / "potentials"
 
 
 def crg_potential(
@@ -565,7 +442,7 @@ def crg_potential(
     """LAMMPS description of the CRG ThO2 potential (writes or reuses its setfl file).
 
     ``pair_style hybrid/overlay coul/long RC eam/alloy`` with the setfl tables from
-    :func:`write_setfl`, fixed charges (``atom_style charge``), and Ewald summation:
+    :func:`write_crg_setfl`, fixed charges (``atom_style charge``), and Ewald summation:
 
     * ``kspace_style ewald ACC`` (default): an exact Ewald sum, smooth in the positions and
       with forces and stress consistent with the energy.
@@ -585,14 +462,15 @@ def crg_potential(
     Parameters
     ----------
     directory
-        Where to put the setfl file; default :func:`default_cache_dir`. The file name holds
+        Where to put the setfl file; default
+        :func:`~anharmbench.potentials.setfl.default_cache_dir`. The file name holds
         a hash of parameters and grid (:func:`setfl_filename`), so different settings never
         collide and an existing file is reused.
     params
         CRG parameters (default: the published values).
     grid
         Tabulation grid, cutoff (also the coul/long cutoff) and taper (default
-        :class:`SetflGrid`).
+        :class:`~anharmbench.potentials.setfl.SetflGrid`).
     kspace
         ``"ewald"`` or ``"pppm"``.
     kspace_accuracy
@@ -623,7 +501,7 @@ def crg_potential(
     folder = default_cache_dir() if directory is None else Path(directory)
     path = (folder / setfl_filename(params, grid)).resolve()
     if not path.is_file():
-        write_setfl(path, params, grid)
+        write_crg_setfl(path, params, grid)
     return LammpsPotential(
         name=name,
         elements=ELEMENTS,

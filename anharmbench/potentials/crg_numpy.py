@@ -24,12 +24,13 @@ from anharmbench.potentials.crg import (
     COULOMB_CONSTANT,
     ELEMENTS,
     CRGParameters,
-    SetflGrid,
     default_g_ewald,
+    density_function,
     embedding_energy,
-    tapered_density,
-    tapered_pair_energy,
+    pair_energy,
+    tapered,
 )
+from anharmbench.potentials.setfl import SetflGrid
 
 __all__ = ["CRGNumpyCalculator", "ewald_sum"]
 
@@ -221,7 +222,7 @@ class CRGNumpyCalculator(EnergyForcesStressCalculator):
     params
         CRG parameters (default: published values).
     grid
-        Cutoff and taper settings (default :class:`~anharmbench.potentials.crg.SetflGrid`).
+        Cutoff and taper settings (default :class:`~anharmbench.potentials.setfl.SetflGrid`).
     alpha
         Ewald splitting parameter, 1/Angstrom; default
         :func:`~anharmbench.potentials.crg.default_g_ewald` (2 / Angstrom, also what
@@ -294,9 +295,9 @@ class CRGNumpyCalculator(EnergyForcesStressCalculator):
             ]
             for name in ("A", "rho", "C", "D", "gamma", "r0")
         }
-        phi, dphi = tapered_pair_energy(r, **table, r_start=g.taper_start, r_cut=g.cutoff)
+        phi, dphi = tapered(pair_energy(r, **table), r, g.taper_start, g.cutoff)
         n_j = np.array([p.density_n(el) for el in ELEMENTS])[tj]
-        sig, dsig = tapered_density(r, n_j, g.taper_start, g.cutoff)
+        sig, dsig = tapered(density_function(r, n_j), r, g.taper_start, g.cutoff)
         rho = np.bincount(i, weights=sig, minlength=natoms)
         g_i = np.array([p.embedding_g(el) for el in ELEMENTS])[types]
         emb, demb = embedding_energy(rho, g_i)

@@ -214,7 +214,7 @@ def _check_models(config: StudyConfig, base: Path | None,
 
 def _check_derivative_sets(config: StudyConfig) -> list[Problem]:
     # the stages' own job constructor, so that the check and the run cannot disagree
-    from anharmbench.study.pipeline import derivative_job
+    from anharmbench.study.derivative_stages import derivative_job
     from anharmbench.study.profiles import profile_settings
 
     problems: list[Problem] = []

@@ -6,21 +6,26 @@ Each kind is trained, deployed and evaluated by its :class:`~anharmbench.mlip.tr
 gets the same held-out parity evaluation, through its deployment (``pair_style quip`` for
 GAP, ``pair_style nequip`` for NequIP and the BPNN), written with
 :func:`anharmbench.mlip.parity.write_parity`.
+
+:func:`deployed_models` gives the instances of a model the study measures (one per
+training seed, a universal preset through LAMMPS or ASE, a given potential), and
+:func:`model_windows` a derivative set with the model's own step windows.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from anharmbench.mlip.trainer import trainer
 from anharmbench.potentials.spec import LammpsPotential
-from anharmbench.study.config import ModelConfig, StudyConfig
+from anharmbench.study.config import DerivativeSetConfig, ModelConfig, StudyConfig
 from anharmbench.study.labels import model_label
-from anharmbench.study.profiles import replica
-from anharmbench.study.runner import Stage
+from anharmbench.study.profiles import model_seeds, replica
+from anharmbench.study.runner import Stage, StageRunner
 
-__all__ = ["deployed_potential", "training_stage"]
+__all__ = ["deployed_models", "deployed_potential", "model_windows", "training_stage"]
 
 MODEL_DIR = "model"
 PARITY_DIR = "parity"
@@ -111,3 +116,80 @@ def training_stage(model: ModelConfig, config: StudyConfig, dataset: Path, datas
               "dataset": dataset_key, "seed": seed, "elements": list(elements)}
     suffix = "" if mark is None else f"-seed{mark}"
     return Stage(f"train-{model.name}-{model.dataset}{suffix}", inputs, run)
+
+
+# ---------------------------------------------------------------- study instances
+def deployed_models(model: ModelConfig, config: StudyConfig,
+                    datasets: dict[str, tuple[Path, str]], elements: tuple[str, ...],
+                    runner: StageRunner, parity: dict[str, Path]
+                    ) -> Iterator[tuple[str, LammpsPotential | None, dict[str, Any], str | None]]:
+    """``(label, LAMMPS potential or None, stage upstream, ASE calculator spec)`` of each
+    instance of ``model``: one per training seed for a trained model (trained here, its
+    parity added to ``parity``), else the model itself."""
+    if not model.trained:
+        label = model_label(model.name, model.dataset)
+        if model.kind == "lammps":
+            yield label, model.lammps_potential(model.name), {}, None
+        elif model.universal:
+            yield (label, *_universal_model(model, elements))
+        else:
+            yield label, None, {}, model.calculator
+        return
+    if model.dataset not in datasets:
+        raise ValueError(f"model {model_label(model.name, model.dataset)}: dataset "
+                         f"{model.dataset!r} is disabled in datasets")
+    data_dir, data_key = datasets[model.dataset]
+    for seed in model_seeds(model, config):
+        label = model_label(model.name, model.dataset, replica(seed, config))
+        tres = runner.run(training_stage(model, config, data_dir, data_key, elements, seed,
+                                         runner.root / "cache" / "aoti"))
+        if "parity" in tres.summary:
+            parity[label] = Path(tres.summary["parity"])
+        yield (label, deployed_potential(model, tres.directory, elements),
+               {"model": tres.key}, None)
+
+
+#: Universal presets: the study's model kind -> the name in anharmbench.mlip.universal.
+_UNIVERSAL = {"chgnet": "chgnet", "sevennet": "sevennet-0"}
+
+
+def _universal_model(model: ModelConfig, elements: tuple[str, ...]
+                     ) -> tuple[LammpsPotential | None, dict[str, Any], str | None]:
+    """(LAMMPS potential or None, stage upstream, ASE calculator spec) of a preset.
+
+    SevenNet-0 runs as ``pair_style e3gnn`` when that plugin is built, else through its
+    ASE calculator (as CHGNet always does); the choice is part of the stage's key.
+    """
+    from anharmbench.mlip import universal
+
+    name = _UNIVERSAL[model.kind]
+    version = universal.model_version(name)
+    lammps_route = getattr(universal, "sevennet_lammps_potential", None)
+    if model.kind == "sevennet" and lammps_route is not None and _has_pair_style("e3gnn"):
+        return lammps_route(elements=elements), {"model": version, "route": "lammps"}, None
+    factory = {"chgnet": "chgnet_calculator", "sevennet": "sevennet_calculator"}[model.kind]
+    return None, {"model": version, "route": "ase"}, f"anharmbench.mlip.universal:{factory}"
+
+
+def _has_pair_style(style: str) -> bool:
+    """Whether the plugin of ``style`` is built (building the plugins on first use)."""
+    from anharmbench.plugins import ensure_plugins
+
+    return any(p.name.startswith(style) for p in ensure_plugins([style]))
+
+
+def model_windows(dset: DerivativeSetConfig, model: ModelConfig) -> DerivativeSetConfig:
+    """The set with the model's own step windows: ``settings: {h_ranges: {n: [lo, hi]}}``
+    or, for a universal preset, the windows measured for its float32 surface."""
+    windows: dict[int, tuple[float, float]] = {}
+    if model.universal:
+        from anharmbench.mlip.universal import STEP_WINDOWS
+
+        windows.update(STEP_WINDOWS.get(_UNIVERSAL[model.kind], {}))
+    given = model.settings.get("h_ranges") if not model.trained else None
+    if given:
+        windows.update({int(n): (float(w[0]), float(w[1])) for n, w in given.items()})
+    windows = {n: w for n, w in windows.items() if n in dset.orders}
+    if not windows:
+        return dset
+    return dset.model_copy(update={"h_ranges": {**(dset.h_ranges or {}), **windows}})

@@ -1,0 +1,89 @@
+"""``anharmbench observables``: dispersion, linewidths and conductivity of derivatives."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+from anharmbench.cli.arguments import float_in, int_at_least
+
+__all__ = ["add_observables_command"]
+
+
+def _parse_potential_arg(text: str) -> tuple[str, list[str]]:
+    name, sep, files = text.partition("=")
+    if not sep or not name or not files:
+        raise ValueError(f"--compare takes NAME=FILE[,FILE...], got {text!r}")
+    return name, [f for f in files.split(",") if f]
+
+
+def _cmd_observables(args: argparse.Namespace) -> int:
+    from anharmbench.observables import (
+        ObservableSettings,
+        compute_observables,
+        load_derivative_set,
+        make_figures,
+    )
+    from anharmbench.observables.workflow import summary
+
+    potentials = [(args.name, list(args.derivatives))]
+    potentials += [_parse_potential_arg(t) for t in args.compare or []]
+    # read everything first: a bad file is refused before any computation or output
+    sets = [load_derivative_set(files, name=name) for name, files in potentials]
+    mesh = args.mesh[0] if len(args.mesh) == 1 else tuple(args.mesh)
+    settings = ObservableSettings(
+        kappa_mesh=mesh, kappa_temperatures=tuple(float(t) for t in args.temperatures),
+        path_mesh=args.path_mesh, loop_mesh=args.loop_mesh,
+        line_temperature=float(args.temperatures[0]))
+    out = Path(args.out)
+    results = []
+    for dset in sets:
+        nac = " with LO-TO splitting (Born charges)" if dset.nac is not None else ""
+        print(f"{dset.name}: orders {sorted(dset.orders)}{nac}", flush=True)
+        res = compute_observables(dset, out / "data", settings)
+        for what, why in res.skipped.items():
+            print(f"  skipped {what}: {why.split(':')[0]}")
+        results.append(res)
+    figs = make_figures(results, out / "figures")
+    print(summary(results))
+    _print_kappa_table(results)
+    print(f"data in {out / 'data'}, figures: {', '.join(p.name for p in figs.values())}")
+    return 0
+
+
+def _print_kappa_table(results: Sequence[object]) -> None:
+    rows = [r for r in results if getattr(r, "kappa", None) is not None]
+    if not rows:
+        return
+    k0 = rows[0].kappa  # type: ignore[attr-defined]
+    print(f"thermal conductivity (RTA, W/m-K, mesh {'x'.join(map(str, k0.mesh))}):")
+    head = "  T (K)  " + "".join(f"{r.potential + ':' + key:>22s}"  # type: ignore[attr-defined]
+                                 for r in rows for key in r.kappa.kappa)  # type: ignore[attr-defined]
+    print(head)
+    for it, T in enumerate(k0.temperatures):
+        vals = "".join(f"{r.kappa.kappa[key][it]:22.3f}"  # type: ignore[attr-defined]
+                       for r in rows for key in r.kappa.kappa)  # type: ignore[attr-defined]
+        print(f"  {T:6.0f} {vals}")
+
+
+def add_observables_command(sub: argparse._SubParsersAction) -> None:
+    """Add ``observables`` to the sub-parsers ``sub``."""
+    p = sub.add_parser(
+        "observables", help="dispersion, linewidths and thermal conductivity of derivatives")
+    p.add_argument("derivatives", nargs="+", help="derivatives.h5 file(s) of one potential "
+                   "(measured or imported; orders in different FTGs may be in several files)")
+    p.add_argument("--name", default=None, help="its name (default: the one in the file)")
+    p.add_argument("--compare", action="append", metavar="NAME=FILE[,FILE]",
+                   help="another potential to compare (repeatable)")
+    p.add_argument("--mesh", type=int_at_least(1), nargs="+", default=[11],
+                   help="conductivity mesh: N or N N N (default: %(default)s)")
+    p.add_argument("--temperatures", type=float_in(0.0, 1e5), nargs="+",
+                   default=[300.0, 500.0, 700.0, 900.0, 1100.0, 1300.0, 1500.0],
+                   help="K; the first is also the linewidths' temperature")
+    p.add_argument("--path-mesh", type=int_at_least(1), default=16,
+                   help="mesh of the linewidths along the band path (default: %(default)s)")
+    p.add_argument("--loop-mesh", type=int_at_least(1), default=8,
+                   help="mesh of the 4th-order loop shift (default: %(default)s)")
+    p.add_argument("--out", required=True, help="output directory (data/ and figures/)")
+    p.set_defaults(func=_cmd_observables)

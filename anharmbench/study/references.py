@@ -1,0 +1,198 @@
+"""The study's reference: a potential, its primitive cell, or DFT data.
+
+A reference potential (``kind: crg``, ``lammps`` or ``ase``) is measured like the models
+(:mod:`anharmbench.study.derivative_stages`); DFT data give the reference derivatives
+directly (:func:`data_reference_stage`: an imported phonopy/phono3py dataset or a plan
+directory run by a DFT code), the derivative sets the models are measured on
+(:func:`data_reference_sets`) and, for ``dataset: dft`` models, the training dataset of
+the DFT supercells (:func:`dft_dataset_stage`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+
+from anharmbench.derivatives.io import read_derivatives_file
+from anharmbench.derivatives.workflow import DERIVATIVES_FILE
+from anharmbench.potentials.spec import LammpsPotential
+from anharmbench.study.config import DerivativeSetConfig, ReferenceConfig, StudyConfig
+from anharmbench.study.runner import Stage
+
+__all__ = ["data_reference_sets", "data_reference_stage", "dft_dataset_stage",
+           "primitive_cell", "reference_potential"]
+
+
+def reference_potential(cfg: ReferenceConfig) -> LammpsPotential | None:
+    """The reference as a LAMMPS potential (``None`` for an ASE calculator)."""
+    if cfg.kind == "crg":
+        from anharmbench.potentials.crg import crg_potential
+
+        return crg_potential()
+    if cfg.kind == "lammps":
+        return cfg.lammps_potential(cfg.name)
+    return None
+
+
+def primitive_cell(config: StudyConfig) -> Atoms:
+    """The crystal's primitive cell (the embedded ThO2, scaled, or the config's file)."""
+    from anharmbench.structures import tho2_primitive
+
+    if config.crystal.structure is not None:
+        from ase.io import read
+
+        return read(config.crystal.structure)
+    if config.crystal.lattice_constant is None:
+        from anharmbench.structures import relax_cubic_lattice
+
+        pot = reference_potential(config.reference)
+        if pot is None:
+            raise ValueError("crystal.lattice_constant: give it when the reference is an ASE "
+                             "calculator")
+        a0 = relax_cubic_lattice(pot)
+        return tho2_primitive(a0)
+    return tho2_primitive(config.crystal.lattice_constant)
+
+
+def _file_key(path: str | Path) -> str:
+    from anharmbench.datasets.io import file_sha256
+
+    return file_sha256(path)
+
+
+def data_reference_stage(cfg: ReferenceConfig) -> Stage:
+    """The reference derivatives from DFT data: an imported phonopy/phono3py dataset
+    (``kind: phono3py``) or a plan directory run by a DFT code (``kind: files``)."""
+    import glob
+
+    if cfg.kind == "phono3py":
+        dataset = Path(str(cfg.dataset))
+        if not dataset.is_file():
+            raise FileNotFoundError(f"reference.dataset: {dataset} not found")
+        inputs: dict[str, Any] = {"kind": "phono3py", "dataset": _file_key(dataset),
+                                  "name": cfg.name, "fc_calculator": cfg.fc_calculator}
+        for key in ("forces",):
+            if getattr(cfg, key):
+                inputs[key] = _file_key(getattr(cfg, key))
+        beside = [dataset.parent / f for f in ("FORCES_FC3", "FORCES_FC2", "FORCE_SETS")]
+        inputs["beside"] = {p.name: _file_key(p) for p in beside if p.is_file()}
+        if cfg.outputs:
+            files = sorted(glob.glob(cfg.outputs))
+            if not files:
+                raise FileNotFoundError(f"reference.outputs: no file matches {cfg.outputs!r}")
+            inputs["outputs"] = {Path(f).name + str(i): _file_key(f)
+                                 for i, f in enumerate(files)}
+
+        def run(directory: Path) -> dict[str, Any]:
+            from anharmbench.dft.importer import import_dataset
+
+            res = import_dataset(dataset, directory / "import", forces=cfg.forces,
+                                 outputs=cfg.outputs, fc_calculator=cfg.fc_calculator,
+                                 name=cfg.name, overwrite=True, progress=True)
+            counts = {n: len(r.values) for n, r in res.orders.items()}
+            return {"derivatives": str(res.path), "counts": counts,
+                    "provenance": res.provenance,
+                    "line": f"reference (imported {dataset.name}, {res.fc_calculator}): "
+                    + ", ".join(f"order {n}: {k}" for n, k in counts.items())}
+
+        return Stage("reference-import", inputs, run)
+
+    plan = Path(str(cfg.plan))
+    manifest, results = plan / "plan.json", plan / "results.h5"
+    for f, what in ((manifest, "a plan directory (anharmbench plan --format ...)"),
+                    (results, "collected DFT outputs (anharmbench collect DIR --outputs GLOB)")):
+        if not f.is_file():
+            raise FileNotFoundError(f"reference.plan: {f} not found; it needs {what}")
+
+    def run_files(directory: Path) -> dict[str, Any]:
+        from anharmbench.derivatives.fit import fit
+        from anharmbench.derivatives.results import ResultStore
+        from anharmbench.derivatives.workflow import load_plan_directory, save_derivatives
+
+        prepared, man = load_plan_directory(plan)
+        energies, forces, done = ResultStore(results, prepared.plan,
+                                             identity=man["identity"]).load()
+        if not done.all():
+            raise ValueError(
+                f"reference.plan: {int((~done).sum())} of {done.size} configurations of {plan} "
+                "have no DFT result yet; run them and 'anharmbench collect "
+                f"{plan} --outputs GLOB'")
+        result = fit(prepared.plan, energies, forces)
+        man = {**man, "potential": {"name": cfg.name, "kind": "files", "plan": str(plan)},
+               "potential_hash": _file_key(results)}
+        path = directory / DERIVATIVES_FILE
+        save_derivatives(path, result, prepared, man)
+        counts = {n: int(len(result.values[n])) for n in result.orders}
+        return {"derivatives": str(path), "counts": counts,
+                "line": f"reference (DFT plan {plan.name}): "
+                + ", ".join(f"order {n}: {k}" for n, k in counts.items())}
+
+    return Stage("reference-files", {"kind": "files", "plan": _file_key(manifest),
+                                     "results": _file_key(results), "name": cfg.name},
+                 run_files)
+
+
+def data_reference_sets(config: StudyConfig, path: Path) -> list[DerivativeSetConfig]:
+    """The derivative sets measured on the models: the FTGs and orders of the reference.
+
+    Sets given in the config are checked against the reference (same supercell and
+    orders); without them one set per FTG of the data is made.
+    """
+    from anharmbench.structures import supercell_matrix
+
+    data = read_derivatives_file(path)
+    by_ftg: dict[bytes, tuple[np.ndarray, list[int]]] = {}
+    for n, rec in sorted(data.orders.items()):
+        key = rec.supercell_matrix.tobytes()
+        by_ftg.setdefault(key, (rec.supercell_matrix, []))[1].append(n)
+    job = data.attrs.get("job") if isinstance(data.attrs.get("job"), dict) else {}
+    if config.derivative_sets:
+        for dset in config.derivative_sets:
+            S = supercell_matrix(dset.supercell if isinstance(dset.supercell, str)
+                                 else np.asarray(dset.supercell))
+            hit = by_ftg.get(S.astype(np.int64).tobytes())
+            if hit is None or not set(dset.orders) <= set(hit[1]):
+                have = "; ".join(f"orders {o} in {m.tolist()}" for m, o in by_ftg.values())
+                raise ValueError(
+                    f"derivative_sets.{dset.name}: orders {dset.orders} in {S.tolist()} are not "
+                    f"in the reference ({have}); leave derivative_sets out to use the "
+                    "reference's")
+        return list(config.derivative_sets)
+    sets = []
+    for S, orders in by_ftg.values():
+        extra: dict[str, Any] = {}
+        if job.get("kind") != "import":  # a plan run by DFT: measure models the same way
+            for key in ("method", "variant", "h_range", "n_steps", "overdetermination"):
+                if job.get(key) is not None:
+                    extra[key] = job[key]
+            if job.get("h_ranges"):
+                extra["h_ranges"] = {int(k): v for k, v in job["h_ranges"].items()}
+        sets.append(DerivativeSetConfig(name="ftg" + "".join(map(str, orders)),
+                                        supercell=S.tolist(), orders=orders, **extra))
+    return sets
+
+
+def dft_dataset_stage(config: StudyConfig) -> Stage:
+    """A training dataset from the DFT reference's supercells (energies and forces)."""
+    ref = config.reference
+    if ref.kind != "phono3py":
+        raise ValueError("models with dataset: dft need reference kind 'phono3py' (a dataset "
+                         "with supercell energies and forces, e.g. phono3py_params.yaml.xz)")
+    seed = config.datasets.seed
+
+    def run(directory: Path) -> dict[str, Any]:
+        from anharmbench.datasets.dft import dataset_from_phono3py
+
+        out = dataset_from_phono3py(str(ref.dataset), directory / "dataset", seed=seed,
+                                    overwrite=True)
+        from anharmbench.mlip.data import load_splits
+
+        splits = load_splits(out, require=("train", "test"))
+        counts = {"train": len(splits.train), "test": len(splits.test)}
+        return {"dataset": str(out), "frames": counts,
+                "line": f"dft dataset: frames {counts} from {Path(str(ref.dataset)).name}"}
+
+    return Stage("dataset-dft", {"dataset": _file_key(str(ref.dataset)), "seed": seed}, run)
