@@ -23,8 +23,8 @@ from anharmbench.lammps import LammpsCalculator
 from anharmbench.potentials.crg import crg_potential
 from anharmbench.structures import CONVENTIONAL, tho2_primitive
 from anharmbench.symmetry import irreducible_basis
+from anharmbench.symmetry.basis import IrreducibleBasis
 from anharmbench.symmetry.convention import paper_convention
-from anharmbench.symmetry.invariants import IrreducibleBasis
 
 
 def _groups(basis: IrreducibleBasis) -> list[list[int]]:

@@ -49,8 +49,9 @@ Two schemes are implemented (``images=``):
     tied slots), so ties are instead broken consistently within a view by an
     infinitesimal shift of the center along a direction ``d`` (the image with the largest
     projection on ``d`` wins), and the views use every point-group image ``R d`` of one
-    generic direction (:data:`TIE_DIRECTION`): ties are shared equally over the views,
-    and the set of views, hence the expansion, is invariant under the space group.
+    generic direction (:data:`~anharmbench.hamiltonian.sites.TIE_DIRECTION`): ties are
+    shared equally over the views, and the set of views, hence the expansion, is
+    invariant under the space group.
     Because a slot's weight depends only on its own atom and the view, the sum over one
     slot's images is 1 in every view: folding, the sum rule and slot symmetry are
     exact. Clusters are compact: all their atoms lie in one Wigner-Seitz cell of the
@@ -76,11 +77,14 @@ nothing replicates them (the plugin and the numpy evaluator generate the images 
 they sum). ThO2 orders 2-4 of CRG in 4I: 0.7 s, a 7 MB file, and the paper profile's
 IDMD process peaks at 0.5 GB (``benchmarks/bench_taylor_memory.py``; storing every
 translate took 9 s, 449 MB and 3.0 GB).
+
+Modules: the site and image bookkeeping is in :mod:`anharmbench.hamiltonian.sites`, the
+check that the expansion folds back onto the FTG derivatives in
+:mod:`anharmbench.hamiltonian.folding`.
 """
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -88,30 +92,25 @@ from typing import Literal
 
 import numpy as np
 from ase import Atoms
-from ase.geometry import minkowski_reduce
 
+from anharmbench.hamiltonian.sites import (
+    TIE_DIRECTION,
+    ExpansionError,
+    SupercellSites,
+    _ImageMaps,
+    _same_structure,
+    check_commensurate,
+)
 from anharmbench.potentials.monomials import (
     merge_monomials,
     multiplicity_factorials,
     orbit_representatives,
 )
 from anharmbench.potentials.taylor_cartesian import OrderTerms, TaylorTerms
-from anharmbench.structures import build_supercell, supercell_matrix
+from anharmbench.structures import supercell_matrix
 from anharmbench.symmetry import S_2I, S_C, IrreducibleBasis
 
-__all__ = [
-    "PAPER_FTG",
-    "ExpansionError",
-    "ExpansionReport",
-    "OrderDerivatives",
-    "SupercellSites",
-    "check_commensurate",
-    "expand_order",
-    "fold_terms",
-    "fold_to_supercell",
-    "folding_deviation",
-    "taylor_expansion",
-]
+__all__ = ["PAPER_FTG", "ExpansionReport", "OrderDerivatives", "expand_order", "taylor_expansion"]
 
 ImageScheme = Literal["auto", "pair", "centers"]
 
@@ -122,243 +121,13 @@ PAPER_FTG: dict[int, np.ndarray] = {
     4: np.array(S_C, dtype=np.int64),
 }
 
-#: Relative distance tolerance (of the cell size) under which two images are a tie.
-TIE_TOL = 1e-6
-
-#: Generic direction (no symmetry) that breaks ties between equidistant images; the
-#: expansion averages over its images under the point group, so the result does not
-#: depend on it beyond the choice among tied clusters.
-TIE_DIRECTION = np.array([0.8142, 0.4721, 0.3383]) / np.linalg.norm([0.8142, 0.4721, 0.3383])
-
 #: Largest dense FTG tensor formed (entries), as in :meth:`IrreducibleBasis.to_cartesian`.
 MAX_DENSE = 5e7
-
-
-class ExpansionError(ValueError):
-    """The derivatives cannot be expanded as asked (structure, FTG, order or cell)."""
 
 
 OrderDerivatives = tuple[IrreducibleBasis, np.ndarray]
 """``(basis, values)``: an irreducible basis of one order in its FTG and the ``(K,)``
 derivatives ``d_k`` (eV/Angstrom^n) in that basis."""
-
-
-# ----------------------------------------------------------------- lattice bookkeeping
-@dataclass(frozen=True)
-class SupercellSites:
-    """Atoms of ``make_supercell(prim, S)`` as (primitive site, primitive cell) pairs.
-
-    Attributes
-    ----------
-    S
-        ``(3, 3)`` int64 supercell matrix (rows = supercell vectors, primitive basis).
-    atoms
-        The supercell (atom order of ``ase.build.make_supercell``).
-    kappa
-        ``(N,)`` int64 primitive site of each atom.
-    cells
-        ``(N, 3)`` int64 primitive cell vector ``l`` of each atom (position =
-        ``(x_kappa + l) @ A``, ``A`` the primitive cell, rows).
-    """
-
-    S: np.ndarray
-    atoms: Atoms
-    kappa: np.ndarray
-    cells: np.ndarray
-    _adj: np.ndarray
-    _det: int
-    _codes: np.ndarray
-    _order: np.ndarray
-
-    @classmethod
-    def build(cls, prim: Atoms, S: np.ndarray, atoms: Atoms | None = None) -> SupercellSites:
-        """Sites of ``atoms`` (default ``build_supercell(prim, S)``), a supercell of ``prim``.
-
-        Raises
-        ------
-        ExpansionError
-            When an atom of ``atoms`` is not a lattice translate of a primitive site of
-            the same element.
-        """
-        S = np.asarray(S, dtype=np.int64)
-        if atoms is None:
-            atoms = build_supercell(prim, S)
-        A = np.asarray(prim.cell.array, dtype=float)
-        xprim = prim.get_scaled_positions(wrap=False)
-        frac = np.asarray(atoms.positions, dtype=float) @ np.linalg.inv(A)
-        diff = frac[:, None, :] - xprim[None, :, :]  # (N, n_prim, 3)
-        dev = np.abs(diff - np.rint(diff)).max(axis=2)
-        same = np.asarray(atoms.numbers)[:, None] == np.asarray(prim.numbers)[None, :]
-        dev = np.where(same, dev, np.inf)
-        kappa = np.argmin(dev, axis=1)
-        if not (dev[np.arange(len(atoms)), kappa] < 1e-5).all():
-            raise ExpansionError(
-                "the supercell's atoms are not lattice translates of the primitive cell's "
-                "sites (different structure or lattice constant?)"
-            )
-        cells = np.rint(diff[np.arange(len(atoms)), kappa]).astype(np.int64)
-        det = int(round(np.linalg.det(S)))
-        adj = np.rint(np.linalg.inv(S) * det).astype(np.int64)
-        n_prim = len(prim)
-        if len(atoms) != n_prim * abs(det):
-            raise ExpansionError(
-                f"supercell has {len(atoms)} atoms, expected {n_prim} x |det S| = "
-                f"{n_prim * abs(det)}"
-            )
-        codes = cls._encode(kappa, cells, adj, det)
-        order = np.argsort(codes)
-        if np.any(np.diff(codes[order]) == 0):
-            raise ExpansionError("two atoms of the supercell sit on the same lattice site")
-        return cls(S, atoms, kappa.astype(np.int64), cells, adj, det, codes[order], order)
-
-    @staticmethod
-    def _encode(kappa: np.ndarray, cells: np.ndarray, adj: np.ndarray, det: int) -> np.ndarray:
-        d = abs(det)
-        red = (np.asarray(cells, dtype=np.int64) @ adj) % d  # l mod the supercell lattice
-        return ((np.asarray(kappa, dtype=np.int64) * d + red[..., 0]) * d + red[..., 1]) * d + red[
-            ..., 2
-        ]
-
-    @property
-    def natoms(self) -> int:
-        """Number of atoms ``N``."""
-        return len(self.kappa)
-
-    def index(self, kappa: np.ndarray, cells: np.ndarray) -> np.ndarray:
-        """Atom index of primitive site ``kappa`` in cell ``cells`` (any lattice translate).
-
-        Parameters
-        ----------
-        kappa
-            ``(...)`` int primitive sites.
-        cells
-            ``(..., 3)`` int primitive cell vectors.
-
-        Returns
-        -------
-        numpy.ndarray
-            ``(...)`` int64 atom indices of this supercell.
-        """
-        codes = self._encode(kappa, cells, self._adj, self._det)
-        pos = np.searchsorted(self._codes, codes)
-        return self._order[pos]
-
-    def translation_table(self) -> np.ndarray:
-        """``(N_cells, N)`` int64: atom ``J`` moved by the cell vector of cell ``t``.
-
-        Row ``t`` is the permutation of the translation by ``cells`` of the ``t``-th
-        home-site atom (``kappa == 0`` atoms, in atom order).
-        """
-        shifts = self.cells[self.kappa == 0]
-        return self.index(
-            np.broadcast_to(self.kappa, (len(shifts), self.natoms)),
-            self.cells[None, :, :] + shifts[:, None, :],
-        )
-
-
-def check_commensurate(target: np.ndarray, ftg: np.ndarray, order: int | None = None) -> np.ndarray:
-    """``M = T S^-1``, refusing a target cell that is not a supercell of the FTG.
-
-    Parameters
-    ----------
-    target, ftg
-        ``(3, 3)`` integer supercell matrices ``T`` and ``S`` (rows = supercell vectors in
-        the primitive basis).
-    order
-        The derivative order (for the message only).
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(3, 3)`` int64 ``M`` with ``T = M S``.
-
-    Raises
-    ------
-    ExpansionError
-        When ``T S^-1`` is not an integer matrix.
-    """
-    T = np.asarray(target, dtype=np.int64)
-    S = np.asarray(ftg, dtype=np.int64)
-    M = T @ np.linalg.inv(S)
-    if not np.allclose(M, np.rint(M), atol=1e-8):
-        what = f"of order {order} " if order is not None else ""
-        raise ExpansionError(
-            f"the target cell T = {T.tolist()} is not commensurate with the FTG {what}"
-            f"S = {S.tolist()}: T S^-1 = {np.round(M, 4).tolist()} is not an integer matrix, "
-            "so the S-periodic derivatives do not fit in T. Use a T whose lattice is a "
-            "sublattice of S's (T = M S with M integer), e.g. 4I for 2I and S_C."
-        )
-    return np.rint(M).astype(np.int64)
-
-
-def _same_structure(a: Atoms, b: Atoms, tol: float = 1e-6) -> str | None:
-    """None if ``a`` and ``b`` are the same primitive crystal, else the difference."""
-    if len(a) != len(b) or list(a.numbers) != list(b.numbers):
-        return f"{a.get_chemical_formula()} ({len(a)} atoms) vs {b.get_chemical_formula()}"
-    if not np.allclose(a.cell.array, b.cell.array, atol=tol, rtol=0):
-        return f"cell {np.round(a.cell.array, 6).tolist()} vs {np.round(b.cell.array, 6).tolist()}"
-    d = a.get_scaled_positions(wrap=False) - b.get_scaled_positions(wrap=False)
-    if np.abs(d - np.rint(d)).max() > tol:
-        return "different atomic positions"
-    return None
-
-
-# ----------------------------------------------------------------- images
-class _ImageMaps:
-    """Nearest ``S``-lattice images of the atoms of the FTG about centers, as ``T`` atoms."""
-
-    def __init__(self, prim: Atoms, ftg: SupercellSites, target: SupercellSites) -> None:
-        self.ftg, self.target = ftg, target
-        self.A = np.asarray(prim.cell.array, dtype=float)
-        self.xprim = prim.get_scaled_positions(wrap=False)
-        B = ftg.S.astype(float) @ self.A  # supercell lattice, rows
-        _, op = minkowski_reduce(B)
-        self.red_S = np.asarray(op, dtype=np.int64) @ ftg.S  # reduced, same lattice
-        self.Bred = self.red_S.astype(float) @ self.A
-        self.Binv = np.linalg.inv(self.Bred)
-        g = np.arange(-2, 3)
-        self.deltas = np.stack(np.meshgrid(g, g, g, indexing="ij"), -1).reshape(-1, 3)
-        self.pos_S = (self.xprim[ftg.kappa] + ftg.cells) @ self.A  # (N_S, 3) Cartesian
-        self.tol = TIE_TOL * float(np.linalg.norm(self.Bred, axis=1).max())
-
-    def images(
-        self, center: np.ndarray, direction: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Images of every ``S`` atom nearest to the Cartesian point ``center``.
-
-        Parameters
-        ----------
-        center
-            ``(3,)`` Cartesian point, Angstrom.
-        direction
-            ``(3,)`` tie-breaking direction: among equidistant images the one with the
-            largest projection on it is taken (the nearest image to ``center + eps *
-            direction``). ``None``: ties are shared equally.
-
-        Returns
-        -------
-        owner : (m,) int64
-            ``S`` atom of each image (every atom at least once).
-        atom : (m,) int64
-            The ``T`` atom of each image.
-        weight : (m,) float64
-            ``1 / (number of tied images)`` of its ``S`` atom.
-        """
-        d = self.pos_S - center[None, :]
-        f = d @ self.Binv
-        m0 = -np.rint(f).astype(np.int64)  # (N_S, 3)
-        m = m0[:, None, :] + self.deltas[None, :, :]  # (N_S, 125, 3)
-        vec = d[:, None, :] + m @ self.Bred
-        dist = np.linalg.norm(vec, axis=2)
-        near = dist <= dist.min(axis=1, keepdims=True) + self.tol
-        if direction is not None:
-            proj = np.where(near, vec @ np.asarray(direction, dtype=float), -np.inf)
-            near &= proj >= proj.max(axis=1, keepdims=True) - self.tol
-        owner, which = np.nonzero(near)
-        cells = self.ftg.cells[owner] + m[owner, which] @ self.red_S
-        atom = self.target.index(self.ftg.kappa[owner], cells)
-        counts = np.bincount(owner, minlength=len(d))
-        return owner.astype(np.int64), atom, 1.0 / counts[owner]
 
 
 # ----------------------------------------------------------------- sparse helpers
@@ -728,109 +497,3 @@ def taylor_expansion(
         if reports is not None:
             reports.append(report)
     return TaylorTerms.from_atoms(tgt.atoms, orders, translations=tgt.translation_table())
-
-
-# ----------------------------------------------------------------- folding back
-def fold_terms(
-    terms: TaylorTerms, prim: Atoms, ftg: str | np.ndarray | Sequence[Sequence[int]]
-) -> TaylorTerms:
-    """The expansion restricted to ``S``-periodic displacements, as a model of the FTG cell.
-
-    ``E_fold(u_S) = (N_S / N_T) E_T(u_T)`` with ``u_T[J] = u_S[fold J]``: every monomial's
-    atoms are folded onto ``S`` and equal monomials are merged. Its derivatives are the
-    folded tensors ``Phi_fold(i_1..i_n) = (N_S/N_T) sum_{J -> (i_1..i_n)} Phi_T(J)``; for an
-    exact expansion they are the FTG derivatives the expansion was built from.
-
-    Parameters
-    ----------
-    terms
-        An expansion about ``build_supercell(prim, T)`` (same atom order).
-    prim
-        The primitive cell.
-    ftg
-        The FTG ``S`` (``T`` must be a supercell of it).
-
-    Returns
-    -------
-    TaylorTerms
-        Canonical model about ``build_supercell(prim, S)``.
-    """
-    S = supercell_matrix(ftg)
-    tmat = terms.cell @ np.linalg.inv(np.asarray(prim.cell.array, dtype=float))
-    if not np.allclose(tmat, np.rint(tmat), atol=1e-6):
-        raise ExpansionError("the expansion's cell is not a supercell of the primitive cell")
-    T = np.rint(tmat).astype(np.int64)
-    check_commensurate(T, S)
-    tsites = SupercellSites.build(prim, T, terms.atoms())
-    ssites = SupercellSites.build(prim, S)
-    fold_atom = ssites.index(tsites.kappa, tsites.cells)  # T atom -> S atom
-    # Each translation of T folds onto a translation of S; the image H of T's group is a
-    # subgroup of S's, hit |G|/|H| times, so sum_g fold(g m) = |G|/|H| sum_h h(fold m).
-    table = np.asarray(terms.translations)
-    first = np.unique(fold_atom, return_index=True)[1]  # one T atom per S atom
-    images, counts = np.unique(fold_atom[table[:, first]], axis=0, return_counts=True)
-    weight = float(counts[0]) / (terms.natoms / ssites.natoms)
-    fold = 3 * fold_atom
-    orders: dict[int, OrderTerms] = {}
-    for n in terms.orders:
-        idx = terms.orders[n].indices
-        merged, coef = merge_monomials(
-            fold[idx[..., 0]] + idx[..., 1],
-            terms.orders[n].coefficients * weight,
-            3 * ssites.natoms,
-        )
-        orders[n] = OrderTerms.from_flat(merged, coef)
-    folded = TaylorTerms.from_atoms(
-        ssites.atoms, orders, translations=images if len(images) > 1 else None
-    )
-    return folded.canonical()
-
-
-def fold_to_supercell(
-    terms: TaylorTerms, prim: Atoms, ftg: str | np.ndarray | Sequence[Sequence[int]], order: int
-) -> np.ndarray:
-    """Dense folded derivative tensor of one order on the FTG ``S`` (see :func:`fold_terms`).
-
-    Returns
-    -------
-    numpy.ndarray
-        Symmetric ``(3 N_S,) * n`` float64 tensor, eV/Angstrom^n, atom order of
-        ``build_supercell(prim, S)``.
-    """
-    n = int(order)
-    folded = fold_terms(
-        terms.with_orders({k: v for k, v in terms.orders.items() if k == n}), prim, ftg
-    ).expanded((n,))
-    n3 = 3 * folded.natoms
-    if float(n3) ** n > MAX_DENSE:
-        raise ExpansionError(f"dense folded tensor too large: {n3}^{n}")
-    phi = np.zeros((n3,) * n)
-    if n not in folded.orders:
-        return phi
-    flat = folded.flat_indices(n)
-    vals = folded.orders[n].coefficients * multiplicity_factorials(flat)
-    for p in itertools.permutations(range(n)):
-        phi[tuple(flat[:, list(p)].T)] = vals
-    return phi
-
-
-def folding_deviation(
-    terms: TaylorTerms, prim: Atoms, derivatives: Mapping[int, OrderDerivatives]
-) -> dict[int, float]:
-    """Largest ``|d_fold - d|`` over ``max |d|`` per order (0 for an exact expansion).
-
-    The ``T`` expansion is folded onto each order's FTG (:func:`fold_to_supercell`) and
-    projected on its irreducible basis.
-
-    Returns
-    -------
-    dict[int, float]
-        Relative deviation of the irreducible derivatives, per order.
-    """
-    out: dict[int, float] = {}
-    for n, (basis, values) in sorted(derivatives.items()):
-        vals = np.asarray(values, dtype=float)
-        back = basis.from_cartesian(fold_to_supercell(terms, prim, basis.sym.S, n))
-        scale = max(float(np.abs(vals).max()), 1e-300)
-        out[int(n)] = float(np.abs(back - vals).max() / scale)
-    return out

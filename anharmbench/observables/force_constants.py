@@ -23,7 +23,7 @@ The FTG tensor ``Phi_S`` (:meth:`~anharmbench.symmetry.IrreducibleBasis.to_carte
 real-space tensor of the infinite crystal is needed. We use the same "centers" scheme as the
 IDMD Hamiltonian (:mod:`anharmbench.hamiltonian.expansion`): a *view* ``v = (C, d)`` is a
 center site ``C`` of the home cell and a tie-breaking direction ``d`` (the point-group
-images of :data:`~anharmbench.hamiltonian.expansion.TIE_DIRECTION`); in a view every FTG
+images of :data:`~anharmbench.hamiltonian.sites.TIE_DIRECTION`); in a view every FTG
 atom ``i`` is represented by its image nearest to ``C`` (ties broken along ``d``), in
 primitive cell ``L_v(i)``. With ``Z`` = (views per primitive cell) x (cells in ``S``), the
 infinite-crystal tensor is
@@ -59,7 +59,7 @@ from ase import Atoms
 from ase.geometry import minkowski_reduce
 
 from anharmbench.derivatives.derivative_set import DerivativeSet
-from anharmbench.hamiltonian.expansion import TIE_DIRECTION, TIE_TOL, SupercellSites
+from anharmbench.hamiltonian.sites import TIE_DIRECTION, TIE_TOL, SupercellSites
 from anharmbench.observables.errors import ObservableError
 from anharmbench.phonopy_interface import (
     phonopy_object,

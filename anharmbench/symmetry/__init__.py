@@ -11,9 +11,10 @@ Main entry points
 * :func:`invariant_count` / :func:`invariant_count_stars` -- character-theory counts.
 """
 
+from anharmbench.symmetry.basis import BasisTensor, IrreducibleBasis
 from anharmbench.symmetry.characters import invariant_count, invariant_count_stars
 from anharmbench.symmetry.group import SupercellSymmetry, as_supercell_matrix, format_qpoint
-from anharmbench.symmetry.invariants import BasisTensor, IrreducibleBasis, irreducible_basis
+from anharmbench.symmetry.invariants import irreducible_basis
 from anharmbench.symmetry.modes import (
     ModeBlock,
     SymmetrizedModes,

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from anharmbench.symmetry.invariants import IrreducibleBasis
+from anharmbench.symmetry.basis import IrreducibleBasis
 
 
 @dataclass(frozen=True)
