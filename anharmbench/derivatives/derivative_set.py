@@ -24,6 +24,10 @@ and :meth:`DerivativeSet.from_files` (``derivatives.h5``, any producer). Consume
 Taylor Hamiltonian of the IDMD; :meth:`DerivativeSet.to_file` writes the one on-disk form
 (:mod:`anharmbench.derivatives.io`). :meth:`DerivativeSet.phonopy` and
 :meth:`DerivativeSet.phono3py` hand the force constants to phonopy and phono3py.
+
+The module is this one class (its constructors, checks and accessors) and is longer than
+most for that reason: the file format, the fits and the phonopy bridge it calls live in
+their own modules.
 """
 
 from __future__ import annotations
