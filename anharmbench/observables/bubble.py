@@ -18,8 +18,8 @@ does for a :class:`QPath`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -112,27 +112,17 @@ def bubble_gamma(
     ModeData
         ``quantity="bubble_gamma"``, ``values`` ``(nT, nq, nb)`` THz.
     """
-    mesh = mesh if isinstance(mesh, Mesh) else Mesh(mesh)
-    derivatives.require([2, 3], "the bubble linewidth")
-    q, path, weights = resolve_qpoints(qpoints, derivatives.phonopy(), mesh)
-    what = "the bubble linewidth"
-    ph3 = prepared_phono3py(derivatives, mesh, sigma, what=what)
-    gps = grid_points(ph3, mesh, q, what)
-    temps = np.atleast_1d(np.asarray(temperatures, dtype=float))
-    vals = ph3.run_imag_self_energy(gps, temps, frequency_points_at_bands=True)
-    gam = np.asarray(vals.gammas)[0]  # (nT, nq, nb)
-    freqs, _, _ = ph3.get_phonon_data()
-    res = ModeData("bubble_gamma", derivatives.name, q, np.asarray(freqs)[gps], temps,
-                   np.asarray(gam, dtype=float),
-                   meta={"mesh": list(mesh.numbers),
-                         "sigma_THz": "tetrahedron" if sigma is None else float(sigma),
-                         "code": "phono3py imaginary self-energy (bubble)",
-                         "ftg_order3": derivatives.ftg(3).tolist(),
-                         "convention": "gamma = -Im Sigma = half width; linewidth = 2 gamma"})
-    if path is not None:
-        res.distances, res.path = path.distances, path
-    res.weights = weights
-    return res
+    def gammas(ph3: Phono3py, gps: np.ndarray, temps: np.ndarray) -> np.ndarray:
+        vals = ph3.run_imag_self_energy(gps, temps, frequency_points_at_bands=True)
+        return np.asarray(np.asarray(vals.gammas)[0], dtype=float)  # (nT, nq, nb)
+
+    return _self_energy(
+        derivatives, qpoints, mesh, temperatures, sigma, "the bubble linewidth",
+        "bubble_gamma", gammas,
+        lambda: {"sigma_THz": "tetrahedron" if sigma is None else float(sigma),
+                 "code": "phono3py imaginary self-energy (bubble)",
+                 "ftg_order3": derivatives.ftg(3).tolist(),
+                 "convention": "gamma = -Im Sigma = half width; linewidth = 2 gamma"})
 
 
 def bubble_shift(
@@ -147,26 +137,63 @@ def bubble_shift(
 
     ``epsilon`` (THz) regularises the principal value (phono3py's ``epsilons``).
     """
+    def deltas(ph3: Phono3py, gps: np.ndarray, temps: np.ndarray) -> np.ndarray:
+        _, out = ph3.run_real_self_energy(gps, temps, frequency_points_at_bands=True,
+                                          epsilons=[float(epsilon)])
+        d = np.asarray(out)[0]  # (nT, nq, nb) (phono3py 4.10: epsilon, temperature, gp, band)
+        nb = 3 * len(derivatives.primitive)
+        if d.shape != (len(temps), len(gps), nb) and d.shape == (len(gps), len(temps), nb):
+            d = np.swapaxes(d, 0, 1)  # the layout its docstring gives
+        return np.ascontiguousarray(d, dtype=float)
+
+    return _self_energy(
+        derivatives, qpoints, mesh, temperatures, epsilon, "the bubble frequency shift",
+        "bubble_shift", deltas,
+        lambda: {"epsilon_THz": float(epsilon), "code": "phono3py real self-energy (bubble)",
+                 "sign": "positive = hardening"})
+
+
+def _self_energy(
+    derivatives: DerivativeSet,
+    qpoints: QPoints,
+    mesh: Sequence[int] | int | Mesh,
+    temperatures: Sequence[float] | np.ndarray,
+    smearing: float | None,
+    what: str,
+    quantity: str,
+    compute: Callable[[Phono3py, np.ndarray, np.ndarray], np.ndarray],
+    meta: Callable[[], dict[str, Any]],
+) -> ModeData:
+    """A bubble self-energy part on the mesh's q-points: phono3py set up, ``compute`` run.
+
+    Parameters
+    ----------
+    derivatives, qpoints, mesh, temperatures
+        As in :func:`bubble_gamma`.
+    smearing
+        phono3py's ``sigma`` (THz; ``None``: tetrahedron method).
+    what
+        The observable, for error messages.
+    quantity
+        :attr:`ModeData.quantity` of the result.
+    compute
+        ``(phono3py, grid points (nq,), temperatures (nT,)) -> (nT, nq, nb)`` float64 THz.
+    meta
+        Returns what :attr:`ModeData.meta` records after the mesh; called after the run,
+        so that it reads only what the run has checked is there.
+
+    Returns
+    -------
+    ModeData
+        The values at the q-points, with the path or the mesh weights they came with.
+    """
     mesh = mesh if isinstance(mesh, Mesh) else Mesh(mesh)
-    derivatives.require([2, 3], "the bubble frequency shift")
+    derivatives.require([2, 3], what)
     q, path, weights = resolve_qpoints(qpoints, derivatives.phonopy(), mesh)
-    what = "the bubble frequency shift"
-    ph3 = prepared_phono3py(derivatives, mesh, epsilon, what=what)
+    ph3 = prepared_phono3py(derivatives, mesh, smearing, what=what)
     gps = grid_points(ph3, mesh, q, what)
     temps = np.atleast_1d(np.asarray(temperatures, dtype=float))
-    _, deltas = ph3.run_real_self_energy(gps, temps, frequency_points_at_bands=True,
-                                         epsilons=[float(epsilon)])
-    d = np.asarray(deltas)[0]  # (nT, nq, nb) (phono3py 4.10: epsilon, temperature, gp, band)
-    nb = 3 * len(derivatives.primitive)
-    if d.shape != (len(temps), len(q), nb) and d.shape == (len(q), len(temps), nb):
-        d = np.swapaxes(d, 0, 1)  # the layout its docstring gives
+    values = compute(ph3, gps, temps)
     freqs, _, _ = ph3.get_phonon_data()
-    res = ModeData("bubble_shift", derivatives.name, q, np.asarray(freqs)[gps], temps,
-                   np.ascontiguousarray(d, dtype=float),
-                   meta={"mesh": list(mesh.numbers), "epsilon_THz": float(epsilon),
-                         "code": "phono3py real self-energy (bubble)",
-                         "sign": "positive = hardening"})
-    if path is not None:
-        res.distances, res.path = path.distances, path
-    res.weights = weights
-    return res
+    return ModeData(quantity, derivatives.name, q, np.asarray(freqs)[gps], temps, values,
+                    meta={"mesh": list(mesh.numbers), **meta()}).set_origin(path, weights)

@@ -34,21 +34,22 @@ import numpy as np
 
 from anharmbench.observables._vertex import (
     diagram_constants,
+    diagram_phonons,
+    quartic_diagram,
     real_matmul,
     slot_weights,
     unique_rows,
 )
 from anharmbench.observables.errors import ObservableError
-from anharmbench.observables.force_constants import DerivativeSet, LatticeTensor, lattice_tensor
+from anharmbench.observables.force_constants import DerivativeSet, LatticeTensor
 from anharmbench.observables.harmonic import (
     CUTOFF_FREQUENCY,
     Mesh,
     Phonons,
     average_degenerate,
     bose_einstein,
-    solve_phonons,
 )
-from anharmbench.observables.modes import ModeData, QPoints, resolve_qpoints
+from anharmbench.observables.modes import ModeData, QPoints
 
 if TYPE_CHECKING:
     from phonopy import Phonopy
@@ -143,13 +144,8 @@ def loop_shift_from_tensor(
     ImaginaryModeError
         An imaginary harmonic mode at an external or mesh q-point.
     """
-    mesh = mesh if isinstance(mesh, Mesh) else Mesh(mesh)
-    temps = np.atleast_1d(np.asarray(temperatures, dtype=float))
-    q = np.atleast_2d(np.asarray(qpoints, dtype=float))
-    pos = lt.primitive.get_scaled_positions(wrap=False)
-    what = "the loop lineshift"
-    ext = solve_phonons(phonon, q, what=what, fractional_positions=pos)
-    mph = solve_phonons(phonon, mesh.qpoints, what=what, fractional_positions=pos)
+    mesh, temps, q, _, ext, mph = diagram_phonons(lt, phonon, qpoints, mesh, temperatures,
+                                                  "the loop lineshift")
     nu_m = mph.frequencies
     ok_m = nu_m > CUTOFF_FREQUENCY
     inv_m = np.where(ok_m, 1.0 / np.where(ok_m, nu_m, 1.0), 0.0)
@@ -183,13 +179,8 @@ def loop_shift(
     :class:`~anharmbench.observables.modes.QPath`, or ``"mesh"`` (the irreducible points of
     ``mesh``, weights in the result); the rest as :func:`loop_shift_from_tensor`.
     """
-    derivatives.require([2, 4], "the loop lineshift")
-    q, path, weights = resolve_qpoints(qpoints, derivatives.phonopy(), mesh)
-    res = loop_shift_from_tensor(
-        lattice_tensor(derivatives, 4), derivatives.phonopy(), q, mesh, temperatures,
-        average_degenerate_branches=average_degenerate_branches, potential=derivatives.name)
-    if path is not None:
-        res.distances, res.path = path.distances, path
-    res.weights = weights
-    res.meta["ftg_order4"] = derivatives.ftg(4).tolist()
-    return res
+    return quartic_diagram(
+        derivatives, qpoints, mesh, "the loop lineshift",
+        lambda lt, phonon, q: loop_shift_from_tensor(
+            lt, phonon, q, mesh, temperatures,
+            average_degenerate_branches=average_degenerate_branches, potential=derivatives.name))

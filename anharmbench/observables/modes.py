@@ -248,6 +248,27 @@ class ModeData:
 
     units: str = "THz"
 
+    def set_origin(self, path: QPath | None, weights: np.ndarray | None) -> ModeData:
+        """Record where the q-points came from, as :func:`resolve_qpoints` returned it.
+
+        Parameters
+        ----------
+        path
+            The path the q-points lie on (sets :attr:`path` and :attr:`distances`), or
+            ``None``.
+        weights
+            ``(nq,)`` multiplicities of a mesh's irreducible points, or ``None``.
+
+        Returns
+        -------
+        ModeData
+            ``self``.
+        """
+        if path is not None:
+            self.distances, self.path = path.distances, path
+        self.weights = weights
+        return self
+
     @property
     def linewidth(self) -> np.ndarray:
         """``2 Gamma`` (FWHM, THz) for a linewidth quantity."""

@@ -57,12 +57,14 @@ import scipy.sparse as sp
 from anharmbench.observables._sunset_kernels import PATTERNS, golden_rule_sum, plane_wave_sums
 from anharmbench.observables._vertex import (
     diagram_constants,
+    diagram_phonons,
+    quartic_diagram,
     real_matmul,
     slot_weights,
     unique_rows,
 )
 from anharmbench.observables.errors import ObservableError
-from anharmbench.observables.force_constants import DerivativeSet, LatticeTensor, lattice_tensor
+from anharmbench.observables.force_constants import DerivativeSet, LatticeTensor
 from anharmbench.observables.harmonic import (
     CUTOFF_FREQUENCY,
     Mesh,
@@ -72,7 +74,7 @@ from anharmbench.observables.harmonic import (
     degenerate_sets,
     solve_phonons,
 )
-from anharmbench.observables.modes import ModeData, QPoints, resolve_qpoints
+from anharmbench.observables.modes import ModeData, QPoints
 from anharmbench.symmetry._threads import single_blas_thread
 
 if TYPE_CHECKING:
@@ -410,13 +412,8 @@ def sunset_gamma_from_tensor(
     if not (np.isfinite(sigma) and sigma > 0):
         raise ObservableError(f"the sunset smearing sigma must be a positive number of THz, "
                               f"got {sigma!r}")
-    mesh = mesh if isinstance(mesh, Mesh) else Mesh(mesh)
-    temps = np.atleast_1d(np.asarray(temperatures, dtype=float))
-    q = np.atleast_2d(np.asarray(qpoints, dtype=float))
-    pos = lt.primitive.get_scaled_positions(wrap=False)
-    what = "the sunset linewidth"
-    ext = solve_phonons(phonon, q, what=what, fractional_positions=pos)
-    mph = solve_phonons(phonon, mesh.qpoints, what=what, fractional_positions=pos)
+    mesh, temps, q, pos, ext, mph = diagram_phonons(lt, phonon, qpoints, mesh, temperatures,
+                                                    "the sunset linewidth")
     nb = ext.n_branches
     sel = np.arange(nb) if branches is None else np.asarray(branches, dtype=np.int64)
     if sel.size == 0 or sel.min() < 0 or sel.max() >= nb:
@@ -477,14 +474,9 @@ def sunset_gamma(
     :class:`~anharmbench.observables.modes.QPath`, or ``"mesh"`` (the irreducible points of
     ``mesh``, weights in the result); the rest as :func:`sunset_gamma_from_tensor`.
     """
-    derivatives.require([2, 4], "the sunset linewidth")
-    q, path, weights = resolve_qpoints(qpoints, derivatives.phonopy(), mesh)
-    res = sunset_gamma_from_tensor(
-        lattice_tensor(derivatives, 4), derivatives.phonopy(), q, mesh, temperatures,
-        sigma=sigma, branches=branches, average_degenerate_branches=average_degenerate_branches,
-        symmetry=symmetry, pair_chunk=pair_chunk, potential=derivatives.name, timing=timing)
-    if path is not None:
-        res.distances, res.path = path.distances, path
-    res.weights = weights
-    res.meta["ftg_order4"] = derivatives.ftg(4).tolist()
-    return res
+    return quartic_diagram(
+        derivatives, qpoints, mesh, "the sunset linewidth",
+        lambda lt, phonon, q: sunset_gamma_from_tensor(
+            lt, phonon, q, mesh, temperatures, sigma=sigma, branches=branches,
+            average_degenerate_branches=average_degenerate_branches, symmetry=symmetry,
+            pair_chunk=pair_chunk, potential=derivatives.name, timing=timing))

@@ -248,6 +248,21 @@ def _by_model(labels: Any) -> dict[str, list[str]]:
     return {m: [lab for _, lab in sorted(v)] for m, v in out.items()}
 
 
+def _legend_name(model: str, n_seeds: int) -> tuple[str, str]:
+    """``(model name without its dataset, legend entry naming the number of seeds)``."""
+    name = model.partition("@")[0]
+    return name, name if n_seeds == 1 else f"{name} ({n_seeds} seeds)"
+
+
+def _save_figure(plt: Any, fig: Any, title: str, path: Path) -> Path:
+    """Title ``fig``, write it to ``path`` (PNG, 110 dpi), close it; returns ``path``."""
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def _mean_spread(samples: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
     """Mean over seeds and sample standard deviation (``None`` for one seed)."""
     stack = np.stack(samples)
@@ -277,20 +292,16 @@ def _derivative_figures(derivatives: dict[str, dict[str, Path]], directory: Path
                 if any(g is None for g in got):
                     continue
                 mean, spread = _mean_spread([g.paper for g in got])
-                name = model.partition("@")[0]
-                tag = name if len(labels) == 1 else f"{name} ({len(labels)} seeds)"
+                name, tag = _legend_name(model, len(labels))
                 ax.errorbar(r, mean, yerr=spread, fmt="o", ms=2.5, lw=0.8, alpha=0.7,
                             color=_color(name, i), label=tag)
             ax.set_title(f"order {n}")
             ax.set_xlabel(f"reference (eV/$\\AA^{n}$)")
             ax.set_ylabel("model (mean ± sd over seeds)")
         axes[0][0].legend(fontsize=7)
-        fig.suptitle(f"irreducible derivatives, models trained on {dataset}", fontsize=10)
-        fig.tight_layout()
-        path = directory / f"fig_derivatives_{dataset}.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        out[f"derivatives_{dataset}"] = path
+        out[f"derivatives_{dataset}"] = _save_figure(
+            plt, fig, f"irreducible derivatives, models trained on {dataset}",
+            directory / f"fig_derivatives_{dataset}.png")
     return out
 
 
@@ -306,8 +317,7 @@ def _parity_figures(parity: dict[str, Path], directory: Path) -> dict[str, Path]
     for dataset, items in sorted(by_dataset.items()):
         fig, axes = plt.subplots(1, 2, figsize=(8, 3.8))
         for i, (model, pdirs) in enumerate(items):
-            name = model.partition("@")[0]
-            tag = name if len(pdirs) == 1 else f"{name} ({len(pdirs)} seeds)"
+            name, tag = _legend_name(model, len(pdirs))
             e = [np.loadtxt(d / "parity_energy.csv", delimiter=",", skiprows=1, ndmin=2)
                  for d in pdirs]
             f = [np.genfromtxt(d / "parity_forces.csv", delimiter=",", skip_header=1,
@@ -322,12 +332,9 @@ def _parity_figures(parity: dict[str, Path], directory: Path) -> dict[str, Path]
             ax.set_xlabel(f"reference {what}")
             ax.set_ylabel(f"model {what}")
         axes[0].legend(fontsize=7)
-        fig.suptitle(f"test set of {dataset} (error bars: sd over seeds)", fontsize=10)
-        fig.tight_layout()
-        path = directory / f"fig1ab_parity_{dataset}.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        out[f"parity_{dataset}"] = path
+        out[f"parity_{dataset}"] = _save_figure(
+            plt, fig, f"test set of {dataset} (error bars: sd over seeds)",
+            directory / f"fig1ab_parity_{dataset}.png")
     return out
 
 

@@ -207,20 +207,12 @@ class GapConfig:
     def _profile(cls, base: dict[str, Any], overrides: Mapping[str, Any]) -> GapConfig:
         """``base`` updated by ``overrides``; a mapping given for a descriptor changes
         only the named fields of the profile's descriptor."""
-        allowed = {f.name for f in fields(cls)}
-        unknown = set(overrides) - allowed
-        if unknown:
-            raise ValueError(
-                f"unknown GapConfig key(s) {sorted(unknown)}; allowed {sorted(allowed)}"
-            )
+        _reject_unknown(cls, "GapConfig", overrides)
         merged = dict(base)
         for key, value in overrides.items():
             if key in _TERMS and isinstance(value, Mapping):
                 current = merged.get(key) or _TERMS[key]()
-                known = {f.name for f in fields(_TERMS[key])}
-                bad = set(value) - known
-                if bad:
-                    raise ValueError(f"unknown {key} key(s) {sorted(bad)}; allowed {sorted(known)}")
+                _reject_unknown(_TERMS[key], key, value)
                 merged[key] = replace(current, **dict(value))
             else:
                 merged[key] = value
@@ -319,12 +311,7 @@ class GapConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> GapConfig:
         """Build from :meth:`to_dict` output; unknown keys are rejected."""
-        allowed = {f.name for f in fields(cls)}
-        unknown = set(data) - allowed
-        if unknown:
-            raise ValueError(
-                f"unknown GapConfig key(s) {sorted(unknown)}; allowed {sorted(allowed)}"
-            )
+        _reject_unknown(cls, "GapConfig", data)
         return cls(**dict(data))
 
     def with_(self, **changes: Any) -> GapConfig:
@@ -334,11 +321,26 @@ class GapConfig:
 
 def _term_from_mapping(kind: type, key: str, value: Mapping[str, Any]) -> Any:
     """A descriptor dataclass from a mapping of its fields (unknown keys rejected)."""
-    known = {f.name for f in fields(kind)}
-    bad = set(value) - known
-    if bad:
-        raise ValueError(f"unknown {key} key(s) {sorted(bad)}; allowed {sorted(known)}")
+    _reject_unknown(kind, key, value)
     return kind(**dict(value))
+
+
+def _reject_unknown(kind: type, label: str, keys: Mapping[str, Any]) -> None:
+    """Raise ``ValueError`` when ``keys`` names a field the dataclass ``kind`` lacks.
+
+    Parameters
+    ----------
+    kind
+        The dataclass whose fields are allowed.
+    label
+        What the keys configure, as the message names it (``"GapConfig"``, ``"soap"``).
+    keys
+        The mapping given by the user.
+    """
+    allowed = {f.name for f in fields(kind)}
+    unknown = set(keys) - allowed
+    if unknown:
+        raise ValueError(f"unknown {label} key(s) {sorted(unknown)}; allowed {sorted(allowed)}")
 
 
 def _descriptor(d: DistanceTwoBody | AngleThreeBody | Soap, terms: str) -> str:
