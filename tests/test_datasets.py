@@ -14,6 +14,7 @@ import pytest
 from ase import units
 from ase.io import read
 
+from anharmbench.cli.datasets import add_dataset_commands
 from anharmbench.datasets import (
     IDMDSettings,
     RefMDSettings,
@@ -22,7 +23,6 @@ from anharmbench.datasets import (
     run_idmd,
     run_refmd,
 )
-from anharmbench.datasets.cli import add_dataset_commands
 from anharmbench.datasets.io import read_frames, split_indices
 from anharmbench.potentials.taylor_calculators import CartesianTaylorCalculator
 from anharmbench.potentials.taylor_cartesian import OrderTerms, TaylorTerms

@@ -7,7 +7,7 @@
 * :mod:`~anharmbench.cli.derivatives` -- ``plan``, ``collect``, ``derivatives``, ``import``;
 * :mod:`~anharmbench.cli.models` -- ``train``, ``convert``;
 * :mod:`~anharmbench.cli.observables` -- ``observables``;
-* :mod:`anharmbench.datasets.cli` -- ``dataset idmd|refmd``;
+* :mod:`~anharmbench.cli.datasets` -- ``dataset idmd|refmd``;
 * :mod:`~anharmbench.cli.arguments` -- the shared argument types.
 """
 
@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_import_command(sub)
     add_observables_command(sub)
 
-    from anharmbench.datasets.cli import add_dataset_commands
+    from anharmbench.cli.datasets import add_dataset_commands
 
     add_dataset_commands(sub)
     return parser

@@ -3,7 +3,7 @@
 * :func:`run_idmd` / :class:`IDMDSettings` -- NVE MD with ``pair_style taylor``;
 * :func:`run_refmd` / :class:`RefMDSettings` -- NVT (Langevin) MD on CRG;
 * :mod:`anharmbench.datasets.io` -- extended XYZ frames, manifest, splits;
-* :func:`anharmbench.datasets.cli.add_dataset_commands` -- ``anharmbench dataset ...``.
+* :func:`anharmbench.cli.datasets.add_dataset_commands` -- ``anharmbench dataset ...``.
 """
 
 from anharmbench.datasets.md import (
