@@ -24,6 +24,7 @@ from ase import Atoms
 from ase.neighborlist import neighbor_list as ase_neighbor_list
 
 from anharmbench.structures import build_supercell, tho2_primitive
+from tests.nve import nve_thermo
 
 torch = pytest.importorskip("torch")
 torch.set_num_threads(1)
@@ -738,21 +739,10 @@ def test_lammps_nve_conserves_energy(package):
     atoms = _cell("SC")
     spread = {}
     for dt in (0.002, 0.001):
-        with LammpsSystem(bpnn_potential(package), atoms) as system:
-            for line in (
-                "velocity all create 600.0 4928459 dist gaussian mom yes rot no",
-                f"timestep {dt}",
-                "fix integrate all nve",
-                "thermo_style custom step pe ke etotal",
-            ):
-                system.command(line)
-            steps = round(0.2 / dt)  # 200 fs
-            etot, ke = [], []
-            for _ in range(20):
-                system.command(f"run {steps // 20} pre no post no")
-                etot.append(float(system.lmp.get_thermo("etotal")))
-                ke.append(float(system.lmp.get_thermo("ke")))
-        etot_arr = np.array(etot)
+        with LammpsSystem(bpnn_potential(package), atoms) as system:  # 200 fs
+            run = nve_thermo(system, temperature=600.0, dt=dt, chunks=20,
+                             chunk_steps=round(0.2 / dt) // 20)
+        etot_arr, ke = run["etotal"], run["ke"]
         spread[dt] = float(np.abs(etot_arr - etot_arr[0]).max())
         assert min(ke) > 0.01 * len(atoms) * 0.0259 / 2  # the atoms do move
         # measured (2026-12-02) 1.2e-3 (2 fs) and 0.3e-3 (1 fs) of max KE

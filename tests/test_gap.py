@@ -47,6 +47,7 @@ from anharmbench.mlip.gap import (
 from anharmbench.plugins import lammps_header_dir, mpi_include_dir, quip_library, source_dir
 from anharmbench.potentials import LammpsPotential
 from anharmbench.structures import build_supercell, supercell_matrix, tho2_primitive
+from tests.nve import nve_thermo
 
 pytestmark = [
     pytest.mark.skipif(
@@ -367,23 +368,10 @@ def test_nve_conserves_energy(tiny_model):
     time step (no drift), with neighbour lists rebuilt during the run."""
     atoms = _structure("SC")
     with LammpsSystem(gap_potential(tiny_model), atoms) as system:
-        for line in (
-            "neighbor 0.3 bin",
-            "neigh_modify every 1 delay 0 check yes",
-            "velocity all create 800.0 4928459 dist gaussian mom yes rot no",
-            "timestep 0.001",
-            "fix integrate all nve",
-            "thermo_style custom step pe ke etotal",
-            "thermo 10",
-        ):
-            system.command(line)
-        etot, ke = [], []
-        for _ in range(20):
-            system.command("run 10 pre no post no")
-            etot.append(float(system.lmp.get_thermo("etotal")))
-            ke.append(float(system.lmp.get_thermo("ke")))
+        run = nve_thermo(system, temperature=800.0, dt=0.001, chunks=20, chunk_steps=10,
+                         setup=("neighbor 0.3 bin", "neigh_modify every 1 delay 0 check yes"))
         steps = system.lmp.get_thermo("step")
-    etot_arr, ke_arr = np.array(etot), np.array(ke)
+    etot_arr, ke_arr = run["etotal"], run["ke"]
     assert steps == 200
     assert ke_arr.std() > 0.02  # the atoms exchange kinetic and potential energy
     deviation = float(np.abs(etot_arr - etot_arr[0]).max())

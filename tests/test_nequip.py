@@ -39,6 +39,7 @@ from anharmbench.mlip.nequip import (
     train_nequip,
 )
 from anharmbench.potentials import LammpsPotential, PotentialError
+from tests.nve import nve_thermo
 
 from .conftest import displaced_positions as _displaced
 from .conftest import tho2_cell as _cell
@@ -375,21 +376,10 @@ def test_nve_conserves_energy(model):
     atoms = _cell("96")
     spread = {}
     for dt in (0.002, 0.001):
-        with LammpsSystem(nequip_potential(model, ELEMENTS), atoms) as system:
-            for line in (
-                "velocity all create 300.0 4928459 dist gaussian mom yes rot no",
-                f"timestep {dt}",
-                "fix integrate all nve",
-                "thermo_style custom step pe ke etotal",
-            ):
-                system.command(line)
-            steps = round(0.2 / dt)  # 200 fs
-            etot, ke = [], []
-            for _ in range(20):
-                system.command(f"run {steps // 20} pre no post no")
-                etot.append(float(system.lmp.get_thermo("etotal")))
-                ke.append(float(system.lmp.get_thermo("ke")))
-        etot_arr = np.array(etot)
+        with LammpsSystem(nequip_potential(model, ELEMENTS), atoms) as system:  # 200 fs
+            run = nve_thermo(system, temperature=300.0, dt=dt, chunks=20,
+                             chunk_steps=round(0.2 / dt) // 20)
+        etot_arr, ke = run["etotal"], run["ke"]
         spread[dt] = float(np.abs(etot_arr - etot_arr[0]).max())
         assert min(ke) > 0.01 * len(atoms) * 0.0259 / 2  # the atoms do move
         # measured (TINY, 2026-12-02) 3.6e-3 (2 fs) and 0.9e-3 (1 fs) of max KE: Verlet's

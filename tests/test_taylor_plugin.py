@@ -35,6 +35,7 @@ from anharmbench.potentials.taylor_cartesian import (
     TaylorTerms,
     read_symbols,
 )
+from tests.nve import nve_thermo
 
 from .conftest import displaced_positions as _displaced
 from .conftest import tho2_cell as _structure
@@ -341,22 +342,11 @@ def test_nve_conserves_energy(tmp_path):
     w_max = float(np.sqrt(lam.max() * to_ps2))  # rad/ps
 
     with LammpsSystem(taylor_potential(path), atoms) as system:
-        for line in (
-            "velocity all create 40.0 4928459 dist gaussian mom yes rot no",
-            f"timestep {dt}",
-            "fix integrate all nve",
-            "thermo_style custom step pe ke etotal",
-            "thermo 10",
-        ):
-            system.command(line)
-        etot, pe = [], []
-        for _ in range(150):
-            system.command("run 10 pre no post no")
-            etot.append(float(system.lmp.get_thermo("etotal")))
-            pe.append(float(system.lmp.get_thermo("pe")))
+        run = nve_thermo(system, temperature=40.0, dt=dt, chunks=150, chunk_steps=10,
+                         quantities=("etotal", "pe"))
         x = np.ctypeslib.as_array(system.lmp.gather_atoms("x", 1, 3)).reshape(-1, 3)
         final = system.prism.vector_to_ase(x)
-    etot_arr = np.array(etot)
+    etot_arr, pe = run["etotal"], run["pe"]
     e0 = etot_arr[0]
     bound = 2.0 * e0 * (w_max * dt) ** 2 / 4
     deviation = float(np.abs(etot_arr - e0).max())
