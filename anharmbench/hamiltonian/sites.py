@@ -4,8 +4,9 @@ Every atom of a supercell of the primitive cell is a primitive site ``kappa`` in
 cell ``l`` (:class:`SupercellSites`); a target cell ``T`` holds the derivatives of an FTG
 ``S`` only if ``T = M S`` with ``M`` integer (:func:`check_commensurate`); and the
 expansion spreads each FTG atom over its ``S``-lattice images nearest to a center, with
-ties broken along a direction (``_ImageMaps``, the Wigner-Seitz rule of the ``"pair"`` and
-``"centers"`` schemes described in :mod:`anharmbench.hamiltonian.expansion`).
+ties broken along a direction (:class:`NearestImages`, the Wigner-Seitz rule of the ``"pair"``
+and ``"centers"`` schemes described in :mod:`anharmbench.hamiltonian.expansion`, also used by
+:class:`~anharmbench.observables.force_constants.LatticeTensor`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,14 @@ from ase.geometry import minkowski_reduce
 
 from anharmbench.structures import build_supercell
 
-__all__ = ["TIE_DIRECTION", "TIE_TOL", "ExpansionError", "SupercellSites", "check_commensurate"]
+__all__ = [
+    "TIE_DIRECTION",
+    "TIE_TOL",
+    "ExpansionError",
+    "NearestImages",
+    "SupercellSites",
+    "check_commensurate",
+]
 
 #: Relative distance tolerance (of the cell size) under which two images are a tie.
 TIE_TOL = 1e-6
@@ -194,14 +202,41 @@ def _same_structure(a: Atoms, b: Atoms, tol: float = 1e-6) -> str | None:
 
 
 # ----------------------------------------------------------------- images
-class _ImageMaps:
-    """Nearest ``S``-lattice images of the atoms of the FTG about centers, as ``T`` atoms."""
+class NearestImages:
+    """Nearest ``S``-lattice images of the atoms of an FTG about a point.
 
-    def __init__(self, prim: Atoms, ftg: SupercellSites, target: SupercellSites) -> None:
-        self.ftg, self.target = ftg, target
+    The Wigner-Seitz rule shared by the expansion's ``"pair"`` and ``"centers"`` schemes
+    and by :class:`~anharmbench.observables.force_constants.LatticeTensor`: each FTG atom
+    is represented by its periodic image(s) nearest to a center; images closer than
+    ``TIE_TOL`` (relative to the cell size) are a tie, broken (if asked) along a direction.
+
+    Parameters
+    ----------
+    prim
+        Primitive cell (the FTG's sites are in its basis).
+    ftg
+        Sites of the FTG supercell ``S``.
+
+    Attributes
+    ----------
+    ftg : SupercellSites
+        The FTG sites.
+    A : numpy.ndarray
+        ``(3, 3)`` float64 primitive cell (rows), Angstrom.
+    xprim : numpy.ndarray
+        ``(n_prim, 3)`` float64 fractional positions of the primitive sites (unwrapped).
+    red_S : numpy.ndarray
+        ``(3, 3)`` int64 Minkowski-reduced basis of the lattice of ``S`` (primitive basis).
+    tol : float
+        Absolute tie tolerance, Angstrom.
+    """
+
+    def __init__(self, prim: Atoms, ftg: SupercellSites) -> None:
+        self.ftg = ftg
         self.A = np.asarray(prim.cell.array, dtype=float)
         self.xprim = prim.get_scaled_positions(wrap=False)
         B = ftg.S.astype(float) @ self.A  # supercell lattice, rows
+        # reduced, a +-2 grid about the rounded coordinates finds the nearest image
         _, op = minkowski_reduce(B)
         self.red_S = np.asarray(op, dtype=np.int64) @ ftg.S  # reduced, same lattice
         self.Bred = self.red_S.astype(float) @ self.A
@@ -211,9 +246,9 @@ class _ImageMaps:
         self.pos_S = (self.xprim[ftg.kappa] + ftg.cells) @ self.A  # (N_S, 3) Cartesian
         self.tol = TIE_TOL * float(np.linalg.norm(self.Bred, axis=1).max())
 
-    def images(
+    def nearest(
         self, center: np.ndarray, direction: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Images of every ``S`` atom nearest to the Cartesian point ``center``.
 
         Parameters
@@ -221,18 +256,18 @@ class _ImageMaps:
         center
             ``(3,)`` Cartesian point, Angstrom.
         direction
-            ``(3,)`` tie-breaking direction: among equidistant images the one with the
-            largest projection on it is taken (the nearest image to ``center + eps *
-            direction``). ``None``: ties are shared equally.
+            ``(3,)`` tie-breaking direction: among equidistant images those with the
+            largest projection on it (within the tolerance) are kept (the nearest image
+            to ``center + eps * direction``). ``None``: every tied image is kept.
 
         Returns
         -------
         owner : (m,) int64
-            ``S`` atom of each image (every atom at least once).
-        atom : (m,) int64
-            The ``T`` atom of each image.
-        weight : (m,) float64
-            ``1 / (number of tied images)`` of its ``S`` atom.
+            ``S`` atom of each image, ascending (every atom at least once; exactly once
+            iff ``m == N_S``, i.e. no tie is left).
+        cells : (m, 3) int64
+            Primitive cell vector of each image (its ``S`` atom's cell plus an ``S``
+            lattice vector).
         """
         d = self.pos_S - center[None, :]
         f = d @ self.Binv
@@ -246,6 +281,33 @@ class _ImageMaps:
             near &= proj >= proj.max(axis=1, keepdims=True) - self.tol
         owner, which = np.nonzero(near)
         cells = self.ftg.cells[owner] + m[owner, which] @ self.red_S
+        return owner.astype(np.int64), cells
+
+
+class _ImageMaps(NearestImages):
+    """:class:`NearestImages` as atoms of the target cell ``T``, with tie weights."""
+
+    def __init__(self, prim: Atoms, ftg: SupercellSites, target: SupercellSites) -> None:
+        super().__init__(prim, ftg)
+        self.target = target
+
+    def images(
+        self, center: np.ndarray, direction: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Images of every ``S`` atom nearest to ``center`` (see :meth:`nearest`).
+
+        ``direction=None``: ties are shared equally.
+
+        Returns
+        -------
+        owner : (m,) int64
+            ``S`` atom of each image (every atom at least once).
+        atom : (m,) int64
+            The ``T`` atom of each image.
+        weight : (m,) float64
+            ``1 / (number of tied images)`` of its ``S`` atom.
+        """
+        owner, cells = self.nearest(center, direction)
         atom = self.target.index(self.ftg.kappa[owner], cells)
-        counts = np.bincount(owner, minlength=len(d))
-        return owner.astype(np.int64), atom, 1.0 / counts[owner]
+        counts = np.bincount(owner, minlength=self.ftg.natoms)
+        return owner, atom, 1.0 / counts[owner]

@@ -56,10 +56,9 @@ from typing import Any
 import h5py
 import numpy as np
 from ase import Atoms
-from ase.geometry import minkowski_reduce
 
 from anharmbench.derivatives.derivative_set import DerivativeSet
-from anharmbench.hamiltonian.sites import TIE_DIRECTION, TIE_TOL, SupercellSites
+from anharmbench.hamiltonian.sites import TIE_DIRECTION, NearestImages, SupercellSites
 from anharmbench.observables.errors import ObservableError
 from anharmbench.phonopy_interface import (
     phonopy_object,
@@ -240,34 +239,15 @@ class LatticeTensor:
         if rotations is None:
             rotations = _cartesian_point_group(primitive)
         directions = np.asarray(rotations, dtype=float) @ TIE_DIRECTION
-        A = np.asarray(primitive.cell.array, dtype=float)
-        xprim = primitive.get_scaled_positions(wrap=False)
-        pos = (xprim[sites.kappa] + sites.cells) @ A
-        _, op = minkowski_reduce(S.astype(float) @ A)
-        red_S = np.asarray(op, dtype=np.int64) @ S
-        Bred = red_S.astype(float) @ A
-        Binv = np.linalg.inv(Bred)
-        g = np.arange(-2, 3)
-        deltas = np.stack(np.meshgrid(g, g, g, indexing="ij"), -1).reshape(-1, 3)
-        tol = TIE_TOL * float(np.linalg.norm(Bred, axis=1).max())
+        images = NearestImages(primitive, sites)
         seen: dict[bytes, int] = {}
         cells: list[np.ndarray] = []
         counts: list[int] = []
         for c in np.asarray(centers, dtype=float):
-            center = c @ A
-            d = pos - center[None, :]
-            m0 = -np.rint(d @ Binv).astype(np.int64)
-            m = m0[:, None, :] + deltas[None, :, :]
-            vec = d[:, None, :] + m @ Bred
-            dist = np.linalg.norm(vec, axis=2)
-            near = dist <= dist.min(axis=1, keepdims=True) + tol
             for direction in directions:
-                proj = np.where(near, vec @ direction, -np.inf)
-                pick = np.argmax(proj, axis=1)
-                best = proj[np.arange(len(d)), pick]
-                if ((proj >= best[:, None] - tol).sum(axis=1) != 1).any():
+                owner, cv = images.nearest(c @ images.A, direction)
+                if len(owner) != sites.natoms:  # a view needs one image per atom
                     raise ObservableError("tie between images not broken by the direction")
-                cv = sites.cells + m[np.arange(len(d)), pick] @ red_S
                 key = cv.tobytes()
                 if key not in seen:
                     seen[key] = len(cells)
