@@ -12,11 +12,13 @@
    Parallel: every rank holds all terms and the full displacement vector
    (MPI_Allreduce over the owned atoms); rank r evaluates the r-th contiguous
    share of the (translation, term) pairs, the gradient is summed with
-   MPI_Allreduce, and each rank applies it to the atoms it owns. The pair style needs no neighbor list and
-   ghost atoms (init_style requests only an occasional list that is never built).
+   MPI_Allreduce, and each rank applies it to the atoms it owns. The pair style
+   needs no neighbor list and ghost atoms (init_style requests only an
+   occasional list that is never built).
 ------------------------------------------------------------------------- */
 
 #include "pair_taylor.h"
+#include "taylor_file.h"
 
 #include "atom.h"
 #include "comm.h"
@@ -32,54 +34,18 @@
 #include <cstring>
 
 using namespace LAMMPS_NS;
+using anharmbench::invert3;
+using anharmbench::lammps_triangle;
+using anharmbench::read_taylor_file;
+using anharmbench::TAYLOR_NAME_LEN;
+using anharmbench::TaylorFile;
 
 namespace {
 
-constexpr char MAGIC[8] = {'A', 'B', 'T', 'A', 'Y', 'L', 'O', 'R'};
-constexpr char END_MARKER[8] = {'E', 'N', 'D', 'T', 'A', 'Y', 'L', 'R'};
-constexpr uint32_t FORMAT_VERSION = 2;    // version 1 (no translation table) is read too
-constexpr int MAX_ORDER = 16;
-constexpr int NAME_LEN = 8;
-// fractional tolerance for "a translation moves every atom by the same vector"
-constexpr double TRANSLATION_TOL = 1.0e-6;
 // relative tolerance for "the box is the file's cell" and "the tilt is an integer"
 constexpr double BOX_TOL = 1.0e-6;
 // pair cutoff reported to LAMMPS (Angstrom); only sizes the ghost-atom shell
 constexpr double NOMINAL_CUTOFF = 0.1;
-
-// invert a 3x3 matrix; returns the determinant (0 when singular)
-double invert3(const double a[3][3], double inv[3][3])
-{
-  const double det = a[0][0] * (a[1][1] * a[2][2] - a[1][2] * a[2][1]) -
-      a[0][1] * (a[1][0] * a[2][2] - a[1][2] * a[2][0]) +
-      a[0][2] * (a[1][0] * a[2][1] - a[1][1] * a[2][0]);
-  if (det == 0.0) return 0.0;
-  inv[0][0] = (a[1][1] * a[2][2] - a[1][2] * a[2][1]) / det;
-  inv[0][1] = (a[0][2] * a[2][1] - a[0][1] * a[2][2]) / det;
-  inv[0][2] = (a[0][1] * a[1][2] - a[0][2] * a[1][1]) / det;
-  inv[1][0] = (a[1][2] * a[2][0] - a[1][0] * a[2][2]) / det;
-  inv[1][1] = (a[0][0] * a[2][2] - a[0][2] * a[2][0]) / det;
-  inv[1][2] = (a[0][2] * a[1][0] - a[0][0] * a[1][2]) / det;
-  inv[2][0] = (a[1][0] * a[2][1] - a[1][1] * a[2][0]) / det;
-  inv[2][1] = (a[0][1] * a[2][0] - a[0][0] * a[2][1]) / det;
-  inv[2][2] = (a[0][0] * a[1][1] - a[0][1] * a[1][0]) / det;
-  return det;
-}
-
-// LAMMPS's lower-triangular form of a cell given by rows a, b, c:
-// rows (ax,0,0), (bx,by,0), (cx,cy,cz) with ax, by, cz > 0
-void lammps_triangle(const double h[3][3], double l[3][3])
-{
-  auto dot = [](const double *p, const double *q) { return p[0] * q[0] + p[1] * q[1] + p[2] * q[2]; };
-  const double ax = std::sqrt(dot(h[0], h[0]));
-  const double bx = dot(h[0], h[1]) / ax;
-  const double by = std::sqrt(dot(h[1], h[1]) - bx * bx);
-  const double cx = dot(h[0], h[2]) / ax;
-  const double cy = (dot(h[1], h[2]) - bx * cx) / by;
-  const double cz = std::sqrt(dot(h[2], h[2]) - cx * cx - cy * cy);
-  const double rows[3][3] = {{ax, 0.0, 0.0}, {bx, by, 0.0}, {cx, cy, cz}};
-  std::memcpy(l, rows, sizeof(rows));
-}
 
 // broadcast a large array in chunks that fit an int count
 template <typename T> void bcast_array(T *data, bigint count, MPI_Datatype type, MPI_Comm world)
@@ -120,194 +86,58 @@ void PairTaylor::coeff(int narg, char **arg)
 }
 
 /* ----------------------------------------------------------------------
-   read a Taylor file on rank 0 and broadcast it (format: plugins/README.md)
+   read and check a Taylor file on rank 0 (taylor_file.cpp), then broadcast it
 ------------------------------------------------------------------------- */
 
 void PairTaylor::read_file(const char *file)
 {
   filename = file;
+  TaylorFile model;
   std::string err;
-  uint32_t head[5] = {0, 0, 0, 0, 1};    // version, natoms, nelements, norders, ntrans
-  std::vector<char> names;
-  std::vector<uint32_t> order_n;
-  std::vector<uint64_t> order_k;
-  std::vector<uint32_t> elem32;
-  std::vector<uint32_t> table32;
-  double cellbuf[9] = {0.0};
-
-  orders.clear();
-  if (comm->me == 0) {
-    FILE *fp = fopen(file, "rb");
-    if (fp == nullptr) {
-      err = fmt::format("Cannot open Taylor file {}: {}", file, utils::getsyserror());
-    } else {
-      fseek(fp, 0, SEEK_END);
-      const long fsize = ftell(fp);
-      fseek(fp, 0, SEEK_SET);
-      long pos = 0;
-      auto get = [&](void *dst, size_t size, size_t count, const char *what) -> bool {
-        if (!err.empty()) return false;
-        if (count == 0) return true;
-        if (fread(dst, size, count, fp) != count) {
-          err = fmt::format("Taylor file {} is truncated while reading {} (offset {})", file,
-                            what, pos);
-          return false;
-        }
-        pos += (long) (size * count);
-        return true;
-      };
-      char magic[8];
-      if (get(magic, 1, 8, "the magic number") && std::memcmp(magic, MAGIC, 8) != 0)
-        err = fmt::format("{} is not a Taylor file of anharmbench (bad magic number)", file);
-      if (get(head, 4, 4, "the header") && head[0] != 1 && head[0] != FORMAT_VERSION)
-        err = fmt::format("Taylor file {} has format version {}, this pair style reads 1 and {}",
-                          file, head[0], FORMAT_VERSION);
-      uint32_t extra[2] = {1, 0};    // version 2: number of translations, reserved
-      if (err.empty() && head[0] >= 2 && get(extra, 4, 2, "the header")) head[4] = extra[0];
-      if (err.empty()) {
-        if (head[1] == 0 || head[1] > (uint32_t) (MAXSMALLINT / 3))
-          err = fmt::format("Taylor file {} declares an invalid atom count {}", file, head[1]);
-        else if (head[2] == 0 || head[2] > head[1])
-          err = fmt::format("Taylor file {} declares an invalid element count {}", file, head[2]);
-        else if (head[3] > 64)
-          err = fmt::format("Taylor file {} declares an invalid number of orders {}", file,
-                            head[3]);
-        else if (head[4] == 0 || head[4] > head[1])
-          err = fmt::format("Taylor file {} declares an invalid number of translations {}", file,
-                            head[4]);
-      }
-      const uint32_t nat = head[1], nel = head[2], nord = head[3], ntr = head[4];
-      const bool has_table = head[0] >= 2;
-      if (err.empty()) {
-        // fixed-size part is known now: refuse before allocating from a corrupt header
-        const long fixed = 8 + 16 + (has_table ? 8 : 0) + (long) nel * NAME_LEN + 4L * nat + 72 +
-            24L * nat + (has_table ? 4L * ntr * nat : 0) + 16L * nord;
-        if (fsize < fixed + 8)
-          err = fmt::format("Taylor file {} is truncated: {} bytes, its header needs at least {}",
-                            file, fsize, fixed + 8);
-      }
-      if (err.empty()) {
-        names.resize((size_t) nel * NAME_LEN);
-        elem32.resize(nat);
-        xref.resize(3 * (size_t) nat);
-        table32.resize((size_t) ntr * nat);
-      }
-      get(names.data(), 1, names.size(), "the element names");
-      get(elem32.data(), 4, elem32.size(), "the element of each atom");
-      get(cellbuf, 8, 9, "the cell");
-      get(xref.data(), 8, xref.size(), "the reference positions");
-      if (has_table)
-        get(table32.data(), 4, table32.size(), "the translation table");
-      else if (err.empty())
-        for (uint32_t i = 0; i < nat; i++) table32[i] = i;    // version 1: the identity
-      if (err.empty()) {
-        order_n.resize(nord);
-        order_k.resize(nord);
-      }
-      long expected = pos + 16L * nord + 8;
-      for (uint32_t m = 0; m < nord && err.empty(); m++) {
-        uint32_t nk[2];
-        uint64_t count;
-        if (!get(nk, 4, 2, "the order table") || !get(&count, 8, 1, "the order table")) break;
-        order_n[m] = nk[0];
-        order_k[m] = count;
-        if (nk[0] < 1 || nk[0] > (uint32_t) MAX_ORDER)
-          err = fmt::format("Taylor file {}: order {} is outside 1..{}", file, nk[0], MAX_ORDER);
-        else if (m > 0 && nk[0] <= order_n[m - 1])
-          err = fmt::format("Taylor file {}: orders must be listed in increasing order", file);
-        else if (count > (uint64_t) (fsize / 8))
-          err = fmt::format("Taylor file {}: order {} declares {} terms, more than the file holds",
-                            file, nk[0], count);
-        else
-          expected += (long) count * (4L * nk[0] + 8L);
-      }
-      if (err.empty() && expected != fsize)
-        err = fmt::format("Taylor file {} has {} bytes but its header describes {} bytes: the file "
-                          "is truncated or corrupt",
-                          file, fsize, expected);
-      std::vector<uint32_t> idx32;
-      for (uint32_t m = 0; m < nord && err.empty(); m++) {
-        Order ord;
-        ord.n = (int) order_n[m];
-        ord.nterms = (bigint) order_k[m];
-        idx32.resize((size_t) ord.nterms * ord.n);
-        ord.coeff.resize((size_t) ord.nterms);
-        if (!get(idx32.data(), 4, idx32.size(), "term indices")) break;
-        if (!get(ord.coeff.data(), 8, ord.coeff.size(), "term coefficients")) break;
-        ord.index.resize(idx32.size());
-        for (size_t q = 0; q < idx32.size(); q++) {
-          if (idx32[q] >= 3 * nat) {
-            err = fmt::format("Taylor file {}: order {} term {} uses index {} >= 3*natoms = {}",
-                              file, ord.n, q / ord.n, idx32[q], 3 * nat);
-            break;
-          }
-          ord.index[q] = (int) idx32[q];
-        }
-        for (size_t k = 0; k < ord.coeff.size() && err.empty(); k++)
-          if (!std::isfinite(ord.coeff[k]))
-            err = fmt::format("Taylor file {}: order {} term {} has a non-finite coefficient",
-                              file, ord.n, k);
-        orders.push_back(std::move(ord));
-      }
-      char end[8];
-      if (get(end, 1, 8, "the end marker") && std::memcmp(end, END_MARKER, 8) != 0)
-        err = fmt::format("Taylor file {} does not end with its end marker: corrupt file", file);
-      for (uint32_t i = 0; i < nat && err.empty(); i++)
-        if (elem32[i] >= nel)
-          err = fmt::format("Taylor file {}: atom {} has element index {} >= {}", file, i + 1,
-                            elem32[i], nel);
-      for (size_t q = 0; q < xref.size() && err.empty(); q++)
-        if (!std::isfinite(xref[q]))
-          err = fmt::format("Taylor file {}: non-finite reference position", file);
-      if (err.empty()) {
-        for (int a = 0; a < 3; a++)
-          for (int b = 0; b < 3; b++) cell[a][b] = cellbuf[3 * a + b];
-        natoms_file = (int) nat;
-        atom_element.assign(elem32.begin(), elem32.end());
-        if (!(std::fabs(invert3(cell, cellinv)) > 1.0e-8))
-          err = fmt::format("Taylor file {}: the cell is degenerate", file);
-        else
-          err = check_translations(table32);
-      }
-      fclose(fp);
-    }
-  }
-
+  if (comm->me == 0) err = read_taylor_file(filename, model);
   // share the outcome: every rank stops with the same message
   agree_on_error(FLERR, err);
 
-  MPI_Bcast(head, 5, MPI_UINT32_T, 0, world);
-  const int nat = (int) head[1], nel = (int) head[2], nord = (int) head[3];
-  ntrans = (int) head[4];
+  int head[4] = {model.natoms(), (int) model.elements.size(), (int) model.orders.size(),
+                 model.ntrans()};    // natoms, nelements, norders, ntrans
+  MPI_Bcast(head, 4, MPI_INT, 0, world);
+  const int nat = head[0], nel = head[1], nord = head[2];
   natoms_file = nat;
-  names.resize((size_t) nel * NAME_LEN);
-  elem32.resize(nat);
+  ntrans = head[3];
+
+  // element names as NUL-padded fixed-width fields (the file's own width)
+  std::vector<char> names((size_t) nel * TAYLOR_NAME_LEN, '\0');
+  if (comm->me == 0)
+    for (int e = 0; e < nel; e++)
+      model.elements[e].copy(&names[(size_t) e * TAYLOR_NAME_LEN], TAYLOR_NAME_LEN);
+  MPI_Bcast(names.data(), nel * TAYLOR_NAME_LEN, MPI_CHAR, 0, world);
+  file_elements.clear();
+  for (int e = 0; e < nel; e++) {
+    const char *p = &names[(size_t) e * TAYLOR_NAME_LEN];
+    file_elements.emplace_back(p, strnlen(p, TAYLOR_NAME_LEN));
+  }
+
+  atom_element = std::move(model.atom_element);
+  atom_element.resize(nat);
+  MPI_Bcast(atom_element.data(), nat, MPI_INT, 0, world);
+  MPI_Bcast(&model.cell[0][0], 9, MPI_DOUBLE, 0, world);
+  std::memcpy(cell, model.cell, sizeof(cell));
+  xref = std::move(model.xref);
   xref.resize(3 * (size_t) nat);
-  table32.resize((size_t) ntrans * nat);
-  MPI_Bcast(names.data(), nel * NAME_LEN, MPI_CHAR, 0, world);
-  MPI_Bcast(elem32.data(), nat, MPI_UINT32_T, 0, world);
-  MPI_Bcast(cellbuf, 9, MPI_DOUBLE, 0, world);
   bcast_array(xref.data(), 3 * (bigint) nat, MPI_DOUBLE, world);
-  bcast_array(table32.data(), (bigint) ntrans * nat, MPI_UINT32_T, world);
+  std::vector<uint32_t> &table = model.translations;
+  table.resize((size_t) ntrans * nat);
+  bcast_array(table.data(), (bigint) ntrans * nat, MPI_UINT32_T, world);
   trans3.resize((size_t) ntrans * 3 * nat);
   for (size_t g = 0; g < (size_t) ntrans; g++)
     for (size_t i = 0; i < (size_t) nat; i++)
       for (int a = 0; a < 3; a++)
-        trans3[(g * nat + i) * 3 + a] = 3 * (int) table32[g * nat + i] + a;
+        trans3[(g * nat + i) * 3 + a] = 3 * (int) table[g * nat + i] + a;
 
-  file_elements.clear();
-  for (int e = 0; e < nel; e++) {
-    const char *p = &names[(size_t) e * NAME_LEN];
-    file_elements.emplace_back(p, strnlen(p, NAME_LEN));
-  }
-  atom_element.assign(elem32.begin(), elem32.end());
-  for (int a = 0; a < 3; a++)
-    for (int b = 0; b < 3; b++) cell[a][b] = cellbuf[3 * a + b];
-
-  if (comm->me != 0) orders.resize(nord);
-  for (int m = 0; m < nord; m++) {
-    Order &ord = orders[m];
-    bigint nk[2] = {ord.n, ord.nterms};
+  orders = std::move(model.orders);
+  orders.resize(nord);
+  for (auto &ord : orders) {
+    bigint nk[2] = {ord.n, (bigint) ord.nterms};
     MPI_Bcast(nk, 2, MPI_LMP_BIGINT, 0, world);
     ord.n = (int) nk[0];
     ord.nterms = nk[1];
@@ -338,48 +168,6 @@ void PairTaylor::read_file(const char *file)
                    "Reading Taylor file {}: {} atoms, {} terms (order:count{}), {} translation{}\n",
                    file, nat, nterms, list, ntrans, ntrans == 1 ? "" : "s");
   }
-}
-
-/* ----------------------------------------------------------------------
-   every row of the translation table must permute the atoms, keep each atom's
-   element and move all atoms by one vector (a lattice translation); returns
-   the error message, empty when the table is fine (rank 0, before the bcast)
-------------------------------------------------------------------------- */
-
-std::string PairTaylor::check_translations(const std::vector<uint32_t> &table) const
-{
-  const size_t nat = (size_t) natoms_file;
-  const size_t ntr = table.size() / nat;
-  std::vector<char> seen(nat);
-  for (size_t g = 0; g < ntr; g++) {
-    const uint32_t *row = &table[g * nat];
-    std::fill(seen.begin(), seen.end(), 0);
-    double shift[3] = {0.0, 0.0, 0.0};
-    for (size_t i = 0; i < nat; i++) {
-      const uint32_t j = row[i];
-      if (j >= nat || seen[j])
-        return fmt::format("Taylor file {}: row {} of the translation table is not a "
-                           "permutation of the atoms",
-                           filename, g);
-      seen[j] = 1;
-      if (atom_element[j] != atom_element[i])
-        return fmt::format("Taylor file {}: translation {} moves atom {} onto atom {} of another "
-                           "element",
-                           filename, g, i + 1, j + 1);
-      double d[3], s[3];
-      for (int a = 0; a < 3; a++) d[a] = xref[3 * j + a] - xref[3 * i + a];
-      for (int b = 0; b < 3; b++) {
-        s[b] = d[0] * cellinv[0][b] + d[1] * cellinv[1][b] + d[2] * cellinv[2][b];
-        if (i == 0) shift[b] = s[b];
-        const double dev = s[b] - shift[b];
-        if (std::fabs(dev - std::nearbyint(dev)) > TRANSLATION_TOL)
-          return fmt::format("Taylor file {}: translation {} does not move every atom by the "
-                             "same lattice vector (atom {})",
-                             filename, g, i + 1);
-      }
-    }
-  }
-  return "";
 }
 
 /* ----------------------------------------------------------------------
@@ -561,7 +349,7 @@ void PairTaylor::compute(int eflag, int vflag)
     // this rank's share of the (translation g, term k) pairs, w = g * nk + k
     const bigint w0 = nk * ntrans * me / nprocs;
     const bigint w1 = nk * ntrans * (me + 1) / nprocs;
-    double prefix[MAX_ORDER + 1];
+    double prefix[anharmbench::TAYLOR_MAX_ORDER + 1];
     for (bigint g = w0 / nk; g < ntrans && g * nk < w1; g++) {
       // the terms see the displacements through translation g: ug[q] = u[P_g(q)], and
       // their gradient gg goes back to grad[P_g(q)] (P_g is a permutation)

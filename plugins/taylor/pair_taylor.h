@@ -11,7 +11,7 @@
    with atoms identified by LAMMPS atom ID (ID i+1 = atom i of the file) and
    u_i taken as the lattice image of x_i - xref_i nearest in fractional
    coordinates. The file format is documented in plugins/README.md and written
-   by anharmbench.potentials.taylor_cartesian.
+   by anharmbench.potentials.taylor_cartesian; taylor_file.h reads it.
 
    Usage (units metal):
      pair_style taylor
@@ -22,6 +22,7 @@
 #define LMP_PAIR_TAYLOR_H
 
 #include "pair_anharmbench_base.h"
+#include "taylor_file.h"
 
 #include <cstdint>
 #include <string>
@@ -40,12 +41,7 @@ class PairTaylor : public PairAnharmbenchBase {
   double memory_usage() override;
 
  protected:
-  struct Order {
-    int n;                           // order (number of factors per term)
-    bigint nterms;                   // number of terms
-    std::vector<int> index;          // nterms*n flat indices 3*atom + cart
-    std::vector<double> coeff;       // nterms coefficients, eV/Angstrom^n
-  };
+  using Order = anharmbench::TaylorOrder;
 
   std::string filename;
   int natoms_file;                         // N
@@ -71,7 +67,6 @@ class PairTaylor : public PairAnharmbenchBase {
   std::vector<double> eatom_all;    // N per-atom energies (only with eflag_atom)
 
   void read_file(const char *);
-  std::string check_translations(const std::vector<uint32_t> &) const;
   void setup_rotation();
   void check_box(bool);
   void check_atoms();
