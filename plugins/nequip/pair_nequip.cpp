@@ -74,6 +74,8 @@
 
 #include "pair_nequip.h"
 
+#include "nequip_metadata.h"
+
 #include "atom.h"
 #include "comm.h"
 #include "domain.h"
@@ -85,10 +87,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
-#include <set>
-#include <sstream>
-#include <sys/utsname.h>
 
 using namespace LAMMPS_NS;
 
@@ -99,26 +97,6 @@ constexpr const char *PACKAGE_MODEL_NAME = "model";
 // a ghost atom must be its owner plus a lattice vector to this tolerance (fractional)
 constexpr double SHIFT_TOL = 1.0e-6;
 
-const char *const REQUIRED_INPUTS[] = {"pos", "edge_index", "atom_types", "cell",
-                                       "edge_cell_shift"};
-const char *const REQUIRED_OUTPUTS[] = {"atomic_energy", "forces", "virial"};
-
-std::vector<std::string> split_words(const std::string &s)
-{
-  std::vector<std::string> out;
-  std::istringstream in(s);
-  std::string w;
-  while (in >> w) out.push_back(w);
-  return out;
-}
-
-std::string join(const std::vector<std::string> &words, const char *sep = " ")
-{
-  std::string out;
-  for (size_t k = 0; k < words.size(); k++) out += (k ? sep : "") + words[k];
-  return out;
-}
-
 // message of an exception thrown by libtorch, without the C++ backtrace
 std::string torch_message(const std::exception &e)
 {
@@ -126,42 +104,12 @@ std::string torch_message(const std::exception &e)
   return e.what();
 }
 
-// x86 feature flags of this CPU ("flags" line of /proc/cpuinfo); empty when unknown
-std::set<std::string> cpu_flags()
-{
-  std::set<std::string> flags;
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("flags", 0) == 0) {
-      const auto colon = line.find(':');
-      if (colon == std::string::npos) continue;
-      for (const auto &w : split_words(line.substr(colon + 1))) flags.insert(w);
-      break;
-    }
-  }
-  return flags;
-}
-
-// /proc/cpuinfo flags needed by each vector ISA torch names in AOTI_CPU_ISA
-// (torch._inductor.cpu_vec_isa: the -m flags it compiles that ISA with)
-const std::map<std::string, std::vector<std::string>> &isa_flags()
-{
-  static const std::map<std::string, std::vector<std::string>> table = {
-      {"AVX2", {"avx2", "fma", "f16c"}},
-      {"AVX512", {"avx512f", "avx512dq", "avx512vl", "avx512bw", "fma"}},
-      {"AVX512_VNNI", {"avx512_vnni"}},
-      {"AMX_TILE", {"amx_tile", "amx_bf16", "amx_int8"}},
-  };
-  return table;
-}
-
 }    // namespace
 
 /* ---------------------------------------------------------------------- */
 
 PairNequIP::PairNequIP(LAMMPS *lmp) :
-    PairAnharmbenchBase(lmp, "nequip", "MODEL.pt2", "model type name"), r_max(0.0)
+    PairAnharmbenchBase(lmp, "nequip", "MODEL.pt2", "model type name")
 {
   // the virial is the model's (strain derivative): no_virial_fdotr_compute
 }
@@ -184,13 +132,13 @@ void PairNequIP::coeff(int narg, char **arg)
   read_coeff_args(narg, arg, 1);
   read_metadata(arg[2]);
 
-  type_mapper = map_type_args(model_type_names);
+  type_mapper = map_type_args(info.type_names);
   for (int itype = 1; itype <= atom->ntypes; itype++)
     if (type_mapper[itype] < 0)
       error->all(FLERR,
                  "Pair style nequip: type name '{}' given for atom type {} is not a type of model "
                  "{} (its type_names: {}); give one of these names for every atom type",
-                 type_args[itype], itype, filename, join(model_type_names));
+                 type_args[itype], itype, filename, anharmbench::join(info.type_names));
 
   load_model();
   set_all_pairs();
@@ -224,157 +172,13 @@ void PairNequIP::read_metadata(const char *file)
     }
   }
   agree_on_error(FLERR, err);
-  metadata.clear();
-  for (const auto &kv : meta) metadata[kv.first] = kv.second;
+  const anharmbench::Metadata metadata(meta.begin(), meta.end());
 
   // the machine checks depend on the node a rank runs on: agreed as well; the rest
-  // below depends only on the (same) metadata, so every rank reaches the same verdict
-  agree_on_error(FLERR, runs_here());
-
-  auto get = [&](const char *key) -> std::string {
-    const auto it = metadata.find(key);
-    if (it == metadata.end()) {
-      std::vector<std::string> keys;
-      for (const auto &kv : metadata) keys.push_back(kv.first);
-      error->all(FLERR,
-                 "Pair style nequip: model {} has no metadata key '{}' (keys present: {}); it "
-                 "was not compiled for this pair style (nequip-compile ... --target pair_nequip)",
-                 filename, key, join(keys, ", "));
-    }
-    return it->second;
-  };
-
-  // --- the calling convention
-  input_names = split_words(get("nequip_aoti_inputs"));
-  output_names = split_words(get("nequip_aoti_outputs"));
-  {
-    std::vector<std::string> sorted_in = input_names, required(std::begin(REQUIRED_INPUTS),
-                                                               std::end(REQUIRED_INPUTS));
-    std::sort(sorted_in.begin(), sorted_in.end());
-    std::sort(required.begin(), required.end());
-    if (sorted_in != required)
-      error->all(FLERR,
-                 "Pair style nequip: model {} takes the inputs '{}', but this pair style "
-                 "provides exactly 'pos edge_index atom_types cell edge_cell_shift' (compile "
-                 "with nequip-compile ... --target pair_nequip)",
-                 filename, join(input_names));
-  }
-  for (const char *name : REQUIRED_OUTPUTS)
-    if (std::find(output_names.begin(), output_names.end(), name) == output_names.end())
-      error->all(FLERR,
-                 "Pair style nequip: model {} has the outputs '{}', which lack '{}' (this pair "
-                 "style needs atomic_energy, forces and virial: nequip-compile ... --target "
-                 "pair_nequip)",
-                 filename, join(output_names), name);
-
-  // --- the model's physics
-  const std::string rmax_str = get("r_max");
-  try {
-    size_t used = 0;
-    r_max = std::stod(rmax_str, &used);
-    if (used != rmax_str.size() && rmax_str.find_first_not_of(" \t\n", used) != std::string::npos)
-      r_max = -1.0;
-  } catch (const std::exception &) {
-    r_max = -1.0;
-  }
-  if (!(r_max > 0.0) || !std::isfinite(r_max))
-    error->all(FLERR, "Pair style nequip: model {} has an invalid cutoff r_max = '{}'", filename,
-               rmax_str);
-
-  model_type_names = split_words(get("type_names"));
-  if (model_type_names.empty())
-    error->all(FLERR, "Pair style nequip: model {} has an empty type_names list", filename);
-  const auto nt = metadata.find("num_types");
-  if (nt != metadata.end() && nt->second != std::to_string(model_type_names.size()))
-    error->all(FLERR,
-               "Pair style nequip: model {} declares num_types = {} but type_names '{}' has {} "
-               "names",
-               filename, nt->second, join(model_type_names), model_type_names.size());
-
-  model_dtype = get("model_dtype");
-  if (model_dtype != "float64" && model_dtype != "float32")
-    error->all(FLERR,
-               "Pair style nequip: model {} has model_dtype '{}'; this pair style runs float32 "
-               "or float64 models",
-               filename, model_dtype);
-
-  type_cutoff.clear();
-  const auto pet = metadata.find("per_edge_type_cutoff");
-  if (pet != metadata.end()) {
-    const auto words = split_words(pet->second);
-    const size_t n = model_type_names.size();
-    if (words.size() != n * n)
-      error->all(FLERR,
-                 "Pair style nequip: model {} has {} per_edge_type_cutoff values, expected {} "
-                 "({} types squared)",
-                 filename, words.size(), n * n, n);
-    for (const auto &w : words) {
-      double rc = -1.0;
-      try {
-        rc = std::stod(w);
-      } catch (const std::exception &) {
-      }
-      if (!(rc > 0.0) || rc > r_max * (1.0 + 1e-12))
-        error->all(FLERR,
-                   "Pair style nequip: model {} has a per_edge_type_cutoff entry '{}' outside "
-                   "(0, r_max = {}]",
-                   filename, w, r_max);
-      type_cutoff.push_back(rc);
-    }
-  }
-}
-
-/* ----------------------------------------------------------------------
-   can the compiled library run on this rank's machine? the first reason it
-   cannot, empty if it can (the CPU checks differ between nodes of a cluster)
-------------------------------------------------------------------------- */
-
-std::string PairNequIP::runs_here() const
-{
-  const auto dev = metadata.find("AOTI_DEVICE_KEY");
-  if (dev != metadata.end() && dev->second != "cpu")
-    return fmt::format("Pair style nequip: model {} was compiled for device '{}', this pair "
-                       "style runs on the CPU: compile it with nequip-compile ... --device cpu",
-                       filename, dev->second);
-  const auto plat = metadata.find("AOTI_PLATFORM");
-  if (plat != metadata.end() && plat->second != "linux")
-    return fmt::format("Pair style nequip: model {} was compiled for platform '{}', not linux: "
-                       "compile it again on this machine",
-                       filename, plat->second);
-  struct utsname uts;
-  const auto mach = metadata.find("AOTI_MACHINE");
-  if (mach != metadata.end() && uname(&uts) == 0 && mach->second != uts.machine)
-    return fmt::format("Pair style nequip: model {} was compiled for a {} CPU but this machine "
-                       "is {}: compile it again on this machine",
-                       filename, mach->second, uts.machine);
-  const auto isa = metadata.find("AOTI_CPU_ISA");
-  if (isa != metadata.end()) {
-    const auto flags = cpu_flags();
-    std::vector<std::string> missing;
-    if (!flags.empty())
-      for (const auto &token : split_words(isa->second)) {
-        const auto need = isa_flags().find(token);
-        if (need == isa_flags().end()) continue;
-        for (const auto &flag : need->second)
-          if (!flags.count(flag)) missing.push_back(token + "(" + flag + ")");
-      }
-    if (!missing.empty())
-      return fmt::format("Pair style nequip: model {} was compiled for a CPU with the vector "
-                         "instruction sets '{}', but this CPU lacks {}: running it would crash "
-                         "with an illegal instruction; compile the model again on this machine "
-                         "(nequip-compile ... --mode aotinductor --device cpu)",
-                         filename, isa->second, join(missing, ", "));
-  }
-  const auto tv = metadata.find("torch_version");
-  if (tv != metadata.end()) {
-    const std::string want = tv->second.substr(0, tv->second.find('+'));
-    if (want != TORCH_VERSION)
-      return fmt::format("Pair style nequip: model {} was compiled with torch {} but this plugin "
-                         "runs libtorch {}: compile the model again with torch {} (or rebuild "
-                         "the plugin against torch {})",
-                         filename, tv->second, TORCH_VERSION, TORCH_VERSION, want);
-  }
-  return "";
+  // depends only on the (same) metadata, so every rank reaches the same verdict
+  agree_on_error(FLERR, anharmbench::aoti_runs_here(filename, metadata, TORCH_VERSION));
+  const std::string bad = anharmbench::parse_nequip_metadata(filename, metadata, info);
+  if (!bad.empty()) error->all(FLERR, bad);
 }
 
 /* ----------------------------------------------------------------------
@@ -401,8 +205,8 @@ void PairNequIP::load_model()
     utils::logmesg(lmp,
                    "Pair style nequip: model {} ({}, r_max = {} A, types {}{}), libtorch {}, "
                    "{} thread(s)\n",
-                   filename, model_dtype, r_max, join(model_type_names),
-                   type_cutoff.empty() ? "" : ", per-edge-type cutoffs", TORCH_VERSION,
+                   filename, info.dtype, info.r_max, anharmbench::join(info.type_names),
+                   info.type_cutoff.empty() ? "" : ", per-edge-type cutoffs", TORCH_VERSION,
                    at::get_num_threads());
 }
 
@@ -424,7 +228,7 @@ void PairNequIP::init_style()
 
 double PairNequIP::init_one(int /*i*/, int /*j*/)
 {
-  return r_max;
+  return info.r_max;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -462,8 +266,8 @@ void PairNequIP::compute(int eflag, int vflag)
                             domain->zperiodic != 0};
 
   // --- edges: owned centre i, neighbour j mapped to its owner plus a lattice shift
-  const size_t ntm = model_type_names.size();
-  const double rmax2 = r_max * r_max;
+  const size_t ntm = info.type_names.size();
+  const double rmax2 = info.r_max * info.r_max;
   edge_src.clear();
   edge_dst.clear();
   edge_shift.clear();
@@ -478,8 +282,8 @@ void PairNequIP::compute(int eflag, int vflag)
       const double dz = x[j][2] - x[i][2];
       const double rsq = dx * dx + dy * dy + dz * dz;
       double rc2 = rmax2;
-      if (!type_cutoff.empty()) {
-        const double rc = type_cutoff[(size_t) ti * ntm + type_mapper[type[j]]];
+      if (!info.type_cutoff.empty()) {
+        const double rc = info.type_cutoff[(size_t) ti * ntm + type_mapper[type[j]]];
         rc2 = rc * rc;
       }
       if (rsq >= rc2) continue;
@@ -516,7 +320,7 @@ void PairNequIP::compute(int eflag, int vflag)
     error->one(FLERR,
                "Pair style nequip: the compiled model needs at least 2 atoms and 2 edges "
                "(pairs closer than r_max = {} A); got {} atoms and {} edges",
-               r_max, nlocal, nedges);
+               info.r_max, nlocal, nedges);
 
   // --- input tensors (float64 / int64, CPU)
   const auto f64 = at::TensorOptions().dtype(at::kDouble);
@@ -541,8 +345,8 @@ void PairNequIP::compute(int eflag, int vflag)
     std::copy(h, h + 9, cell.data_ptr<double>());
   }
   std::vector<at::Tensor> inputs;
-  inputs.reserve(input_names.size());
-  for (const auto &name : input_names) {
+  inputs.reserve(info.input_names.size());
+  for (const auto &name : info.input_names) {
     if (name == "pos") inputs.push_back(pos);
     else if (name == "edge_index") inputs.push_back(edge_index);
     else if (name == "atom_types") inputs.push_back(types);
@@ -557,14 +361,14 @@ void PairNequIP::compute(int eflag, int vflag)
     error->one(FLERR, "Pair style nequip: model {} failed on {} atoms and {} edges: {}",
                filename, nlocal, nedges, torch_message(e));
   }
-  if (outputs.size() != output_names.size())
+  if (outputs.size() != info.output_names.size())
     error->one(FLERR, "Pair style nequip: model {} returned {} outputs, its metadata names {}",
-               filename, outputs.size(), output_names.size());
+               filename, outputs.size(), info.output_names.size());
   at::Tensor energy_t, force_t, virial_t;
   for (size_t k = 0; k < outputs.size(); k++) {
-    if (output_names[k] == "atomic_energy") energy_t = outputs[k];
-    else if (output_names[k] == "forces") force_t = outputs[k];
-    else if (output_names[k] == "virial") virial_t = outputs[k];
+    if (info.output_names[k] == "atomic_energy") energy_t = outputs[k];
+    else if (info.output_names[k] == "forces") force_t = outputs[k];
+    else if (info.output_names[k] == "virial") virial_t = outputs[k];
   }
   energy_t = energy_t.to(at::kCPU, at::kDouble).contiguous();
   force_t = force_t.to(at::kCPU, at::kDouble).contiguous();

@@ -16,8 +16,8 @@
 #define LMP_PAIR_NEQUIP_H
 
 #include "pair_anharmbench_base.h"
+#include "nequip_metadata.h"
 
-#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -44,13 +44,7 @@ class PairNequIP : public PairAnharmbenchBase {
  protected:
   std::string filename;                       // the .pt2 package
   std::unique_ptr<torch::inductor::AOTIModelPackageLoader> model;
-  std::map<std::string, std::string> metadata;
-  double r_max;                                // global cutoff, Angstrom
-  std::vector<std::string> model_type_names;   // metadata "type_names"
-  std::vector<double> type_cutoff;             // ntypes_model^2 (center, neighbor), or empty
-  std::string model_dtype;                     // "float32" or "float64"
-  std::vector<std::string> input_names;        // metadata "nequip_aoti_inputs" (call order)
-  std::vector<std::string> output_names;       // metadata "nequip_aoti_outputs" (result order)
+  anharmbench::NequipModelInfo info;          // what the package's metadata says
   std::vector<int> type_mapper;                // LAMMPS type -> model type index
 
   // work arrays, reused between calls
@@ -59,7 +53,6 @@ class PairNequIP : public PairAnharmbenchBase {
   std::vector<double> edge_shift;
 
   void read_metadata(const char *);
-  std::string runs_here() const;
   void load_model();
 };
 
