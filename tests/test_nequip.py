@@ -456,10 +456,13 @@ def test_type_name_the_model_lacks(model):
         ({"AOTI_MACHINE": "aarch64"}, r"compiled for a aarch64 CPU but this machine is"),
         ({"AOTI_DEVICE_KEY": "cuda"}, r"compiled for device 'cuda'"),
         ({"nequip_aoti_outputs": "atomic_energy forces"}, r"lack 'virial'"),
+        # a cutoff is read in full, as r_max is: "1x" is not taken as 1
+        ({"per_edge_type_cutoff": "1 1 1 1x"}, r"per_edge_type_cutoff entry '1x' outside"),
     ],
 )
 def test_package_for_another_torch_or_cpu(model, tmp_path, stamp, message):
-    """A package from another torch version, CPU or target is refused, naming the file."""
+    """A package from another torch version, CPU or target, or with a malformed cutoff, is
+    refused, naming the file."""
     other = tmp_path / "other.nequip.pt2"
     shutil.copy(model, other)
     stamp_package(other, stamp)

@@ -16,12 +16,25 @@
 #include <sstream>
 #include <sys/utsname.h>
 
+using namespace LAMMPS_NS;
+
 namespace anharmbench {
 namespace {
 
 const char *const REQUIRED_INPUTS[] = {"pos", "edge_index", "atom_types", "cell",
                                        "edge_cell_shift"};
 const char *const REQUIRED_OUTPUTS[] = {"atomic_energy", "forces", "virial"};
+
+// whitespace-separated words (not utils::split_words, which also parses quotes:
+// metadata values are plain lists)
+std::vector<std::string> split_words(const std::string &s)
+{
+  std::vector<std::string> out;
+  std::istringstream in(s);
+  std::string w;
+  while (in >> w) out.push_back(w);
+  return out;
+}
 
 // x86 feature flags of this CPU ("flags" line of /proc/cpuinfo); empty when unknown
 std::set<std::string> cpu_flags()
@@ -53,7 +66,7 @@ const std::map<std::string, std::vector<std::string>> &isa_flags()
   return table;
 }
 
-// a positive finite number written in full (trailing blanks allowed), else -1
+// a cutoff: a positive finite number written in full (trailing blanks allowed), else -1
 double parse_cutoff(const std::string &s)
 {
   double value = -1.0;
@@ -70,22 +83,6 @@ double parse_cutoff(const std::string &s)
 
 }    // namespace
 
-std::vector<std::string> split_words(const std::string &s)
-{
-  std::vector<std::string> out;
-  std::istringstream in(s);
-  std::string w;
-  while (in >> w) out.push_back(w);
-  return out;
-}
-
-std::string join(const std::vector<std::string> &words, const char *sep)
-{
-  std::string out;
-  for (size_t k = 0; k < words.size(); k++) out += (k ? sep : "") + words[k];
-  return out;
-}
-
 std::string parse_nequip_metadata(const std::string &file, const Metadata &meta,
                                   NequipModelInfo &out)
 {
@@ -99,7 +96,7 @@ std::string parse_nequip_metadata(const std::string &file, const Metadata &meta,
     missing = fmt::format("Pair style nequip: model {} has no metadata key '{}' (keys present: "
                           "{}); it was not compiled for this pair style (nequip-compile ... "
                           "--target pair_nequip)",
-                          file, key, join(keys, ", "));
+                          file, key, utils::join_words(keys, ", "));
     return "";
   };
 
@@ -116,14 +113,14 @@ std::string parse_nequip_metadata(const std::string &file, const Metadata &meta,
     return fmt::format("Pair style nequip: model {} takes the inputs '{}', but this pair style "
                        "provides exactly 'pos edge_index atom_types cell edge_cell_shift' "
                        "(compile with nequip-compile ... --target pair_nequip)",
-                       file, join(out.input_names));
+                       file, utils::join_words(out.input_names, " "));
   for (const char *name : REQUIRED_OUTPUTS)
     if (std::find(out.output_names.begin(), out.output_names.end(), name) ==
         out.output_names.end())
       return fmt::format("Pair style nequip: model {} has the outputs '{}', which lack '{}' "
                          "(this pair style needs atomic_energy, forces and virial: "
                          "nequip-compile ... --target pair_nequip)",
-                         file, join(out.output_names), name);
+                         file, utils::join_words(out.output_names, " "), name);
 
   // --- the model's physics
   const std::string rmax_str = get("r_max");
@@ -141,7 +138,8 @@ std::string parse_nequip_metadata(const std::string &file, const Metadata &meta,
   if (nt != meta.end() && nt->second != std::to_string(out.type_names.size()))
     return fmt::format("Pair style nequip: model {} declares num_types = {} but type_names '{}' "
                        "has {} names",
-                       file, nt->second, join(out.type_names), out.type_names.size());
+                       file, nt->second, utils::join_words(out.type_names, " "),
+                       out.type_names.size());
 
   out.dtype = get("model_dtype");
   if (!missing.empty()) return missing;
@@ -159,12 +157,8 @@ std::string parse_nequip_metadata(const std::string &file, const Metadata &meta,
                          "expected {} ({} types squared)",
                          file, words.size(), n * n, n);
     for (const auto &w : words) {
-      double rc = -1.0;
-      try {
-        rc = std::stod(w);
-      } catch (const std::exception &) {
-      }
-      if (!(rc > 0.0) || rc > out.r_max * (1.0 + 1e-12))
+      const double rc = parse_cutoff(w);
+      if (rc < 0.0 || rc > out.r_max * (1.0 + 1e-12))
         return fmt::format("Pair style nequip: model {} has a per_edge_type_cutoff entry '{}' "
                            "outside (0, r_max = {}]",
                            file, w, out.r_max);
@@ -209,7 +203,7 @@ std::string aoti_runs_here(const std::string &file, const Metadata &meta,
                          "instruction sets '{}', but this CPU lacks {}: running it would crash "
                          "with an illegal instruction; compile the model again on this machine "
                          "(nequip-compile ... --mode aotinductor --device cpu)",
-                         file, isa->second, join(missing, ", "));
+                         file, isa->second, utils::join_words(missing, ", "));
   }
   const auto tv = meta.find("torch_version");
   if (tv != meta.end()) {

@@ -38,11 +38,6 @@ std::string parse_nequip_metadata(const std::string &file, const Metadata &meta,
 std::string aoti_runs_here(const std::string &file, const Metadata &meta,
                            const std::string &torch_version);
 
-// whitespace-separated words of s
-std::vector<std::string> split_words(const std::string &s);
-// words joined by sep
-std::string join(const std::vector<std::string> &words, const char *sep = " ");
-
 }    // namespace anharmbench
 
 #endif

@@ -138,7 +138,8 @@ void PairNequIP::coeff(int narg, char **arg)
       error->all(FLERR,
                  "Pair style nequip: type name '{}' given for atom type {} is not a type of model "
                  "{} (its type_names: {}); give one of these names for every atom type",
-                 type_args[itype], itype, filename, anharmbench::join(info.type_names));
+                 type_args[itype], itype, filename,
+                 utils::join_words(info.type_names, " "));
 
   load_model();
   set_all_pairs();
@@ -205,7 +206,7 @@ void PairNequIP::load_model()
     utils::logmesg(lmp,
                    "Pair style nequip: model {} ({}, r_max = {} A, types {}{}), libtorch {}, "
                    "{} thread(s)\n",
-                   filename, info.dtype, info.r_max, anharmbench::join(info.type_names),
+                   filename, info.dtype, info.r_max, utils::join_words(info.type_names, " "),
                    info.type_cutoff.empty() ? "" : ", per-edge-type cutoffs", TORCH_VERSION,
                    at::get_num_threads());
 }

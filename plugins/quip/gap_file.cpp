@@ -24,13 +24,6 @@ using namespace LAMMPS_NS;
 namespace anharmbench {
 namespace {
 
-std::string join(const std::vector<std::string> &words)
-{
-  std::string out;
-  for (const auto &w : words) out += (out.empty() ? "" : ", ") + w;
-  return out;
-}
-
 // Fortran compares labels after trimming trailing blanks
 std::string rtrim(std::string s)
 {
@@ -309,7 +302,7 @@ GapModel inspect_gap(const std::string &path, const std::string &text, const std
       model.error = fmt::format("GAP model file {} holds no <GAP_params label=\"{}\"> (its "
                                 "labels: {}); give one of them as 'IP GAP label=NAME', or "
                                 "'IP GAP' for the first",
-                                path, label, join(params_labels));
+                                path, label, utils::join_words(params_labels, ", "));
       return model;
     }
     chosen = label;
