@@ -308,14 +308,22 @@ class Benchmark:
         return out
 
     # ------------------------------------------------------------------ 3. Table I
-    def table(self, out: str | Path | None = None) -> list[dict[str, Any]]:
+    def table(self, out: str | Path | None = None, *,
+              truth_orders: Mapping[str, Sequence[int]] | None = None
+              ) -> list[dict[str, Any]]:
         """Table I: each model's RMSE per order against the reference, over the mean
-        reference magnitude (:func:`anharmbench.study.report.error_table`).
+        reference magnitude (:func:`anharmbench.study.report.error_table`), with the
+        derivatives in our convention (after Fu et al. 2019: per primitive cell, in the
+        crystal's own frame; :meth:`DerivativeSet.reported`).
 
         Parameters
         ----------
         out
             Also write ``table1.csv`` and ``table1.md`` in this folder.
+        truth_orders
+            ``{dataset: orders}``: models labelled ``<name>@<dataset>`` are compared with
+            the reference at these orders only and with zero at the others (e.g.
+            ``{"idmd": (2, 3, 4)}`` for models trained on IDMD data).
 
         Returns
         -------
@@ -329,7 +337,7 @@ class Benchmark:
 
         if REFERENCE not in self.files:
             self.measure()
-        rows = error_table(self.files)
+        rows = error_table(self.files, truth_orders=truth_orders)
         if out is not None:
             Path(out).mkdir(parents=True, exist_ok=True)
             write_table(rows, Path(out))

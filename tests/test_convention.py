@@ -1,11 +1,13 @@
-"""The paper's convention for irreducible derivatives, and the basis-independent figure.
+"""Our convention for irreducible derivatives (after Fu et al. 2019), and the
+basis-independent figure.
 
 Table I must not depend on how our invariant basis happens to be rotated inside a
 multiplicity space (several tensors on one block multiset). These tests rotate the basis
-inside every such space and show the paper-convention values and the relative Frobenius
-figure unchanged, while the raw coefficients (the old Table I) change; and they check the
-paper-convention values against derivatives of the CRG energy taken directly along the
-symmetrized modes (a code path that shares nothing with the basis).
+inside every such space and show the reported values and the relative Frobenius figure
+unchanged, while the raw coefficients change; and they check the reported values against
+derivatives of the CRG energy taken directly along the symmetrized modes (a code path that
+shares nothing with the basis). The crystal's orientation, the supercell normalisation and
+the order-4 check in a supercell are in tests/test_table1_metric.py.
 """
 
 from __future__ import annotations
@@ -96,10 +98,11 @@ def test_paper_values_are_components_of_the_tensor():
     d = np.random.default_rng(1).normal(size=len(basis))
     pc = paper_convention(basis)
     T = basis.to_mode_tensor(d)
-    np.testing.assert_allclose(pc.values(d), [T[tuple(r)] for r in pc.components], atol=1e-13)
+    np.testing.assert_allclose(pc.values(d), [pc.scale * T[tuple(r)] for r in pc.components],
+                               atol=1e-13)
     for k in (0, 5, 17):
-        vecs = [basis.modes[:, i] for i in pc.components[k]]
-        assert basis.contract(d, vecs) == pytest.approx(pc.values(d)[k], abs=1e-12)
+        vecs = [pc.vectors[:, i] for i in pc.components[k]]
+        assert pc.scale * basis.contract(d, vecs) == pytest.approx(pc.values(d)[k], abs=1e-12)
 
 
 def test_paper_values_equal_direct_derivatives_of_crg_energies():
@@ -119,7 +122,7 @@ def test_paper_values_equal_direct_derivatives_of_crg_energies():
             basis = prepared.bases[n]
             pc = paper_convention(basis)
             p = pc.values(res.values[n])
-            modes = basis.modes
+            modes = pc.vectors  # the canonical modes on the lab supercell (prim: scale 1)
             for k, r in enumerate(pc.components):
                 signs = np.array(list(itertools.product((-1.0, 1.0), repeat=n)))
                 u = (signs * h) @ modes[:, r].T  # (2^n, 3N)

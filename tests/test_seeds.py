@@ -142,6 +142,38 @@ def test_study_trains_once_per_seed_and_resumes_seed_by_seed(tmp_path):
     data["models"][0]["seeds"] = 3
     more = run_study(load_config(_write(tmp_path, data)), tmp_path / "study", verbose=False)
     ran = sorted(k for k, v in more.stages.items() if not v.skipped)
-    assert ran == ["derivatives-B_refmd_2026-prim", "train-B-refmd-seed2026"]
+    assert ran == ["dataset-refmd-seed2026", "derivatives-B_refmd_2026-prim",
+                   "train-B-refmd-seed2026"]  # the third seed draws its own data too
     row = next(r for r in csv.DictReader(open(more.report["table_csv"])) if r["model"] == "B")
     assert row["n_seeds"] == "3" and row["rel_rmse_per_seed"].startswith(f"{a:.6g};{b:.6g};")
+
+
+def test_each_seed_redraws_its_dataset_unless_pinned(tmp_path):
+    """The spread over seeds includes the data: each training seed's reference-MD set is
+    another trajectory (other frames), the first seed keeps the study's own set, and
+    ``datasets.pin`` gives every seed that one set."""
+    from ase.io import read
+
+    from anharmbench.study.dataset_stages import refmd_stage
+    from anharmbench.study.runner import StageRunner
+
+    data = {"datasets": {"idmd": False, "refmd_supercell": "SC", "refmd_snapshots": 4},
+            "models": [{"name": "B", "kind": "bpnn", "dataset": "refmd"}]}
+    config = load_config(_write(tmp_path, data))
+    pot = crg_potential()
+    first, second = refmd_stage(config, pot, None), refmd_stage(config, pot, config.seed + 1)
+    assert refmd_stage(config, pot, config.seed).inputs == first.inputs
+    assert first.name == "dataset-refmd" and second.name == "dataset-refmd-seed2025"
+    runner = StageRunner(tmp_path / "run", verbose=False)
+    try:
+        frames = [read(runner.run(s).directory / "dataset" / "train.xyz", index=":")
+                  for s in (first, second)]
+    finally:
+        runner.close()
+    a, b = (np.array([f.positions for f in fr]) for fr in frames)
+    assert a.shape == b.shape and np.abs(a - b).max() > 0.05  # Angstrom: other frames
+    pinned = load_config(_write(tmp_path, {**data, "datasets": {**data["datasets"],
+                                                                "pin": True}}))
+    again = refmd_stage(pinned, pot, pinned.seed + 1)
+    assert again.name == "dataset-refmd"
+    assert again.inputs == refmd_stage(pinned, pot, None).inputs

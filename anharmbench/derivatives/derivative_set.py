@@ -12,7 +12,7 @@ and symfc's force constants:
 * ``bases[n]`` -- the :class:`~anharmbench.symmetry.IrreducibleBasis`, given by the
   producer or rebuilt from the primitive cell and the FTG on first use (labels checked);
 * ``extra[n]`` -- producer-specific arrays (``steps``, ``raw``, ``poor_fit``,
-  ``multiplicity``, the paper-convention ``paper_values`` ...).
+  ``multiplicity``, the reported ``paper_values`` ...; :meth:`DerivativeSet.reported`).
 
 It is immutable: its arrays are read-only copies, its mappings read-only, and what is
 derived from it (dense tensors, phonopy objects) is computed once and cached.
@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 
     from anharmbench.derivatives.fit import DerivativeResult
     from anharmbench.derivatives.job import Prepared
+    from anharmbench.symmetry.convention import ReportedValues
 
 __all__ = ["MAX_DENSE", "DerivativeSet", "DerivativeSetError", "MissingOrderError"]
 
@@ -333,6 +334,55 @@ class DerivativeSet:
             self._cache[key] = basis
         return self._cache[key]
 
+    def reported(self, order: int) -> ReportedValues:
+        """The order's derivatives as Table I reports them: our convention (after Fu et al.
+        2019; :mod:`anharmbench.symmetry.convention`), per primitive cell and in the
+        crystal's own frame.
+
+        Stored values of the current convention are used as they are; values of an older
+        one (or none: files written before it) are recomputed from the coefficients, which
+        is the upgrade of an old ``derivatives.h5``.
+        """
+        from anharmbench.symmetry.convention import CONVENTION, ReportedValues, paper_datasets
+
+        self.require([order], f"the reported order-{order} derivatives")
+        key = ("reported", order)
+        if key not in self._cache:
+            extra = self._extra[order]
+            stored = extra.get("paper_convention")
+            current = stored is not None and bytes(np.asarray(stored).item()) == CONVENTION.encode()
+            data = extra if current else paper_datasets(
+                self._reporting_basis(order), np.array(self._values[order]),
+                np.array(self._uncertainties[order]))
+            self._cache[key] = ReportedValues(
+                values=_frozen(data["paper_values"], float),
+                uncertainties=_frozen(data["paper_uncertainties"], float),
+                labels=tuple(x.decode() if isinstance(x, bytes) else str(x)
+                             for x in np.asarray(data["paper_labels"]).tolist()),
+                scale=float(abs(round(np.linalg.det(self._supercell_matrices[order]))))
+                ** (order / 2 - 1))
+        return self._cache[key]
+
+    def _reporting_basis(self, order: int) -> IrreducibleBasis:
+        """The basis of ``order``, also for a Q-tuple-restricted job (from its record)."""
+        try:
+            return self.basis(order)
+        except MissingOrderError:
+            job = self._attrs.get("job")
+            if not job:
+                raise
+        import json
+
+        from anharmbench.derivatives.job import DerivativeJob, job_bases
+
+        basis = job_bases(DerivativeJob.from_dict(json.loads(job) if isinstance(job, str)
+                                                  else dict(job)), self._primitive)[order]
+        if list(basis.labels) != list(self._labels[order]):
+            raise DerivativeSetError(
+                f"{self._sources.get(order, repr(self._name))}: the order-{order} labels do not "
+                "match the basis of the job it records; re-fit it (anharmbench derivatives DIR)")
+        return basis
+
     @property
     def bases(self) -> Mapping[int, IrreducibleBasis]:
         """``{n: IrreducibleBasis}`` of every order (rebuilt where not given; minutes for a
@@ -453,7 +503,7 @@ class DerivativeSet:
         """From a fit (:func:`~anharmbench.derivatives.fit.fit`) of a prepared plan.
 
         ``extra`` holds, per order, ``multiplicity``, ``steps`` (Angstrom), ``raw``
-        (per-step estimates), ``poor_fit`` and the paper-convention datasets
+        (per-step estimates), ``poor_fit`` and the reported (our convention) datasets
         (:func:`anharmbench.symmetry.convention.paper_datasets`), as ``derivatives.h5``
         stores them.
         """

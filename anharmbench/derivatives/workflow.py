@@ -322,7 +322,7 @@ def save_derivatives(
     (format, version, plan hash, potential description and hash, job), ``primitive/`` and
     ``supercell/`` structures, and per order ``order_n/`` with ``values`` and
     ``uncertainties`` (eV/A^n), ``labels``, ``multiplicity``, ``steps`` (A), ``raw``
-    (per-step estimates), ``poor_fit`` and the paper-convention values. Written atomically.
+    (per-step estimates), ``poor_fit`` and the reported values (our convention). Written atomically.
     """
     derivative_set(result, prepared, manifest, extra_attrs=extra_attrs).to_file(path)
 

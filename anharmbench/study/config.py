@@ -240,9 +240,14 @@ class DatasetsConfig(_Strict):
     idmd_supercell: str = "4I"
     idmd_steps: int | None = Field(default=None, ge=1)
     idmd_test_steps: int | None = Field(default=None, ge=1)
+    idmd_stride: int | None = Field(default=None, ge=1)
+    idmd_temperature: float | None = Field(default=None, gt=0)
     refmd_supercell: str | None = None
     refmd_snapshots: int | None = Field(default=None, ge=2)
     seed: int = 2024
+    #: True: every training seed trains on the first dataset (the spread then covers the
+    #: training only); False: each seed redraws its dataset (anharmbench.study.dataset_stages).
+    pin: bool = False
 
     @field_validator("idmd_supercell", "refmd_supercell")
     @classmethod

@@ -21,17 +21,35 @@ from anharmbench.study.config import StudyConfig
 from anharmbench.study.profiles import profile_settings
 from anharmbench.study.runner import Stage
 
-__all__ = ["idmd_reference_files", "idmd_stage", "refmd_stage"]
+__all__ = ["IDMD_ORDERS", "data_seed", "idmd_reference_files", "idmd_stage", "refmd_stage"]
+
+
+#: Orders of the Taylor Hamiltonian that generates IDMD: the truth of a model trained on
+#: IDMD is the reference at these orders and zero above them.
+IDMD_ORDERS = (2, 3, 4)
+
+
+def data_seed(config: StudyConfig, seed: int | None) -> tuple[int, str]:
+    """The dataset seed of training seed ``seed`` and the stage-name suffix.
+
+    Each training seed redraws its dataset (``datasets.seed + seed - config.seed``: the
+    first seed keeps ``datasets.seed`` and the stage of a study run before this), so the
+    spread over seeds covers the data too; ``datasets.pin`` keeps one dataset for all.
+    """
+    offset = 0 if seed is None or config.datasets.pin else seed - config.seed
+    return config.datasets.seed + offset, "" if offset == 0 else f"-seed{seed}"
 
 
 def idmd_stage(config: StudyConfig, prim: Atoms, ref_files: dict[int, Path],
-               upstream: dict[str, Any]) -> Stage:
+               upstream: dict[str, Any], seed: int | None = None) -> Stage:
     """IDMD: the Taylor Hamiltonian of the reference derivatives (orders 2-4) in the MD
-    cell, NVE at the profile's temperature."""
+    cell, NVE at the profile's temperature; the dataset of training seed ``seed``
+    (:func:`data_seed`)."""
     settings = profile_settings(config)
     ds = config.datasets
+    dseed, suffix = data_seed(config, seed)
     idmd = _overridden(settings.idmd, n_steps=ds.idmd_steps, test_steps=ds.idmd_test_steps,
-                       seed=ds.seed)
+                       stride=ds.idmd_stride, temperature=ds.idmd_temperature, seed=dseed)
 
     def run(directory: Path) -> dict[str, Any]:
         from anharmbench.datasets import run_idmd
@@ -46,9 +64,9 @@ def idmd_stage(config: StudyConfig, prim: Atoms, ref_files: dict[int, Path],
             files = sorted({str(p) for p in ref_files.values()})
             ref = DerivativeSet.from_files(files, name="reference")
             derivs = {n: (ref.basis(n), np.array(ref.values[n]))
-                      for n in (2, 3, 4) if n in ref.orders}
+                      for n in IDMD_ORDERS if n in ref.orders}
             terms = taylor_expansion(ref.primitive, derivs, ds.idmd_supercell,
-                                     require_orders=(2, 3, 4))
+                                     require_orders=IDMD_ORDERS)
             tmp = terms.write(directory / "hamiltonian.taylor.tmp")
             tmp.replace(ham)
             terms = ham
@@ -56,15 +74,18 @@ def idmd_stage(config: StudyConfig, prim: Atoms, ref_files: dict[int, Path],
         return _dataset_summary("idmd", res)
 
     inputs = {"settings": _asdict(idmd), "supercell": ds.idmd_supercell, **upstream}
-    return Stage("dataset-idmd", inputs, run)
+    return Stage(f"dataset-idmd{suffix}", inputs, run)
 
 
-def refmd_stage(config: StudyConfig, potential: LammpsPotential) -> Stage:
-    """Reference MD: NVT on the reference surface at 2000 K and 3000 K."""
+def refmd_stage(config: StudyConfig, potential: LammpsPotential, seed: int | None = None
+                ) -> Stage:
+    """Reference MD: NVT on the reference surface at 2000 K and 3000 K; the dataset of
+    training seed ``seed`` (:func:`data_seed`)."""
     settings = profile_settings(config)
     ds = config.datasets
+    dseed, suffix = data_seed(config, seed)
     refmd = _overridden(settings.refmd, supercell=ds.refmd_supercell,
-                        n_snapshots=ds.refmd_snapshots, seed=ds.seed)
+                        n_snapshots=ds.refmd_snapshots, seed=dseed)
 
     def run(directory: Path) -> dict[str, Any]:
         from anharmbench.datasets import run_refmd
@@ -76,7 +97,7 @@ def refmd_stage(config: StudyConfig, potential: LammpsPotential) -> Stage:
         return _dataset_summary("refmd", res)
 
     inputs = {"settings": _asdict(refmd), "potential": potential.content_hash()}
-    return Stage("dataset-refmd", inputs, run)
+    return Stage(f"dataset-refmd{suffix}", inputs, run)
 
 
 def _overridden(settings: Any, **values: Any) -> Any:
@@ -111,9 +132,9 @@ def idmd_reference_files(config: StudyConfig, ref: dict[str, Path]) -> dict[int,
         if dset.qtuple:
             continue
         for n in dset.orders:
-            if n in (2, 3, 4) and n not in by_order:
+            if n in IDMD_ORDERS and n not in by_order:
                 by_order[n] = ref[dset.name]
-    missing = [n for n in (2, 3, 4) if n not in by_order]
+    missing = [n for n in IDMD_ORDERS if n not in by_order]
     if missing:
         raise ValueError(
             f"IDMD needs reference derivatives of orders 2-4 over full FTGs; order(s) {missing} "

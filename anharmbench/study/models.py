@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from anharmbench.mlip.trainer import trainer
 from anharmbench.potentials.spec import LammpsPotential
@@ -24,6 +24,9 @@ from anharmbench.study.config import DerivativeSetConfig, ModelConfig, StudyConf
 from anharmbench.study.labels import model_label
 from anharmbench.study.profiles import model_seeds, replica
 from anharmbench.study.runner import Stage, StageRunner
+
+if TYPE_CHECKING:
+    from anharmbench.study.pipeline import DatasetProvider
 
 __all__ = ["deployed_models", "deployed_potential", "model_windows", "training_stage"]
 
@@ -120,12 +123,12 @@ def training_stage(model: ModelConfig, config: StudyConfig, dataset: Path, datas
 
 # ---------------------------------------------------------------- study instances
 def deployed_models(model: ModelConfig, config: StudyConfig,
-                    datasets: dict[str, tuple[Path, str]], elements: tuple[str, ...],
+                    datasets: DatasetProvider, elements: tuple[str, ...],
                     runner: StageRunner, parity: dict[str, Path]
                     ) -> Iterator[tuple[str, LammpsPotential | None, dict[str, Any], str | None]]:
     """``(label, LAMMPS potential or None, stage upstream, ASE calculator spec)`` of each
-    instance of ``model``: one per training seed for a trained model (trained here, its
-    parity added to ``parity``), else the model itself."""
+    instance of ``model``: one per training seed for a trained model (trained here on that
+    seed's dataset, its parity added to ``parity``), else the model itself."""
     if not model.trained:
         label = model_label(model.name, model.dataset)
         if model.kind == "lammps":
@@ -138,9 +141,9 @@ def deployed_models(model: ModelConfig, config: StudyConfig,
     if model.dataset not in datasets:
         raise ValueError(f"model {model_label(model.name, model.dataset)}: dataset "
                          f"{model.dataset!r} is disabled in datasets")
-    data_dir, data_key = datasets[model.dataset]
     for seed in model_seeds(model, config):
         label = model_label(model.name, model.dataset, replica(seed, config))
+        data_dir, data_key = datasets.get(model.dataset, seed)
         tres = runner.run(training_stage(model, config, data_dir, data_key, elements, seed,
                                          runner.root / "cache" / "aoti"))
         if "parity" in tres.summary:

@@ -15,6 +15,7 @@ keyed by a hash of its inputs (:mod:`anharmbench.study.runner`); the profile
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from anharmbench.study.references import (
     primitive_cell,
     reference_potential,
 )
-from anharmbench.study.runner import StageResult, StageRunner
+from anharmbench.study.runner import Stage, StageResult, StageRunner
 
 __all__ = ["StudyResult", "run_study"]
 
@@ -59,6 +60,29 @@ class StudyResult:
     stages: dict[str, StageResult] = field(default_factory=dict)
     derivatives: dict[str, dict[str, Path]] = field(default_factory=dict)
     report: dict[str, Any] = field(default_factory=dict)
+
+
+class DatasetProvider:
+    """The training datasets of the study, run as stages when a training seed first needs
+    one (``get(name, seed)`` -> ``(dataset directory, stage key)``)."""
+
+    def __init__(self, runner: StageRunner) -> None:
+        self._runner = runner
+        self._stages: dict[str, Callable[[int | None], Stage]] = {}
+
+    def add(self, name: str, stage: Callable[[int | None], Stage]) -> None:
+        """Register the stage builder of dataset ``name`` (by training seed); the first
+        seed's dataset runs now, as before the seeds redrew their data."""
+        self._stages[name] = stage
+        self.get(name, None)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._stages
+
+    def get(self, name: str, seed: int | None) -> tuple[Path, str]:
+        """The dataset ``name`` of training seed ``seed`` (None: the first)."""
+        res = self._runner.run(self._stages[name](seed))
+        return Path(res.summary["dataset"]), res.key
 
 
 def run_study(config: StudyConfig, directory: str | Path, *, verbose: bool = True
@@ -100,23 +124,21 @@ def run_study(config: StudyConfig, directory: str | Path, *, verbose: bool = Tru
                                       config.reference.calculator, {}, config, plans)
                 ref[dset.name] = Path(runner.run(st).summary["derivatives"])
         out.derivatives["reference"] = ref
-        # datasets
-        datasets: dict[str, tuple[Path, str]] = {}
+        # datasets: one per training seed unless pinned (dataset_stages.data_seed)
         needed = {m.dataset for m in config.models if m.trained}
+        datasets = DatasetProvider(runner)
         if config.datasets.idmd and "idmd" in needed:
             by_order = idmd_reference_files(config, ref)
             up = {"reference": {k: runner.results[f"derivatives-reference-{safe_name(k)}"].key
                                 for k in ref}}
-            res = runner.run(idmd_stage(config, prim, by_order, up))
-            datasets["idmd"] = (Path(res.summary["dataset"]), res.key)
+            datasets.add("idmd", lambda seed: idmd_stage(config, prim, by_order, up, seed))
         if config.datasets.refmd and "refmd" in needed:
             if ref_pot is None:
                 raise ValueError("reference MD needs a LAMMPS reference (kind crg or lammps)")
-            res = runner.run(refmd_stage(config, ref_pot))
-            datasets["refmd"] = (Path(res.summary["dataset"]), res.key)
-        if "dft" in needed:
-            res = runner.run(dft_dataset_stage(config))
-            datasets["dft"] = (Path(res.summary["dataset"]), res.key)
+            pot = ref_pot
+            datasets.add("refmd", lambda seed: refmd_stage(config, pot, seed))
+        if "dft" in needed:  # the DFT supercells are the data: one set for every seed
+            datasets.add("dft", lambda seed: dft_dataset_stage(config))
         # models
         parity: dict[str, Path] = {}
         elements = tuple(sorted(set(prim.get_chemical_symbols())))

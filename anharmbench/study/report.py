@@ -15,8 +15,9 @@ from __future__ import annotations
 import base64
 import csv
 import html
+import itertools
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,10 +28,15 @@ from anharmbench.derivatives.derivative_set import DerivativeSet
 from anharmbench.derivatives.io import read_derivatives_file
 from anharmbench.fileio import write_text_atomic
 from anharmbench.study.config import StudyConfig
+from anharmbench.study.dataset_stages import IDMD_ORDERS
 from anharmbench.study.labels import parse_label
 from anharmbench.study.profiles import table_reading
+from anharmbench.symmetry.convention import CONVENTION
 
-__all__ = ["error_table", "write_report", "write_table"]
+#: The convention column of ``table1.csv``.
+CONVENTION_NAME = CONVENTION.split(":")[0]
+
+__all__ = ["error_table", "rankings", "spread_note", "write_report", "write_table"]
 
 COLORS = {"GAP": "tab:green", "BPNN": "tab:blue", "GNN": "tab:red", "reference": "black"}
 
@@ -39,17 +45,18 @@ COLORS = {"GAP": "tab:green", "BPNN": "tab:blue", "GNN": "tab:red", "reference":
 class Pooled:
     """One order's derivatives of one potential, pooled over its derivative sets.
 
-    ``coefficients``: our orthonormal-basis values ``d_k``; ``paper``/``paper_sigma``: the
-    paper's convention (components of the derivative tensor in unit symmetrized modes,
-    :mod:`anharmbench.symmetry.convention`), equal to ``coefficients`` for files written
-    before it was stored (``has_paper`` false). All eV/A^n, ``(K,)``.
+    ``paper``/``paper_sigma``: the reported values, our convention (after Fu et al. 2019;
+    :mod:`anharmbench.symmetry.convention`: per primitive cell, crystal frame);
+    ``coefficients``: our orthonormal-basis values ``d_k`` times each set's
+    ``N^(n/2 - 1)``, so that their norm is the per-primitive-cell Frobenius norm of the
+    Cartesian tensor and sets of different supercells pool with equal weight. All eV/A^n,
+    ``(K,)``.
     """
 
     labels: list[str]
     coefficients: np.ndarray
     paper: np.ndarray
     paper_sigma: np.ndarray
-    has_paper: bool
 
 
 def _pooled(files: Mapping[str, Path | DerivativeSet],
@@ -60,41 +67,36 @@ def _pooled(files: Mapping[str, Path | DerivativeSet],
     keeps only each set's own orders (a DFT reference's one file holds the orders of
     several sets).
     """
-    parts: dict[int, list[tuple[list[str], np.ndarray, np.ndarray, np.ndarray, bool]]] = {}
+    parts: dict[int, list[tuple[list[str], np.ndarray, np.ndarray, np.ndarray]]] = {}
     for set_name in sorted(files):
         given = files[set_name]
         dset = given if isinstance(given, DerivativeSet) else DerivativeSet.from_file(given)
         for n in dset.orders:
             if set_orders is not None and n not in set_orders.get(set_name, [n]):
                 continue
-            extra = dset.extra[n]
-            has = "paper_values" in extra
-            paper = np.asarray(extra["paper_values"] if has else dset.values[n], dtype=float)
-            sigma = np.asarray(extra["paper_uncertainties"] if has else dset.uncertainties[n],
-                               dtype=float)
+            rep = dset.reported(n)
             parts.setdefault(n, []).append(
                 ([f"{set_name}:{lab}" for lab in dset.labels[n]],
-                 np.asarray(dset.values[n], dtype=float), paper, sigma, has))
+                 rep.scale * np.asarray(dset.values[n], dtype=float),
+                 np.asarray(rep.values), np.asarray(rep.uncertainties)))
     return {n: Pooled([lab for p in ps for lab in p[0]],
                       np.concatenate([p[1] for p in ps]), np.concatenate([p[2] for p in ps]),
-                      np.concatenate([p[3] for p in ps]), all(p[4] for p in ps))
+                      np.concatenate([p[3] for p in ps]))
             for n, ps in parts.items()}
 
 
 def _difference(r: Pooled, m: Pooled) -> dict[str, Any]:
     """Table I's figures of one potential's order against the reference's."""
-    both = r.has_paper and m.has_paper
-    rp, mp = (r.paper, m.paper) if both else (r.coefficients, m.coefficients)
-    rmse = float(np.sqrt(np.mean((mp - rp) ** 2)))
-    scale = float(np.mean(np.abs(rp)))
+    rmse = float(np.sqrt(np.mean((m.paper - r.paper) ** 2)))
+    scale = float(np.mean(np.abs(r.paper)))
     norm = float(np.linalg.norm(r.coefficients))
     return {
-        "n": len(rp),
+        "n": len(r.paper),
         "rel_rmse": rmse / scale if scale > 0 else float("nan"),
         "rel_frobenius": float(np.linalg.norm(m.coefficients - r.coefficients)) / norm
         if norm > 0 else float("nan"),
         "rmse": rmse, "mean_abs_ref": scale,
-        "convention": "paper" if both else "coefficients",
+        "convention": CONVENTION_NAME,
     }
 
 
@@ -104,26 +106,32 @@ def _spread(values: list[float]) -> float:
 
 
 def error_table(derivatives: Mapping[str, Mapping[str, Path | DerivativeSet]],
-                set_orders: dict[str, list[int]] | None = None) -> list[dict[str, Any]]:
+                set_orders: dict[str, list[int]] | None = None,
+                truth_orders: Mapping[str, Sequence[int]] | None = None
+                ) -> list[dict[str, Any]]:
     """Rows of Table I, one per (model, order); a model's seeds pooled into one row.
 
     ``derivatives``: ``{potential label: {set name: derivatives.h5 or DerivativeSet}}``,
-    the reference labelled ``"reference"``.
+    the reference labelled ``"reference"``. ``truth_orders``: ``{dataset: orders}`` for a
+    dataset generated by a surface that is the reference only at some orders (IDMD: the
+    Taylor Hamiltonian of orders 2-4, :data:`~anharmbench.study.dataset_stages.IDMD_ORDERS`);
+    a model trained on it is judged against zero at the other orders (``truth`` ``"zero"``).
 
-    Keys: ``model, dataset, order, n, n_seeds``;
+    Keys: ``model, dataset, order, n, n_seeds, truth``;
     ``rel_rmse = sqrt(mean((p_model - p_ref)^2)) / mean(|p_ref|)`` over the order's
-    irreducible derivatives in the paper's convention ``p`` (all sets pooled), with
-    ``rmse`` and ``mean_abs_ref``; ``rel_frobenius = ||d_model - d_ref|| / ||d_ref||`` over
-    our orthonormal-basis coefficients, which is the relative Frobenius norm of the
-    Cartesian derivative tensors' difference over the FTG (independent of any basis).
+    irreducible derivatives ``p`` as reported (:meth:`DerivativeSet.reported`: our
+    convention after Fu et al. 2019, per primitive cell, crystal frame; all sets pooled),
+    with ``rmse`` and ``mean_abs_ref``; ``rel_frobenius = ||Phi_model - Phi_ref|| /
+    ||Phi_ref||`` of the Cartesian tensors, per primitive cell, sets pooled (independent of
+    any basis). Against a zero truth, ``rel_rmse`` and ``rel_frobenius`` are NaN and
+    ``rmse`` is the RMS of the model's own ``p`` (eV/A^n).
     For a model trained with several seeds (labels ``<model>#<seed>``,
     :mod:`anharmbench.study.labels`) ``rel_rmse``, ``rel_frobenius`` and ``rmse`` are the
-    means over the seeds, ``rel_rmse_spread``/``rel_frobenius_spread`` their sample
-    standard deviations (NaN for one seed) and ``rel_rmse_per_seed`` the seeds' values
-    (``;``-separated, in seed order). ``ref_sigma`` is the RMS one-sigma uncertainty of the
-    reference's ``p`` and ``within_ref_uncertainty`` whether ``rmse <= 2 ref_sigma`` (the
-    difference is not resolved by the reference); ``convention`` ``"paper"`` (or
-    ``"coefficients"`` for files without paper-convention values).
+    means over the seeds, ``*_spread`` their sample standard deviations (NaN for one seed)
+    and ``rel_rmse_per_seed`` the seeds' values (``;``-separated, in seed order).
+    ``ref_sigma`` is the RMS one-sigma uncertainty of the reference's ``p`` and
+    ``within_ref_uncertainty`` whether ``rmse <= 2 ref_sigma`` (the difference is not
+    resolved by the reference).
     """
     ref = _pooled(derivatives["reference"], set_orders)
     models: dict[str, list[tuple[int | None, str]]] = {}
@@ -143,22 +151,57 @@ def error_table(derivatives: Mapping[str, Mapping[str, Path | DerivativeSet]],
                     raise ValueError(f"{label}: order-{n} derivatives are not those of the "
                                      "reference")
                 per_seed.append(_difference(ref[n], p[n]))
-            rel = [d["rel_rmse"] for d in per_seed]
-            fro = [d["rel_frobenius"] for d in per_seed]
-            rmse = float(np.mean([d["rmse"] for d in per_seed]))
-            sigma = float(np.sqrt(np.mean(ref[n].paper_sigma ** 2)))
+            zero = (model != "reference" and truth_orders is not None
+                    and dataset in truth_orders and n not in truth_orders[dataset])
+            if zero:
+                rms = [float(np.sqrt(np.mean(p[n].paper ** 2))) for _, p in pooled]
+                rel = fro = [float("nan")] * len(pooled)
+                rmse, spread, sigma = float(np.mean(rms)), _spread(rms), 0.0
+            else:
+                rel = [d["rel_rmse"] for d in per_seed]
+                fro = [d["rel_frobenius"] for d in per_seed]
+                rms = [d["rmse"] for d in per_seed]
+                rmse, spread = float(np.mean(rms)), _spread(rms)
+                sigma = float(np.sqrt(np.mean(ref[n].paper_sigma ** 2)))
             rows.append({
                 "model": name,
                 "dataset": dataset or ("self" if model == "reference" else "external"),
                 "order": n, "n": per_seed[0]["n"], "n_seeds": len(per_seed),
+                "truth": "zero" if zero else "reference",
                 "rel_rmse": float(np.mean(rel)), "rel_rmse_spread": _spread(rel),
                 "rel_frobenius": float(np.mean(fro)), "rel_frobenius_spread": _spread(fro),
-                "rmse": rmse, "mean_abs_ref": per_seed[0]["mean_abs_ref"],
-                "ref_sigma": sigma, "within_ref_uncertainty": bool(rmse <= 2 * sigma),
+                "rmse": rmse, "rmse_spread": spread,
+                "mean_abs_ref": per_seed[0]["mean_abs_ref"],
+                "rms_ref": float(np.sqrt(np.mean(ref[n].paper ** 2))),
+                "ref_sigma": sigma, "within_ref_uncertainty": bool(not zero and rmse <= 2 * sigma),
                 "convention": per_seed[0]["convention"],
-                "rel_rmse_per_seed": ";".join(f"{v:.6g}" for v in rel),
+                "rel_rmse_per_seed": ";".join(f"{v:.6g}" for v in (rms if zero else rel)),
             })
     return rows
+
+
+def rankings(rows: list[dict[str, Any]]) -> list[str]:
+    """One line per (dataset, order): the models from best to worst by mean relative RMSE,
+    ``<`` where the intervals mean ± spread are apart, ``≈ (not resolved)`` where they
+    overlap (a single seed counts as no spread)."""
+    lines = []
+    ranked = [r for r in rows
+              if r.get("truth", "reference") == "reference" and r["dataset"] != "self"]
+    for dataset in sorted({r["dataset"] for r in ranked}):
+        for n in sorted({r["order"] for r in ranked if r["dataset"] == dataset}):
+            got = sorted((r for r in ranked if r["dataset"] == dataset and r["order"] == n),
+                         key=lambda r: r["rel_rmse"])
+            if len(got) < 2:
+                continue
+            text = got[0]["model"]
+            for a, b in itertools.pairwise(got):
+                sa, sb = (0.0 if not np.isfinite(x["rel_rmse_spread"]) else x["rel_rmse_spread"]
+                          for x in (a, b))
+                apart = a["rel_rmse"] + sa < b["rel_rmse"] - sb
+                text += (" < " if apart else " ≈ ") + b["model"]
+            resolved = "" if "≈" not in text else " (≈: spreads overlap, not resolved)"
+            lines.append(f"- {dataset}, order {n}: {text}{resolved}")
+    return lines
 
 
 def _with_spread(mean: float, spread: float) -> str:
@@ -169,59 +212,94 @@ def _with_spread(mean: float, spread: float) -> str:
     return f"{mean:{fmt}}±{spread:{fmt}}"
 
 
-def write_table(rows: list[dict[str, Any]], directory: Path, note: str = ""
-                ) -> dict[str, Path]:
+#: Table I's caption (table1.md and the report).
+CAPTION = (
+    "Each entry: RMSE of the irreducible derivatives divided by the mean magnitude of the "
+    "reference derivatives, the metric of Table I of Bandi, Jiang, Marianetti 2024, with the "
+    "derivatives in our convention (after Fu et al. 2019, whose group-theoretical finite "
+    "differences the paper follows; anharmbench.symmetry.convention): each derivative is the "
+    "component d^nE/du_r1...du_rn of the derivative tensor in symmetrized displacements of "
+    "unit amplitude per primitive cell (so a derivative has one value whichever supercell "
+    "measured it), the modes taken in the crystal's own frame (spglib's standard "
+    "orientation, origin on the atom of highest site symmetry: a rotated or translated "
+    "crystal gives the same numbers), one mode tuple r per irreducible derivative, the "
+    "lexicographically first independent tuples of its block multiset. In brackets: the "
+    "basis-independent relative Frobenius norm ||Phi_model - Phi_ref|| / ||Phi_ref|| of the "
+    "Cartesian tensors over the FTG, per primitive cell, all sets pooled. '~' marks a "
+    "difference within twice the reference's own finite-difference uncertainty (not "
+    "resolved)."
+)
+
+
+def write_table(rows: list[dict[str, Any]], directory: Path, note: str = "",
+                spread: str = "") -> dict[str, Path]:
     """Write Table I rows (:func:`error_table`) as ``table1.csv`` and ``table1.md``
-    (``note``: a paragraph under the table, e.g. what the profile's sizes can show)."""
+    (``note``: a paragraph under the table, e.g. what the profile's sizes can show;
+    ``spread``: what the ± over seeds covers)."""
     csv_path, md_path = directory / "table1.csv", directory / "table1.md"
-    keys = ["model", "dataset", "order", "n", "n_seeds", "rel_rmse", "rel_rmse_spread",
-            "rel_frobenius", "rel_frobenius_spread", "rmse", "mean_abs_ref", "ref_sigma",
-            "within_ref_uncertainty", "convention", "rel_rmse_per_seed"]
+    keys = ["model", "dataset", "order", "n", "n_seeds", "truth", "rel_rmse",
+            "rel_rmse_spread", "rel_frobenius", "rel_frobenius_spread", "rmse", "rmse_spread",
+            "mean_abs_ref", "rms_ref", "ref_sigma", "within_ref_uncertainty", "convention",
+            "rel_rmse_per_seed"]
     with csv_path.open("w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=keys)
         w.writeheader()
         w.writerows(rows)
+    shown = [r for r in rows if r["dataset"] != "self"]  # the reference's self-check: CSV only
+    main = [r for r in shown if r.get("truth", "reference") == "reference"]
+    zero = [r for r in shown if r.get("truth") == "zero"]
+    lines = [CAPTION + " " + (spread or "A model trained with several seeds shows the mean "
+                              "and, after '±', the sample standard deviation over its seeds."),
+             "", *_markdown(main, lambda h: (
+                 f"{'~' if h['within_ref_uncertainty'] else ''}"
+                 f"{_with_spread(h['rel_rmse'], h['rel_rmse_spread'])} "
+                 f"({_with_spread(h['rel_frobenius'], h['rel_frobenius_spread'])})"))]
+    if zero:
+        lines += ["", "Models trained on a dataset whose generating surface has no terms of "
+                  "these orders (IDMD: the Taylor Hamiltonian of the reference's orders 2-4), "
+                  "judged against their own truth, zero: RMS of the model's reported "
+                  "derivatives in eV/A^n (a perfect learner of its data scores 0; the "
+                  "reference's RMS, for scale, in the header).", "",
+                  *_markdown(zero, lambda h: _with_spread(h["rmse"], h["rmse_spread"]),
+                             header=lambda d, n, rs: f"{d} order {n} (ref RMS "
+                             f"{rs[0]['rms_ref']:.3g})")]
+    ranks = rankings(rows)
+    if ranks:
+        lines += ["", "Ranking by mean relative RMSE (per dataset and order):", *ranks]
+    if note:
+        lines += ["", note]
+    write_text_atomic(md_path, "\n".join(lines) + "\n")
+    return {"table_csv": csv_path, "table_md": md_path}
+
+
+def _markdown(rows: list[dict[str, Any]], cell: Callable[[dict[str, Any]], str],
+              header: Callable[[str, int, list[dict[str, Any]]], str] | None = None
+              ) -> list[str]:
+    """A markdown table: a row per model, a column per (dataset, order)."""
+    if not rows:
+        return []
     orders = sorted({r["order"] for r in rows})
-    rows = [r for r in rows if r["dataset"] != "self"]  # the reference's self-check: CSV only
     datasets = sorted({r["dataset"] for r in rows}, key=lambda d: (d == "external", d))
     models = list(dict.fromkeys(r["model"] for r in rows))
     cols = [(d, n) for d in datasets for n in orders
             if any(r["dataset"] == d and r["order"] == n for r in rows)]
-    head = "| model | " + " | ".join(f"{d} order {n}" for d, n in cols) + " |"
-    lines = [
-        "Each entry: RMSE of the irreducible derivatives divided by the mean magnitude of the "
-        "reference derivatives (Table I of Bandi, Jiang, Marianetti 2024), in the paper's "
-        "convention: each derivative is the component d^nE/du_r1...du_rn of the derivative "
-        "tensor in unit-amplitude symmetrized modes, one mode tuple r per irreducible "
-        "derivative, chosen as the lexicographically first independent tuples of its block "
-        "multiset (anharmbench.symmetry.convention); then, in brackets, the basis-independent "
-        "relative Frobenius norm ||Phi_model - Phi_ref|| / ||Phi_ref|| of the Cartesian "
-        "tensors over the FTG. A model trained with several seeds shows the mean and, after "
-        "'±', the sample standard deviation over its seeds (the number of seeds follows its "
-        "name). '~' marks a difference within twice the reference's own finite-difference "
-        "uncertainty (not resolved).",
-        "",
-        head,
-        "|" + "---|" * (len(cols) + 1),
-    ]
+
+    def title(d: str, n: int) -> str:
+        if header is None:
+            return f"{d} order {n}"
+        return header(d, n, [r for r in rows if r["dataset"] == d and r["order"] == n])
+
+    lines = ["| model | " + " | ".join(title(d, n) for d, n in cols) + " |",
+             "|" + "---|" * (len(cols) + 1)]
     for m in models:
         cells = []
         seeds = sorted({r["n_seeds"] for r in rows if r["model"] == m})
         for d, n in cols:
             hit = [r for r in rows if r["model"] == m and r["dataset"] == d and r["order"] == n]
-            if hit:
-                h = hit[0]
-                mark = "~" if h["within_ref_uncertainty"] else ""
-                cells.append(f"{mark}{_with_spread(h['rel_rmse'], h['rel_rmse_spread'])} "
-                             f"({_with_spread(h['rel_frobenius'], h['rel_frobenius_spread'])})")
-            else:
-                cells.append("-")
+            cells.append(cell(hit[0]) if hit else "-")
         who = m if seeds == [1] else f"{m} ({'/'.join(map(str, seeds))} seeds)"
         lines.append(f"| {who} | " + " | ".join(cells) + " |")
-    if note:
-        lines += ["", note]
-    write_text_atomic(md_path, "\n".join(lines) + "\n")
-    return {"table_csv": csv_path, "table_md": md_path}
+    return lines
 
 
 def _plt() -> Any:
@@ -270,10 +348,13 @@ def _mean_spread(samples: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray | No
 
 
 def _derivative_figures(derivatives: dict[str, dict[str, Path]], directory: Path,
-                        set_orders: dict[str, list[int]] | None = None
+                        set_orders: dict[str, list[int]] | None = None,
+                        truth_orders: Mapping[str, Sequence[int]] | None = None
                         ) -> dict[str, Path]:
-    """Derivative parity per order; a model with several seeds is drawn at the seeds' mean
-    with the seeds' standard deviation as error bars."""
+    """Derivative parity per order (reported values, per primitive cell); a model with
+    several seeds is drawn at the seeds' mean with the seeds' standard deviation as error
+    bars. A dataset's orders whose truth is not the reference (``truth_orders``) are left
+    out (Table I gives their RMS against zero)."""
     plt = _plt()
     ref = _pooled(derivatives["reference"], set_orders)
     by_dataset: dict[str, list[tuple[str, list[str]]]] = {}
@@ -282,6 +363,10 @@ def _derivative_figures(derivatives: dict[str, dict[str, Path]], directory: Path
     out: dict[str, Path] = {}
     for dataset, models in sorted(by_dataset.items()):
         orders = sorted(n for n in ref if n >= 3) or sorted(ref)
+        if truth_orders and dataset in truth_orders:
+            orders = [n for n in orders if n in truth_orders[dataset]]
+        if not orders:
+            continue
         fig, axes = plt.subplots(1, len(orders), figsize=(3.4 * len(orders), 3.4), squeeze=False)
         for ax, n in zip(axes[0], orders, strict=True):
             r = ref[n].paper
@@ -387,6 +472,18 @@ def _equilibrium_section(derivatives: dict[str, dict[str, Path]]) -> list[str]:
             "<th>stress</th><th>within tolerance</th></tr>", *rows, "</table>"]
 
 
+def spread_note(config: StudyConfig) -> str:
+    """What the ± over a trained model's seeds covers in this study."""
+    if config.datasets.pin:
+        return ("A model trained with several seeds shows the mean and, after '±', the "
+                "sample standard deviation over its training seeds, all on one dataset "
+                "(datasets.pin): the spread covers the training, not the data.")
+    return ("A model trained with several seeds shows the mean and, after '±', the sample "
+            "standard deviation over its seeds; each seed trains on its own dataset, redrawn "
+            "with its own seed (IDMD initial velocities, reference-MD trajectories), so the "
+            "spread covers both the data and the training (DFT datasets are fixed data).")
+
+
 def write_report(
     directory: Path,
     config: StudyConfig,
@@ -399,11 +496,13 @@ def write_report(
     out_dir = Path(directory) / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
     set_orders = {d.name: list(d.orders) for d in config.derivative_sets}
-    rows = error_table(derivatives, set_orders)
+    truth = {"idmd": IDMD_ORDERS}
+    rows = error_table(derivatives, set_orders, truth)
     reading = table_reading(config)
-    files: dict[str, Any] = write_table(rows, out_dir, reading)
+    spread = spread_note(config)
+    files: dict[str, Any] = write_table(rows, out_dir, reading, spread)
     files.update(_parity_figures(parity, out_dir))
-    files.update(_derivative_figures(derivatives, out_dir, set_orders))
+    files.update(_derivative_figures(derivatives, out_dir, set_orders, truth))
     for key, path in (observables.get("figures") or {}).items():
         files[f"observable_{key}"] = Path(path)
     write_text_atomic(out_dir / "timings.json", json.dumps(
@@ -418,27 +517,30 @@ def write_report(
         f"<p>profile <b>{html.escape(config.profile)}</b>; crystal "
         f"{html.escape(config.crystal.name)}; reference {html.escape(config.reference.kind)}"
         "</p><h2>Table I</h2>",
-        "<p>RMSE / mean |ref|: irreducible derivatives in the paper's convention "
-        "(components of the derivative tensor in unit symmetrized modes; see table1.md for "
-        "the choice of components). Relative Frobenius: ||Phi_model - Phi_ref|| / "
-        "||Phi_ref|| of the Cartesian tensors over the FTG, independent of any basis. "
-        "The reference's uncertainty: RMS one-sigma of its finite differences. A model "
-        "trained with several seeds: mean ± sample standard deviation over its seeds "
-        "(each seed's value in table1.csv).</p>",
+        f"<p>{html.escape(CAPTION)} {html.escape(spread)} Against a zero truth (IDMD "
+        "models above the orders of the Taylor Hamiltonian that made their data) the "
+        "entry is the RMS of the model's derivatives in eV/A^n. The reference's "
+        "uncertainty: RMS one-sigma of its finite differences.</p>",
         "<table><tr><th>model</th><th>dataset</th><th>order</th><th>n</th><th>seeds</th>"
-        "<th>RMSE / mean |ref|</th><th>relative Frobenius</th><th>reference sigma</th>"
-        "</tr>",
+        "<th>truth</th><th>RMSE / mean |ref|</th><th>relative Frobenius</th>"
+        "<th>RMS error (eV/A^n)</th><th>reference sigma</th></tr>",
     ]
     for r in rows:
         parts.append(
             f"<tr><td>{html.escape(r['model'])}</td><td>{html.escape(r['dataset'])}</td>"
             f"<td>{r['order']}</td><td>{r['n']}</td><td>{r['n_seeds']}</td>"
+            f"<td>{r['truth']}</td>"
             f"<td>{_with_spread(r['rel_rmse'], r['rel_rmse_spread'])}</td>"
             f"<td>{_with_spread(r['rel_frobenius'], r['rel_frobenius_spread'])}</td>"
+            f"<td>{_with_spread(r['rmse'], r['rmse_spread'])}</td>"
             f"<td>{r['ref_sigma']:.2g}"
             f"{' (difference not resolved)' if r['within_ref_uncertainty'] else ''}</td></tr>"
         )
     parts.append("</table>")
+    ranks = rankings(rows)
+    if ranks:
+        parts.append("<p>Ranking by mean relative RMSE:</p><ul>" + "".join(
+            f"<li>{html.escape(x[2:])}</li>" for x in ranks) + "</ul>")
     if reading:
         parts.append(f"<p><b>{html.escape(reading)}</b></p>")
     parts += _equilibrium_section(derivatives)

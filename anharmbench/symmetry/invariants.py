@@ -40,6 +40,7 @@ from anharmbench.symmetry.modes import SymmetrizedModes, symmetrized_modes
 
 __all__ = [
     "irreducible_basis",
+    "matching_basis",
     "MIN_ORDER",
     "MAX_ORDER",
 ]
@@ -521,4 +522,32 @@ def irreducible_basis(
         else:
             tensors = builder.build()
     _finalize_labels(tensors)
+    return IrreducibleBasis(modes, n, tensors)
+
+
+def matching_basis(modes: SymmetrizedModes, like: IrreducibleBasis) -> IrreducibleBasis:
+    """The basis on another mode basis ``modes`` of the same FTG that spans what ``like``
+    spans: the same q-tuple orbits, built on ``modes`` (e.g. the canonical crystal's,
+    :mod:`anharmbench.symmetry.frame`).
+
+    Raises
+    ------
+    RuntimeError
+        If the two do not have the same number of tensors (not the same crystal and FTG).
+    """
+    n = like.order
+    allowed: dict[tuple[int, ...], set[int]] = {}
+    with single_blas_thread():
+        builder = _Builder(modes, n)
+        for t in like.tensors:
+            qs = [like.sym.qpoints[int(q)] for q in t.qtuple]
+            ut, codes = _resolve_qtuple(builder, qs, n)
+            if codes:
+                allowed.setdefault(ut, set()).update(codes[ut])
+        tensors = [t for ut in sorted(allowed)
+                   for t in builder.build(star_filter=ut, allowed_codes=allowed)]
+    _finalize_labels(tensors)
+    if len(tensors) != len(like):
+        raise RuntimeError(f"internal error: {len(tensors)} tensors on the other modes, "
+                           f"{len(like)} in the basis they should match")
     return IrreducibleBasis(modes, n, tensors)
