@@ -8,6 +8,7 @@ replicas whose deviations from the reference are known by construction.
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 
 import h5py
@@ -146,6 +147,12 @@ def test_study_trains_once_per_seed_and_resumes_seed_by_seed(tmp_path):
                    "train-B-refmd-seed2026"]  # the third seed draws its own data too
     row = next(r for r in csv.DictReader(open(more.report["table_csv"])) if r["model"] == "B")
     assert row["n_seeds"] == "3" and row["rel_rmse_per_seed"].startswith(f"{a:.6g};{b:.6g};")
+    # each seed's dataset is one stage of MD on the reference (the stage of a later seed
+    # once hashed the previous seed's trained model as its potential)
+    stages = sorted((tmp_path / "study" / "stages").glob("dataset-refmd*"))
+    assert len(stages) == 3
+    crg = crg_potential().content_hash()
+    assert all(json.loads((d / "inputs.json").read_text())["potential"] == crg for d in stages)
 
 
 def test_each_seed_redraws_its_dataset_unless_pinned(tmp_path):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,8 @@ class DatasetProvider:
     def __init__(self, runner: StageRunner) -> None:
         self._runner = runner
         self._stages: dict[str, Callable[[int | None], Stage]] = {}
+        self._got: dict[str, tuple[Path, str]] = {}  # by stage name: each runs (or is
+        # found done) once per study, so its log line and timing are those of that run
 
     def add(self, name: str, stage: Callable[[int | None], Stage]) -> None:
         """Register the stage builder of dataset ``name`` (by training seed); the first
@@ -81,8 +84,16 @@ class DatasetProvider:
 
     def get(self, name: str, seed: int | None) -> tuple[Path, str]:
         """The dataset ``name`` of training seed ``seed`` (None: the first)."""
-        res = self._runner.run(self._stages[name](seed))
-        return Path(res.summary["dataset"]), res.key
+        stage = self._stages[name](seed)
+        if stage.name not in self._got:
+            res = self._runner.run(stage)
+            self._got[stage.name] = (Path(res.summary["dataset"]), res.key)
+        return self._got[stage.name]
+
+
+def _fixed_data(stage: Stage, seed: int | None) -> Stage:
+    """A dataset that is the same for every training seed (the DFT supercells)."""
+    return stage
 
 
 def run_study(config: StudyConfig, directory: str | Path, *, verbose: bool = True
@@ -131,14 +142,14 @@ def run_study(config: StudyConfig, directory: str | Path, *, verbose: bool = Tru
             by_order = idmd_reference_files(config, ref)
             up = {"reference": {k: runner.results[f"derivatives-reference-{safe_name(k)}"].key
                                 for k in ref}}
-            datasets.add("idmd", lambda seed: idmd_stage(config, prim, by_order, up, seed))
+            # partial, not a lambda: the names below are rebound by the model loop
+            datasets.add("idmd", partial(idmd_stage, config, prim, by_order, up))
         if config.datasets.refmd and "refmd" in needed:
             if ref_pot is None:
                 raise ValueError("reference MD needs a LAMMPS reference (kind crg or lammps)")
-            pot = ref_pot
-            datasets.add("refmd", lambda seed: refmd_stage(config, pot, seed))
+            datasets.add("refmd", partial(refmd_stage, config, ref_pot))
         if "dft" in needed:  # the DFT supercells are the data: one set for every seed
-            datasets.add("dft", lambda seed: dft_dataset_stage(config))
+            datasets.add("dft", partial(_fixed_data, dft_dataset_stage(config)))
         # models
         parity: dict[str, Path] = {}
         elements = tuple(sorted(set(prim.get_chemical_symbols())))
