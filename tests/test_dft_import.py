@@ -215,6 +215,16 @@ def test_existing_result_is_not_overwritten(si_import):
         import_dataset(SI / "phono3py_disp.yaml", si_import.path.parent)
 
 
+def test_relative_forces_path_is_read_from_the_current_folder(si_import, tmp_path,
+                                                              monkeypatch):
+    """``--forces FORCES_FC3`` given relative to the current folder (it was looked for in
+    the loaders' temporary folder and always "not found") gives the default import."""
+    monkeypatch.chdir(SI)
+    got = import_dataset("phono3py_disp.yaml", tmp_path / "rel", forces="FORCES_FC3")
+    for n in (2, 3):
+        np.testing.assert_array_equal(got.orders[n].values, si_import.orders[n].values)
+
+
 @pytest.fixture(scope="module")
 def nacl_import(tmp_path_factory):
     out = tmp_path_factory.mktemp("nacl_import")

@@ -87,13 +87,18 @@ def load_dataset(
     path = path.resolve()
     kind = _sniff(path)
     sources = [path]
+    # forces files are found (a relative path: from the current folder) before the loaders
+    # move into their empty folder
+    if kind == "phono3py":
+        f3 = _beside(path, forces, "FORCES_FC3")
+        f2 = _beside(path, forces_fc2, "FORCES_FC2")
+    else:
+        fs = _beside(path, forces, "FORCE_SETS")
     with tempfile.TemporaryDirectory() as tmp, contextlib.chdir(tmp):
         try:
             if kind == "phono3py":
                 import phono3py
 
-                f3 = _beside(path, forces, "FORCES_FC3")
-                f2 = _beside(path, forces_fc2, "FORCES_FC2")
                 sources += [p for p in (f3, f2) if p is not None]
                 obj = phono3py.load(str(path), produce_fc=False, log_level=0,
                                     forces_fc3_filename=None if f3 is None else str(f3),
@@ -101,7 +106,6 @@ def load_dataset(
             else:
                 import phonopy
 
-                fs = _beside(path, forces, "FORCE_SETS")
                 sources += [p for p in (fs,) if p is not None]
                 obj = phonopy.load(str(path), produce_fc=False, log_level=0,
                                    force_sets_filename=None if fs is None else str(fs))
