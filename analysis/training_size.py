@@ -36,17 +36,13 @@ from pathlib import Path
 from typing import Any
 
 from anharmbench.study import load_config, run_study
+from anharmbench.study.report import rank_chain
 
 
 def ranking(rows: list[dict[str, Any]], order: int) -> str:
     """``A < B`` (resolved) or ``A ~ B`` (means within the sum of spreads), best first."""
-    got = sorted((r for r in rows if r["order"] == order and r["dataset"] == "refmd"),
-                 key=lambda r: r["rel_rmse"])
-    text = got[0]["model"] if got else ""
-    for a, b in zip(got, got[1:], strict=False):
-        spread = sum(x if x == x else 0.0 for x in (a["rel_rmse_spread"], b["rel_rmse_spread"]))
-        text += (" < " if b["rel_rmse"] - a["rel_rmse"] > spread else " ~ ") + b["model"]
-    return text
+    return rank_chain([r for r in rows if r["order"] == order and r["dataset"] == "refmd"],
+                      tie="~")
 
 
 def _where(run: Path, name: str) -> Path:

@@ -343,7 +343,12 @@ class DerivativeSet:
         one (or none: files written before it) are recomputed from the coefficients, which
         is the upgrade of an old ``derivatives.h5``.
         """
-        from anharmbench.symmetry.convention import CONVENTION, ReportedValues, paper_datasets
+        from anharmbench.symmetry.convention import (
+            CONVENTION,
+            ReportedValues,
+            paper_datasets,
+            per_cell_scale,
+        )
 
         self.require([order], f"the reported order-{order} derivatives")
         key = ("reported", order)
@@ -359,8 +364,8 @@ class DerivativeSet:
                 uncertainties=_frozen(data["paper_uncertainties"], float),
                 labels=tuple(x.decode() if isinstance(x, bytes) else str(x)
                              for x in np.asarray(data["paper_labels"]).tolist()),
-                scale=float(abs(round(np.linalg.det(self._supercell_matrices[order]))))
-                ** (order / 2 - 1))
+                scale=per_cell_scale(
+                    abs(round(np.linalg.det(self._supercell_matrices[order]))), order))
         return self._cache[key]
 
     def _reporting_basis(self, order: int) -> IrreducibleBasis:

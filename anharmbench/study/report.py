@@ -36,7 +36,7 @@ from anharmbench.symmetry.convention import CONVENTION
 #: The convention column of ``table1.csv``.
 CONVENTION_NAME = CONVENTION.split(":")[0]
 
-__all__ = ["error_table", "rankings", "spread_note", "write_report", "write_table"]
+__all__ = ["error_table", "rank_chain", "rankings", "spread_note", "write_report", "write_table"]
 
 COLORS = {"GAP": "tab:green", "BPNN": "tab:blue", "GNN": "tab:red", "reference": "black"}
 
@@ -128,7 +128,8 @@ def error_table(derivatives: Mapping[str, Mapping[str, Path | DerivativeSet]],
     For a model trained with several seeds (labels ``<model>#<seed>``,
     :mod:`anharmbench.study.labels`) ``rel_rmse``, ``rel_frobenius`` and ``rmse`` are the
     means over the seeds, ``*_spread`` their sample standard deviations (NaN for one seed)
-    and ``rel_rmse_per_seed`` the seeds' values (``;``-separated, in seed order).
+    and ``rel_rmse_per_seed`` the seeds' values (``;``-separated, in seed order; against a
+    zero truth, the seeds' RMS).
     ``ref_sigma`` is the RMS one-sigma uncertainty of the reference's ``p`` and
     ``within_ref_uncertainty`` whether ``rmse <= 2 ref_sigma`` (the difference is not
     resolved by the reference).
@@ -180,25 +181,31 @@ def error_table(derivatives: Mapping[str, Mapping[str, Path | DerivativeSet]],
     return rows
 
 
+def rank_chain(rows: list[dict[str, Any]], tie: str = "≈") -> str:
+    """The models of one dataset and order, best first by mean relative RMSE: ``A < B``
+    where the means differ by more than the sum of the seeds' spreads, ``A ≈ B`` (``tie``)
+    where they do not (a single seed counts as no spread)."""
+    got = sorted(rows, key=lambda r: r["rel_rmse"])
+    text = got[0]["model"] if got else ""
+    for a, b in itertools.pairwise(got):
+        spread = sum(0.0 if not np.isfinite(x["rel_rmse_spread"]) else x["rel_rmse_spread"]
+                     for x in (a, b))
+        text += (" < " if b["rel_rmse"] - a["rel_rmse"] > spread else f" {tie} ") + b["model"]
+    return text
+
+
 def rankings(rows: list[dict[str, Any]]) -> list[str]:
-    """One line per (dataset, order): the models from best to worst by mean relative RMSE,
-    ``<`` where the intervals mean ± spread are apart, ``≈ (not resolved)`` where they
-    overlap (a single seed counts as no spread)."""
+    """One line per (dataset, order) with two models or more: :func:`rank_chain`, with
+    ``(not resolved)`` said where a pair is not resolved."""
     lines = []
     ranked = [r for r in rows
               if r.get("truth", "reference") == "reference" and r["dataset"] != "self"]
     for dataset in sorted({r["dataset"] for r in ranked}):
         for n in sorted({r["order"] for r in ranked if r["dataset"] == dataset}):
-            got = sorted((r for r in ranked if r["dataset"] == dataset and r["order"] == n),
-                         key=lambda r: r["rel_rmse"])
+            got = [r for r in ranked if r["dataset"] == dataset and r["order"] == n]
             if len(got) < 2:
                 continue
-            text = got[0]["model"]
-            for a, b in itertools.pairwise(got):
-                sa, sb = (0.0 if not np.isfinite(x["rel_rmse_spread"]) else x["rel_rmse_spread"]
-                          for x in (a, b))
-                apart = a["rel_rmse"] + sa < b["rel_rmse"] - sb
-                text += (" < " if apart else " ≈ ") + b["model"]
+            text = rank_chain(got)
             resolved = "" if "≈" not in text else " (≈: spreads overlap, not resolved)"
             lines.append(f"- {dataset}, order {n}: {text}{resolved}")
     return lines

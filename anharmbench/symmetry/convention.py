@@ -43,7 +43,7 @@ from anharmbench.symmetry.frame import canonical_modes
 from anharmbench.symmetry.invariants import matching_basis
 
 __all__ = ["CONVENTION", "PaperConvention", "ReportedValues", "paper_convention",
-           "paper_datasets"]
+           "paper_datasets", "per_cell_scale"]
 
 #: Version of the reported convention, stored with the values (``paper_convention`` in
 #: ``derivatives.h5``); values stored under another version are recomputed on reading.
@@ -127,10 +127,16 @@ def paper_convention(basis: IrreducibleBasis, *, tol: float = 1e-8) -> PaperConv
         canonical = matching_basis(modes, basis)
         overlap = _overlaps(canonical, basis, basis.modes.T @ vectors)
     lex, components = _lexicographic(canonical, tol)
-    scale = float(basis.sym.n_cells) ** (n / 2 - 1)
+    scale = per_cell_scale(basis.sym.n_cells, n)
     matrix = scale * (lex if overlap is None else lex @ overlap)
     return PaperConvention(components, matrix, [_label(canonical, r) for r in components],
                            vectors, scale)
+
+
+def per_cell_scale(n_cells: int, order: int) -> float:
+    """``N^(n/2 - 1)``: the factor that makes an order-``n`` component of an FTG of ``N``
+    primitive cells a per-primitive-cell one (module docstring)."""
+    return float(n_cells) ** (order / 2 - 1)
 
 
 def _lexicographic(basis: IrreducibleBasis, tol: float) -> tuple[np.ndarray, np.ndarray]:
@@ -195,7 +201,7 @@ def _overlaps(canonical: IrreducibleBasis, lab: IrreducibleBasis, Q: np.ndarray,
         targets = {tuple(sorted(cs)) for cs in itertools.product(*(reach[b] for b in t.blocks))}
         for cs in targets & groups.keys():
             out = np.zeros([cb[c].dim for c in cs])
-            for sigma in set(itertools.permutations(range(n))):
+            for sigma in itertools.permutations(range(n)):
                 mats = [links.get((t.blocks[s], cs[sigma[s]])) for s in range(n)]
                 if any(m is None for m in mats):
                     continue
