@@ -1,9 +1,10 @@
 # Two commands do everything on a fresh machine:
 #   make run    set up (once) and run the main job on the embedded default (ThO2 + CRG)
 #   make test   set up (once) and run the test suite (what .ci/run calls)
-# The install re-runs only when pyproject.toml changes; the LAMMPS plugins are built into
-# a per-user cache (~/.cache/anharmbench/plugins/<tag>) unless a build of the same sources
-# and libraries is already there (anharmbench/plugins.py says why not at install time).
+# The install re-runs only when setup.cfg (the metadata) or pyproject.toml (the build
+# system) changes; the LAMMPS plugins are built into a per-user cache
+# (~/.cache/anharmbench/plugins/<tag>) unless a build of the same sources and libraries is
+# already there (anharmbench/plugins.py says why not at install time).
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -18,7 +19,7 @@ PYTEST_PARALLEL ?= -n auto --dist loadfile
 
 setup: $(STAMP) plugins
 
-$(STAMP): pyproject.toml
+$(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-compile -e ".[dev,gap,nequip,bpnn,dask,universal]"

@@ -11,6 +11,9 @@ formats), the figures to ``OUT/figures/``::
         --potential GNN=gnn_2i/derivatives.h5,gnn_sc/derivatives.h5 --out runs/observables
 
 ``--replot`` redraws the figures from the data already in ``OUT/data`` without computing.
+A mistake in the arguments or the files (a missing or unreadable derivatives file, nothing
+to redraw) is said in one line, exit status 2, before anything is computed; ``--debug``
+shows the traceback.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+from anharmbench.errors import AnharmbenchError
 from anharmbench.observables import (
     ObservableSettings,
     compute_observables,
@@ -30,7 +34,41 @@ from anharmbench.observables import (
 )
 
 
+class UsageError(ValueError):
+    """A mistake in the arguments: said in one line, exit status 2."""
+
+
+def _parse_potential(spec: str, replot: bool) -> tuple[str, list[Path]]:
+    """``(name, files)`` of one ``--potential NAME=FILE[,FILE...]`` (``NAME`` alone with
+    ``--replot``); :class:`UsageError` for anything else."""
+    name, eq, files = spec.partition("=")
+    paths = [Path(f) for f in files.split(",") if f.strip()]
+    if not name.strip() or (not replot and not paths) or (replot and eq and not paths):
+        raise UsageError(f"--potential {spec!r}: expected NAME=FILE[,FILE...] (the "
+                         "potential's name and its derivatives.h5 files, comma-separated)")
+    return name.strip(), paths
+
+
+def _check_files(name: str, paths: list[Path]) -> None:
+    """Refuse a missing derivatives file before any potential is computed."""
+    for path in paths:
+        if path.is_dir():
+            hint = (f"; give {path / 'derivatives.h5'}" if (path / "derivatives.h5").is_file()
+                    else "; give its derivatives.h5 file")
+            raise UsageError(f"--potential {name}: {path} is a folder, not a derivatives "
+                             f"file{hint}")
+        if not path.is_file():
+            raise UsageError(f"--potential {name}: {path} does not exist; give the "
+                             "derivatives.h5 of 'anharmbench derivatives' or 'anharmbench "
+                             "import'")
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Compute (or, with ``--replot``, reread) the observables and draw the figures.
+
+    Returns the exit status: 0, or 2 after one line on stderr for a mistake in the
+    arguments or the files (argparse exits with 2 itself).
+    """
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--potential", action="append", default=[],
                     help="NAME=FILE[,FILE...] (derivatives.h5 files); first = reference")
@@ -48,16 +86,47 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tstep", type=float, default=200.0)
     ap.add_argument("--branches", type=int, nargs="*", default=None,
                     help="branches of the path figures (default all)")
+    ap.add_argument("--debug", action="store_true", help="show the traceback of an error")
     args = ap.parse_args(argv)
+    if not args.replot and not args.potential:
+        ap.error("give at least one --potential NAME=FILE[,FILE...] (or --replot to redraw "
+                 "the figures of OUT/data)")
+    try:
+        return _run(args)
+    except (AnharmbenchError, ValueError, OSError) as exc:
+        # the library's errors name the file and the fix; a traceback would hide them
+        if args.debug:
+            raise
+        print(f"{ap.prog}: error: {exc}", file=sys.stderr)
+        return 2
 
+
+def _run(args: argparse.Namespace) -> int:
+    """The work of :func:`main` once the arguments are parsed."""
     data = args.out / "data"
+    specs = [_parse_potential(p, args.replot) for p in args.potential]
+    names = [n for n, _ in specs]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise UsageError(f"--potential: {', '.join(twice)} given twice; give each potential "
+                         "once, with all its files")
     if args.replot:
-        names = [p.split("=", 1)[0] for p in args.potential] or sorted(
-            d.name for d in data.iterdir() if d.is_dir())
+        if not data.is_dir():
+            raise UsageError(f"{data} does not exist: nothing to redraw; compute the "
+                             "observables first (without --replot, with --potential "
+                             "NAME=FILE[,FILE...])")
+        names = names or sorted(d.name for d in data.iterdir() if d.is_dir())
         sets = [load_observable_set(data / n) for n in names]
+        empty = [n for n, s in zip(names, sets, strict=True) if not s.files]
+        if not sets or empty:
+            have = sorted(d.name for d in data.iterdir() if d.is_dir() and any(d.glob("*.h5")))
+            which = ", ".join(empty) or "any potential"
+            raise UsageError(f"{data} holds no observables of {which} (potentials with "
+                             f"data: {', '.join(have) or 'none'}); compute them first "
+                             "(without --replot)")
     else:
-        if not args.potential:
-            ap.error("give at least one --potential NAME=FILE[,FILE...]")
+        for name, paths in specs:
+            _check_files(name, paths)
         temps = []
         t = args.tmin
         while t <= args.tmax + 1e-9:
@@ -68,13 +137,13 @@ def main(argv: list[str] | None = None) -> int:
                                 sunset_path_mesh=args.sunset_path_mesh,
                                 sunset_sigma=args.sunset_sigma, kappa_mesh=args.kappa_mesh,
                                 kappa_temperatures=tuple(temps))
+        # every file read (and checked) before the first potential's minutes of work
+        dsets = [load_derivative_set(paths, name=name) for name, paths in specs]
         sets = []
-        for spec in args.potential:
-            name, _, files = spec.partition("=")
-            dset = load_derivative_set([f for f in files.split(",") if f], name=name)
+        for dset in dsets:
             t0 = time.perf_counter()
             res = compute_observables(dset, data, st)
-            print(f"{name}: {time.perf_counter() - t0:.1f} s "
+            print(f"{dset.name}: {time.perf_counter() - t0:.1f} s "
                   + ", ".join(f"{k} {v:.1f} s" for k, v in res.seconds.items()), flush=True)
             for k, why in res.skipped.items():
                 print(f"  skipped {k}: {why}")

@@ -113,8 +113,20 @@ class Benchmark:
         ``"auto"``, ``"in-process"``, ``"local-processes"``, ``"dask"``).
     directory
         Where plans, evaluations and ``derivatives.h5`` files are kept (one folder per
-        potential and set); a later :class:`Benchmark` on the same folder resumes. Default:
-        a temporary folder removed with this object.
+        potential and set, each with its inputs beside it in ``<set>.inputs.json``: the
+        crystal, the profile, the set's job and the potential's identity); a later
+        :class:`Benchmark` on the same folder with the same inputs resumes, one with other
+        inputs is refused (:class:`~anharmbench.folder_record.FolderInputsError`, naming
+        what differs) unless ``overwrite``. Default: a temporary folder removed with this
+        object.
+    calculator_names
+        ``{label: name}`` for ASE calculators that cannot be fingerprinted by their class
+        and settings (e.g. a torch model: :mod:`anharmbench.potentials.fingerprint`): the
+        name (checkpoint and version, say) is stored and compared instead; without it
+        the stored results of such a calculator are never reused.
+    overwrite
+        Discard the stored results of every potential and set whose stored inputs differ
+        from these (or cannot be compared) and measure them again.
 
     Attributes
     ----------
@@ -133,7 +145,8 @@ class Benchmark:
     ------
     ValueError
         A model labelled ``"reference"``, sets given twice or not at all consistently,
-        or a bad supercell, order or profile.
+        a bad supercell, order or profile, or ``calculator_names`` for a label that is not
+        an ASE calculator.
     """
 
     def __init__(
@@ -150,6 +163,8 @@ class Benchmark:
         workers: int | None = None,
         address: str | None = None,
         directory: str | Path | None = None,
+        calculator_names: Mapping[str, str] | None = None,
+        overwrite: bool = False,
     ) -> None:
         from anharmbench.validation import check_structure
 
@@ -167,6 +182,8 @@ class Benchmark:
         self.jobs: dict[str, DerivativeJob] = {s.name: s.job for s in self._sets}
         self._executor = (executor, workers, address)
         self._directory = None if directory is None else Path(directory)
+        self._calculator_names = _checked_names(calculator_names, self.potentials)
+        self.overwrite = bool(overwrite)
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._plans: dict[str, Prepared] = {}  # built plans, by job and crystal
         self.derivatives: dict[str, DerivativeSet] = {}
@@ -273,6 +290,7 @@ class Benchmark:
         """
         from anharmbench.derivatives.derivative_set import DerivativeSet
         from anharmbench.executors import make_executor
+        from anharmbench.folder_record import write_record
         from anharmbench.potentials.spec import LammpsPotential
         from anharmbench.study.derivative_stages import measure_derivative_set, safe_name
 
@@ -284,6 +302,7 @@ class Benchmark:
             raise ValueError("this Benchmark has no reference potential (plans only); give "
                              "one to measure")
         kind, workers, address = self._executor
+        inputs = self._checked_folder(labels)
         out: dict[str, DerivativeSet] = {}
         for label in labels:
             pot = self.potentials[label]
@@ -292,8 +311,11 @@ class Benchmark:
                         if lammps is not None else None)
             parts: dict[str, DerivativeSet] = {}
             for s in self._sets:
+                plan_dir = self.directory / safe_name(label) / safe_name(s.name)
+                # recorded before the first result, so an interrupted measurement resumes
+                write_record(plan_dir, inputs[label, s.name])
                 summary = measure_derivative_set(
-                    self.directory / safe_name(label) / safe_name(s.name), label, s.name, s.job,
+                    plan_dir, label, s.name, s.job,
                     self.crystal, lammps, None if lammps is not None else pot,
                     executor=executor, plans=self._plans, progress=progress)
                 path = Path(summary["derivatives"])
@@ -400,6 +422,45 @@ class Benchmark:
         return done
 
     # ------------------------------------------------------------------ helpers
+    def _checked_folder(self, labels: Sequence[str]) -> dict[tuple[str, str], Any]:
+        """The inputs of every (potential, set) about to be measured, compared with those
+        stored in the folder: refused when any differs (all differences named), or those
+        results discarded with ``overwrite``.
+
+        Returns
+        -------
+        dict
+            ``{(label, set name): MeasurementInputs}``.
+        """
+        from anharmbench.derivatives.directory import discard_plan_directory
+        from anharmbench.folder_record import MeasurementInputs, folder_problems, refusal
+        from anharmbench.potentials.fingerprint import potential_identity
+        from anharmbench.study.derivative_stages import safe_name
+
+        directory = self.directory  # made first: a temporary one is never reused
+        inputs: dict[tuple[str, str], Any] = {}
+        entries = []
+        for label in labels:
+            identity = potential_identity(self.potentials[label],
+                                          self._calculator_names.get(label))
+            if not identity.reliable and self._tmp is None:
+                warnings.warn(
+                    f"the calculator of {label!r} ({identity.cls}) cannot be fingerprinted "
+                    f"({identity.why}): a later Benchmark on {directory} will not reuse "
+                    f"its results unless calculator_names={{{label!r}: ...}} names it",
+                    stacklevel=3)
+            for s in self._sets:
+                now = MeasurementInputs(label, s.name, self.crystal, self.profile, s.job,
+                                        identity)
+                inputs[label, s.name] = now
+                entries.append((directory / safe_name(label) / safe_name(s.name), now))
+        problems = folder_problems(entries)
+        if problems and not self.overwrite:
+            raise refusal(directory, problems)
+        for plan_dir in problems:  # overwrite: these results are of other inputs
+            discard_plan_directory(plan_dir)
+        return inputs
+
     def _names(self, sets: Sequence[str] | None) -> list[str]:
         names = list(self.jobs) if sets is None else list(sets)
         unknown = [n for n in names if n not in self.jobs]
@@ -457,6 +518,27 @@ def _resolve_sets(supercells: Mapping[str, Any] | None,
     names = [s.name for s in out]
     if not out or len(set(names)) != len(names):
         raise ValueError(f"derivative sets need distinct names, got {names}")
+    return out
+
+
+def _checked_names(names: Mapping[str, str] | None, potentials: Mapping[str, Any]
+                   ) -> dict[str, str]:
+    """``calculator_names``, each naming an ASE calculator of ``potentials``."""
+    from anharmbench.potentials.spec import LammpsPotential
+
+    out = {str(k): str(v) for k, v in (names or {}).items()}
+    bad = [k for k in out if k not in potentials or potentials[k] is None
+           or isinstance(potentials[k], LammpsPotential)]
+    if bad:
+        calcs = [k for k, v in potentials.items()
+                 if v is not None and not isinstance(v, LammpsPotential)]
+        raise ValueError(f"calculator_names: {bad} are not labels of ASE calculators (a "
+                         "LAMMPS potential is identified by its content); ASE calculators "
+                         f"here: {calcs}")
+    empty = [k for k, v in out.items() if not v.strip()]
+    if empty:
+        raise ValueError(f"calculator_names: the names of {empty} are empty; give each "
+                         "calculator a name that tells it apart (model and version)")
     return out
 
 

@@ -304,3 +304,23 @@ def _mesh_numbers(mesh: Sequence[int] | int | np.ndarray) -> np.ndarray:
 def _nac_params(nac: Any) -> dict[str, Any]:
     """phonopy's ``nac_params`` (writable copies: phonopy keeps and may change them)."""
     return {k: (np.array(v) if isinstance(v, np.ndarray) else v) for k, v in nac.items()}
+
+
+def missing_born_warning(primitive: Atoms, nac: Any, what: str) -> str | None:
+    """Why a crystal of several species without Born charges deserves a warning, or None.
+
+    phonopy and phono3py add the LO-TO splitting (the non-analytical term) only from Born
+    effective charges and the dielectric tensor; an ionic insulator without them gets
+    the wrong optical branches near Gamma and a wrong conductivity (NaCl: kappa +8 %).
+    Whether a crystal is an insulator cannot be told from its cell, so every crystal of
+    more than one species without them is named (a metal or alloy needs none).
+    """
+    species = sorted(set(primitive.get_chemical_symbols()))
+    if len(species) < 2 or (nac is not None and nac.get("born") is not None
+                            and nac.get("dielectric") is not None):
+        return None
+    return (f"{what}: {primitive.get_chemical_formula()} has {len(species)} species "
+            f"({', '.join(species)}) but no Born effective charges and dielectric tensor, so "
+            "an insulator's LO-TO splitting is left out and its dispersion near Gamma and "
+            "kappa are off (NaCl: kappa +8 %). Give them as phonopy's BORN file: beside the "
+            "dataset, or anharmbench import DATASET --born BORN (a metal needs none)")

@@ -102,6 +102,12 @@ def read_structure(path: str | Path, format: str | None = None) -> Atoms:  # noq
     try:
         atoms = read(path, format=format)
     except Exception as exc:  # ASE raises many types for unreadable files
+        symbol = exc.args[0] if isinstance(exc, KeyError) and exc.args else None
+        if isinstance(symbol, str) and symbol not in chemical_symbols:
+            # ASE's readers look each symbol up in a table: a bare KeyError('Xx')
+            raise StructureError(
+                f"cannot read structure file {path}: it names an unknown element "
+                f"{symbol!r}; give real chemical symbols (e.g. 'O', 'Th')") from exc
         raise StructureError(
             f"cannot read structure file {path}: {type(exc).__name__}: {exc}; give a file ASE "
             "reads (POSCAR, .cif, extxyz, ...) or its format") from exc
@@ -109,3 +115,55 @@ def read_structure(path: str | Path, format: str | None = None) -> Atoms:  # noq
         atoms = atoms[-1]
     return check_structure(atoms, f"structure file {path}")
 
+
+
+def check_periodic_format(fmt: str, atoms: Atoms, write_kwargs: dict | None = None) -> None:
+    """Refuse an ASE format whose file loses the periodic cell of ``atoms``.
+
+    A DFT input without its lattice vectors (plain ``xyz``, say) is run as a molecule, so
+    the plan's configurations would be measured as something else. ``atoms`` is written
+    with ``ase.io`` into a temporary folder and read back; a format ASE cannot read back
+    is accepted (nothing to compare).
+
+    Raises
+    ------
+    StructureError
+        The file read back has no cell, another cell, or not all three directions periodic.
+    """
+    import shutil
+    import tempfile
+    import warnings
+
+    import ase.io
+    from ase.io.formats import ioformats
+
+    f = ioformats.get(fmt)
+    if f is None or not f.can_write or not f.can_read:
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="anharmbench-cell-"))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # readers' notes on codes that are not installed
+            path = tmp / f"structure.{f.extensions[0] if f.extensions else 'txt'}"
+            ase.io.write(path, atoms, format=fmt, **(write_kwargs or {}))
+            back = ase.io.read(path, format=fmt)
+    except Exception:  # a writer or reader with needs of its own: no verdict
+        return
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if isinstance(back, list):
+        back = back[-1]
+    fix = ("use a format with the full lattice vectors, e.g. extxyz (XYZ with Lattice= and "
+           "pbc), vasp, espresso-in, aims")
+    lengths = np.round(atoms.cell.lengths(), 6).tolist()
+    if not back.pbc.all() or back.cell.rank < 3:
+        raise StructureError(
+            f"format {fmt!r} cannot hold a periodic cell: the file ASE writes reads back with "
+            f"cell lengths {np.round(back.cell.lengths(), 6).tolist()} A and pbc "
+            f"{back.pbc.tolist()} (the structure's: {lengths} A, periodic), so a DFT code "
+            f"would run it as a molecule; {fix}")
+    if not np.allclose(back.cell.cellpar(), atoms.cell.cellpar(), rtol=1e-6, atol=1e-5):
+        raise StructureError(
+            f"format {fmt!r} rounds the cell: the file ASE writes reads back with cell "
+            f"lengths {np.round(back.cell.lengths(), 6).tolist()} A (the structure's: "
+            f"{lengths} A), so the configurations would be computed in another cell; {fix}")

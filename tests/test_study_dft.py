@@ -65,6 +65,14 @@ observables: {{enabled: false}}
     # DFT: 15.09 THz (Raman mode of Si); SevenNet-0 is softer (12.5 THz measured)
     assert freqs[0] == pytest.approx(15.09, abs=0.02)
     assert 0.7 * freqs[0] < freqs[1] < freqs[0]
+    # the report names the crystal measured (it said "crystal ThO2", the default name) and
+    # the versions of the universal model's package
+    page = (tmp_path / "run" / "report" / "report.html").read_text()
+    assert "crystal Si;" in page and "crystal ThO2" not in page
+    import html
+    import importlib.metadata
+
+    assert html.escape(f'"sevenn": "{importlib.metadata.version("sevenn")}"') in page
 
 
 def test_study_on_a_plan_run_by_a_dft_code(tmp_path):

@@ -8,6 +8,7 @@
 * :mod:`~anharmbench.cli.models` -- ``train``, ``convert``;
 * :mod:`~anharmbench.cli.observables` -- ``observables``;
 * :mod:`~anharmbench.cli.datasets` -- ``dataset idmd|refmd``;
+* :mod:`~anharmbench.cli.dft` -- ``dft run``;
 * :mod:`~anharmbench.cli.arguments` -- the shared argument types.
 """
 
@@ -43,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     from anharmbench.cli.datasets import add_dataset_commands
 
     add_dataset_commands(sub)
+    from anharmbench.cli.dft import add_dft_commands
+
+    add_dft_commands(sub)
     return parser
 
 

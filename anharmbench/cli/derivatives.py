@@ -64,7 +64,10 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         return 2
     job, primitive = _job_from_args(args), _primitive_from_args(args)
     # counting needs no potential; writing decks and choosing steps do
-    potential = None if args.count_only else _potential_from_args(args)
+    # counting needs no potential, nor does a DFT plan (--format) unless one is named:
+    # its configurations are the DFT code's to evaluate, and no LAMMPS deck is written
+    dft_only = args.format is not None and args.potential is None and not args.auto_steps
+    potential = None if args.count_only or dft_only else _potential_from_args(args)
     bench = Benchmark(primitive, potential, sets={"plan": job})
     choice = None
     if args.auto_steps:
@@ -102,21 +105,48 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         print("anharmbench plan: give --out DIR (or --count-only)", file=sys.stderr)
         return 2
     if args.format is not None:  # refuse a bad format before anything is written
-        from anharmbench.dft.inputs import check_format
+        from anharmbench.dft.inputs import SETTINGS_REQUIRED, check_format, default_write_kwargs
+        from anharmbench.validation import check_periodic_format
 
         try:
             if args.jobs_per_task < 1:
                 raise ValueError(f"--jobs-per-task must be >= 1, got {args.jobs_per_task}")
             check_format(args.format, prepared.supercell)
+            # a file without the lattice (plain xyz) would be run as a molecule
+            check_periodic_format(args.format, prepared.supercell,
+                                  default_write_kwargs(args.format, prepared.supercell))
+            settings = None
+            if args.dft_settings is not None:
+                from anharmbench.dft.settings import load_dft_settings
+
+                settings = load_dft_settings(args.dft_settings)
+                # every setting checked against the supercell before anything is written
+                check_format(args.format, prepared.supercell,
+                             settings.write_kwargs(args.format, prepared.supercell))
+                settings.common_files()
+            elif args.format in SETTINGS_REQUIRED:
+                raise ValueError(f"--format {args.format} needs --dft-settings FILE "
+                                 f"({SETTINGS_REQUIRED[args.format]}); without them the code "
+                                 "refuses the inputs")
         except ValueError as exc:
             print(f"anharmbench plan: error: {exc}", file=sys.stderr)
             return 2
-    out = bench.write_plan("plan", args.out, chunk_size=args.chunk_size, force=args.force)
+    elif args.dft_settings is not None:
+        print("anharmbench plan: error: --dft-settings is for the DFT inputs of --format FMT; "
+              "give --format (e.g. espresso-in) or drop --dft-settings", file=sys.stderr)
+        return 2
+    if dft_only:
+        from anharmbench.derivatives.directory import write_plan_directory
+
+        out = write_plan_directory(args.out, prepared, None, force=args.force)
+    else:
+        out = bench.write_plan("plan", args.out, chunk_size=args.chunk_size, force=args.force)
     print(prepared.plan.summary())
     if args.format is not None:
         from anharmbench.dft.inputs import write_dft_inputs
 
-        jobs = write_dft_inputs(out, prepared, args.format, jobs_per_task=args.jobs_per_task)
+        jobs = write_dft_inputs(out, prepared, args.format, jobs_per_task=args.jobs_per_task,
+                                settings=settings)
         print(f"wrote {jobs.n_jobs} DFT job folders ({jobs.input_file}, {jobs.format}) in "
               f"{jobs.directory}: see {jobs.directory / 'README.txt'}")
     if choice is not None and choice.measurements is not None:
@@ -125,7 +155,13 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         if choice.measurements.plan_hash == prepared.plan.hash:
             k = store_measurements(out, prepared, choice.measurements)
             print(f"stored the {k} configurations already evaluated while choosing steps")
-    print(f"wrote {out}: run each chunk_*/in.evaluate with lmp, then 'anharmbench collect {out}'")
+    if dft_only:
+        print(f"wrote {out} (a DFT plan: no potential, no LAMMPS decks): run its jobs "
+              f"(anharmbench dft run {out}, or dft/jobarray.sh), then 'anharmbench collect "
+              f"{out} --outputs GLOB'")
+    else:
+        print(f"wrote {out}: run each chunk_*/in.evaluate with lmp, then "
+              f"'anharmbench collect {out}'")
     return 0
 
 
@@ -205,13 +241,19 @@ def _cmd_import(args: argparse.Namespace) -> int:
 
     res = import_dataset(
         args.dataset, args.out, forces=args.forces, forces_fc2=args.forces_fc2,
-        outputs=args.outputs, output_format=args.output_format,
+        born=args.born, outputs=args.outputs, output_format=args.output_format,
         fc_calculator=args.fc_calculator, name=args.name, overwrite=args.force, progress=True)
     for n, rec in sorted(res.orders.items()):
         rel = rec.uncertainties / np.maximum(np.abs(rec.values), 1e-12)
         print(f"order {n}: {len(rec.values)} irreducible derivatives in S = "
               f"{rec.supercell_matrix.tolist()}, median relative uncertainty "
               f"{float(np.median(rel)):.1e}")
+    from anharmbench.phonopy_interface import missing_born_warning
+
+    warning = missing_born_warning(res.primitive, res.derivatives.nac if res.derivatives
+                                   is not None else None, str(args.dataset))
+    if warning:
+        print(f"WARNING: {warning}", file=sys.stderr)
     if res.provenance.get("functional") or res.provenance.get("code"):
         print(f"source: {res.provenance.get('code', '?')} {res.provenance.get('functional', '')}"
               .rstrip())
@@ -252,7 +294,9 @@ def add_derivative_commands(sub: argparse._SubParsersAction) -> None:
     _add_job_arguments(p)
     p.add_argument("--count-only", action="store_true", help="print counts, write nothing")
     p.add_argument("--out", default=None, help="plan directory to write")
-    p.add_argument("--potential", default=None, help="'crg' (default) or a potential JSON file")
+    p.add_argument("--potential", default=None,
+                   help="'crg' (default) or a potential JSON file; with --format, none unless "
+                   "given (a DFT plan writes no LAMMPS decks)")
     p.add_argument("--chunk-size", type=int_at_least(1), default=500,
                    help="configurations per deck")
     p.add_argument("--force", action="store_true",
@@ -268,6 +312,11 @@ def add_derivative_commands(sub: argparse._SubParsersAction) -> None:
                    "ASE's writer FMT (vasp, espresso-in, aims, extxyz, ...) and a job array")
     p.add_argument("--jobs-per-task", type=int_at_least(1), default=1,
                    help="DFT jobs run one after another per array task (--format)")
+    p.add_argument("--dft-settings", default=None, metavar="FILE",
+                   help="YAML settings of the DFT code written into every input (QE: "
+                   "input_data, pseudopotentials, pseudo_dir, kpts or kspacing; any code: "
+                   "files copied into dft/common/, write keywords); see "
+                   "anharmbench/dft/settings.py")
     p.set_defaults(func=_cmd_plan)
 
     p = sub.add_parser("collect", help="read finished LAMMPS decks of a plan directory")
@@ -309,8 +358,13 @@ def add_import_command(sub: argparse._SubParsersAction) -> None:
                    "phonopy_disp.yaml or phonopy_params.yaml")
     p.add_argument("--out", required=True, help="output directory (gets derivatives.h5)")
     p.add_argument("--forces", default=None,
-                   help="FORCES_FC3 (phono3py) or FORCE_SETS (phonopy); default: beside DATASET")
-    p.add_argument("--forces-fc2", default=None, help="FORCES_FC2 (phono3py, fc2 supercell)")
+                   help="FORCES_FC3 (phono3py) or FORCE_SETS (phonopy); default: beside "
+                   "DATASET, also .xz/.lzma/.gz/.bz2 (refused if DATASET holds forces)")
+    p.add_argument("--forces-fc2", default=None,
+                   help="FORCES_FC2 (phono3py, fc2 supercell); default: beside DATASET")
+    p.add_argument("--born", default=None, metavar="FILE",
+                   help="phonopy BORN file (Born charges, dielectric tensor); default: the "
+                   "dataset's own NAC parameters, else BORN beside DATASET")
     p.add_argument("--outputs", default=None, metavar="GLOB",
                    help="raw DFT outputs of the displaced supercells, e.g. "
                    "'disp-*/vasprun.xml' (matched by positions; relative to DATASET's folder)")

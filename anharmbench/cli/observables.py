@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from anharmbench.cli.arguments import float_in, int_at_least
+
+if TYPE_CHECKING:
+    from anharmbench.derivatives.derivative_set import DerivativeSet
 
 __all__ = ["add_observables_command"]
 
@@ -26,12 +31,23 @@ def _cmd_observables(args: argparse.Namespace) -> int:
         make_figures,
     )
     from anharmbench.observables.workflow import summary
+    from anharmbench.phonopy_interface import missing_born_warning
 
+    _check_mesh_numbers(args.mesh)  # a bad number is refused before any file is read
     potentials = [(args.name, list(args.derivatives))]
     potentials += [_parse_potential_arg(t) for t in args.compare or []]
     # read everything first: a bad file is refused before any computation or output
     sets = [load_derivative_set(files, name=name) for name, files in potentials]
-    mesh = args.mesh[0] if len(args.mesh) == 1 else tuple(args.mesh)
+    from anharmbench.derivatives.joins import check_same_crystal
+
+    # --compare overlays the potentials on one crystal's figures, as the files of one
+    # potential are joined on one crystal (DerivativeSet.from_files)
+    check_same_crystal(sets, "overlaid (--compare)")
+    for dset in sets:
+        warning = missing_born_warning(dset.primitive, dset.nac, f"{dset.name!r}")
+        if warning:
+            print(f"WARNING: {warning}", file=sys.stderr)
+    mesh = _kappa_mesh(args.mesh, sets)
     settings = ObservableSettings(
         kappa_mesh=mesh, kappa_temperatures=tuple(float(t) for t in args.temperatures),
         path_mesh=args.path_mesh, loop_mesh=args.loop_mesh,
@@ -67,6 +83,34 @@ def _print_kappa_table(results: Sequence[object]) -> None:
         print(f"  {T:6.0f} {vals}")
 
 
+def _check_mesh_numbers(values: Sequence[float]) -> None:
+    from anharmbench.errors import InputError
+
+    if len(values) == 1 and not values[0] > 0:
+        raise InputError(f"--mesh {values[0]:g}: a length (phono3py's one-number form) is "
+                         "positive; or give three positive integers N1 N2 N3")
+    if len(values) not in (1, 3) or (len(values) == 3 and any(v != int(v) or v < 1
+                                                               for v in values)):
+        raise InputError(f"--mesh takes three positive integers (N1 N2 N3) or one length in "
+                         f"Angstrom (phono3py's form), not {' '.join(f'{v:g}' for v in values)}")
+
+
+def _kappa_mesh(values: Sequence[float], sets: Sequence[DerivativeSet]) -> tuple[int, int, int]:
+    """``--mesh``: three integers, or phono3py's length form (one number)."""
+    from anharmbench.errors import InputError
+    from anharmbench.observables.harmonic import Mesh
+
+    if len(values) == 1:
+        meshes = {Mesh.from_length(values[0], s.primitive).numbers for s in sets}
+        if len(meshes) > 1:  # one crystal is checked above; kept for safety
+            raise InputError(f"--mesh {values[0]:g} gives different meshes {sorted(meshes)}")
+        mesh = meshes.pop()
+        print(f"--mesh {values[0]:g} (a length, as phono3py reads it): mesh "
+              f"{'x'.join(map(str, mesh))}")
+        return mesh
+    return (int(values[0]), int(values[1]), int(values[2]))
+
+
 def add_observables_command(sub: argparse._SubParsersAction) -> None:
     """Add ``observables`` to the sub-parsers ``sub``."""
     p = sub.add_parser(
@@ -76,8 +120,11 @@ def add_observables_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", default=None, help="its name (default: the one in the file)")
     p.add_argument("--compare", action="append", metavar="NAME=FILE[,FILE]",
                    help="another potential to compare (repeatable)")
-    p.add_argument("--mesh", type=int_at_least(1), nargs="+", default=[11],
-                   help="conductivity mesh: N or N N N (default: %(default)s)")
+    p.add_argument("--mesh", type=float, nargs="+", default=[11, 11, 11],
+                   metavar="N",
+                   help="conductivity mesh: three integers N1 N2 N3, or one length in "
+                   "Angstrom as phono3py reads it (--mesh 50 is 15x15x15 for NaCl) "
+                   "(default: 11 11 11)")
     p.add_argument("--temperatures", type=float_in(0.0, 1e5), nargs="+",
                    default=[300.0, 500.0, 700.0, 900.0, 1100.0, 1300.0, 1500.0],
                    help="K; the first is also the linewidths' temperature")

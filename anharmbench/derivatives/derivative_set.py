@@ -570,16 +570,20 @@ class DerivativeSet:
         Raises
         ------
         DerivativeSetError
-            Files of different primitive cells, or an order present in two files.
+            Files of different sources (potentials, DFT data: their ``potential_hash``)
+            or primitive cells, or an order present in two files.
         MissingOrderError
             An order of ``orders`` is in none of the files.
         """
+        from anharmbench.derivatives.joins import check_same_source
+
         if isinstance(paths, (str, Path)):
             paths = [paths]
         if not paths:
             raise DerivativeSetError("no derivatives files given")
-        return cls.combine([cls.from_file(p) for p in paths], name, orders=orders,
-                           masses=masses)
+        parts = [cls.from_file(p) for p in paths]
+        check_same_source(parts)
+        return cls.combine(parts, name, orders=orders, masses=masses)
 
     @classmethod
     def combine(

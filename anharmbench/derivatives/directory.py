@@ -117,10 +117,48 @@ def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return out
 
 
+def plan_differences(manifest: dict[str, Any], job: DerivativeJob, primitive: Any,
+                     potential: LammpsPotential) -> list[str]:
+    """What differs between a plan directory's ``plan.json`` and the plan of ``job`` on
+    ``primitive`` (``ase.Atoms``) for ``potential`` (empty: the same plan, without building
+    it)."""
+    new = {"job": job.to_dict(), "primitive": atoms_record(primitive),
+           "potential": potential.to_dict(), "potential_hash": potential.content_hash(),
+           # neither is an input of the results: the chunking, and the identity (derived)
+           "chunk_size": manifest.get("chunk_size"), "identity": manifest.get("identity")}
+    return _differences(manifest, json.loads(json.dumps(new)))
+
+
+def discard_plan_directory(directory: str | Path) -> None:
+    """Remove a plan directory's own files (plan, decks, results, derivatives) and the
+    directory if nothing else is left in it."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return
+    _remove_plan(directory)
+    if not any(directory.iterdir()):
+        directory.rmdir()
+
+
+#: ``plan.json``'s potential of a plan whose configurations only a DFT code evaluates.
+NO_POTENTIAL = {"name": "DFT", "kind": "dft-plan"}
+
+
+def plan_potential(manifest: dict[str, Any], directory: Path) -> LammpsPotential:
+    """The LAMMPS potential a plan was written for; a DFT plan has none (refused)."""
+    if manifest["potential"] == NO_POTENTIAL:
+        raise PlanDirectoryError(
+            f"{directory} is a DFT plan (written with --format and no --potential): only its "
+            "DFT code evaluates it. Run its jobs (anharmbench dft run, or dft/jobarray.sh), "
+            f"then 'anharmbench collect {directory} --outputs GLOB' and 'anharmbench "
+            f"derivatives {directory}' without --evaluate")
+    return LammpsPotential.from_dict(manifest["potential"])
+
+
 def write_plan_directory(
     directory: str | Path,
     prepared: Prepared,
-    potential: LammpsPotential,
+    potential: LammpsPotential | None,
     *,
     chunk_size: int = 500,
     force: bool = False,
@@ -130,6 +168,8 @@ def write_plan_directory(
     Each ``chunk_XXXX/`` is a deck (``lmp -in in.evaluate``); ``reference/`` evaluates the
     undisplaced supercell. ``plan.json`` records the job, primitive cell, potential,
     identity and deck hashes, so :func:`collect` and the fit can verify every result.
+    ``potential=None`` writes a DFT plan: no decks, :data:`NO_POTENTIAL` recorded, and
+    only DFT outputs can fill it (:func:`plan_potential` refuses evaluating it).
 
     The directory is written under a temporary name and renamed when complete. An
     existing plan directory of the same identity and chunking is left as it is (its
@@ -145,10 +185,11 @@ def write_plan_directory(
     if chunk_size < 1:
         raise InputError(f"the chunk size must be >= 1 configuration, got {chunk_size}")
     directory = Path(directory)
-    potential.check_species(prepared.supercell.get_chemical_symbols())
-    potential.check_files()
+    if potential is not None:
+        potential.check_species(prepared.supercell.get_chemical_symbols())
+        potential.check_files()
     plan = prepared.plan
-    potential_hash = potential.content_hash()
+    potential_hash = "none" if potential is None else potential.content_hash()
     primitive = atoms_record(prepared.primitive)
     identity = plan_identity(prepared.job, primitive, plan.hash, potential_hash)
     manifest: dict[str, Any] = {
@@ -157,7 +198,7 @@ def write_plan_directory(
         "identity": identity,
         "job": prepared.job.to_dict(),
         "primitive": primitive,
-        "potential": potential.to_dict(),
+        "potential": NO_POTENTIAL if potential is None else potential.to_dict(),
         "potential_hash": potential_hash,
         "plan_hash": plan.hash,
         "n_evaluations": plan.n_evaluations,
@@ -182,9 +223,13 @@ def write_plan_directory(
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent
                                     if directory.parent.exists() else None))
     try:
-        manifest["chunks"] = _write_decks(staging, prepared, potential, chunk_size)
-        manifest["reference"] = _write_reference_deck(staging, prepared, potential)
-        _write_jobarray(staging, directory, [c["name"] for c in manifest["chunks"]])
+        if potential is None:
+            manifest["chunks"] = []
+            manifest["reference"] = {"name": REFERENCE_DECK, "sha256": {}}
+        else:
+            manifest["chunks"] = _write_decks(staging, prepared, potential, chunk_size)
+            manifest["reference"] = _write_reference_deck(staging, prepared, potential)
+            _write_jobarray(staging, directory, [c["name"] for c in manifest["chunks"]])
         (staging / PLAN_MANIFEST).write_text(json.dumps(manifest, indent=1))  # staged
         directory.parent.mkdir(parents=True, exist_ok=True)
         if directory.exists():
@@ -377,6 +422,8 @@ def collect(directory: str | Path, *,
     :func:`load_plan_directory`, to avoid rebuilding the plan.
     """
     from anharmbench.derivatives.results import ResultStore
+    from anharmbench.derivatives.sources import potential_source
+    from anharmbench.derivatives.workflow import refuse_dft_completion
 
     directory = Path(directory)
     prepared, manifest = loaded or load_plan_directory(directory)
@@ -413,11 +460,17 @@ def collect(directory: str | Path, *,
         elif ref is None:
             report.missing.append(REFERENCE_DECK)
         report.reference = ref
+    if (readable or report.reference is not None) and store is not None:
+        # decks run the plan's potential: never beside DFT results
+        refuse_dft_completion(directory, store_path, manifest)
     if readable or report.reference is not None:
         store = store or ResultStore(store_path, prepared.plan, identity=identity)
+        source = potential_source(str(manifest["potential"].get("name", "?")),
+                                  manifest["potential_hash"])
         with store.writer() as write:
             for chunk, res in readable:
-                write(np.arange(chunk["start"], chunk["stop"]), res.energies, res.forces)
+                write(np.arange(chunk["start"], chunk["stop"]), res.energies, res.forces,
+                      source)
                 report.finished.append(chunk["name"])
         ref = report.reference
         old = store.reference() if ref is not None else None

@@ -17,15 +17,20 @@ A plain function of absolute positions is adapted with :func:`displacement_evalu
 
 Store layout (HDF5): attributes ``format``, ``plan_hash``, ``method``, ``n_configurations``,
 ``natoms``; datasets ``displacements`` ``(n_conf, N, 3)``, ``energies`` ``(n_conf,)``,
-``forces`` ``(n_conf, N, 3)`` (NaN until evaluated) and ``done`` ``(n_conf,)`` bool. Results
-are written and flushed after every batch, so an interrupted measurement resumes after the
-last finished batch; finished configurations are never evaluated again.
+``forces`` ``(n_conf, N, 3)`` (NaN until evaluated), ``done`` ``(n_conf,)`` bool and
+``source`` ``(n_conf,)`` str, where each result came from (a potential's hash, an ASE
+calculator, a DFT output file and its SHA-256: :mod:`~anharmbench.derivatives.sources`;
+stores of older versions lack it and read as ``""``). Results are written and flushed
+after every batch, so an interrupted measurement resumes after the last finished batch;
+finished configurations are never evaluated again.
 """
 
 from __future__ import annotations
 
+import errno
 import os
-from collections.abc import Callable, Iterator
+import re
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +47,8 @@ from anharmbench.derivatives.plan import MeasurementPlan
 from anharmbench.errors import AnharmbenchError, InputError
 
 Evaluator = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+#: ``write(indices, energies, forces, source)`` of :meth:`ResultStore.writer`.
+Writer = Callable[..., None]
 
 _STORE_FORMAT = "anharmbench-fd-store-1"
 
@@ -52,6 +59,10 @@ class PlanMismatchError(InputError):
 
 class StoreBusyError(AnharmbenchError, RuntimeError):
     """Another process holds the store open."""
+
+
+class StoreDamagedError(PlanMismatchError):
+    """The store is truncated or not HDF5 (a plan mismatch in that it cannot be used)."""
 
 
 class NonFiniteEvaluationError(ValueError):
@@ -131,6 +142,7 @@ class ResultStore:
                 h5.create_dataset("energies", data=np.full(n, np.nan))
                 h5.create_dataset("forces", data=np.full((n, natoms, 3), np.nan))
                 h5.create_dataset("done", data=np.zeros(n, dtype=bool))
+                _source_dataset(h5, n)
             os.replace(tmp, self.path)
         finally:
             tmp.unlink(missing_ok=True)
@@ -182,6 +194,15 @@ class ResultStore:
         with open_store(self.path, "r") as h5:
             return np.asarray(h5["done"][...], dtype=bool)
 
+    def sources(self) -> np.ndarray:
+        """``(n_conf,)`` object array of str: where each result came from (``""``: not
+        evaluated, or not recorded by an older version)."""
+        with open_store(self.path, "r") as h5:
+            if "source" not in h5:
+                return np.full(int(h5["done"].shape[0]), "", dtype=object)
+            return np.array([s.decode() if isinstance(s, bytes) else str(s)
+                             for s in h5["source"][...]], dtype=object)
+
     def load(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(energies, forces, done)``; unevaluated entries are NaN."""
         with open_store(self.path, "r") as h5:
@@ -189,34 +210,83 @@ class ResultStore:
                     np.asarray(h5["done"][...], dtype=bool))
 
     @contextmanager
-    def writer(self) -> Iterator[Callable[[np.ndarray, np.ndarray, np.ndarray], None]]:
-        """Context yielding ``write(indices, energies, forces)``, flushing every call."""
+    def writer(self) -> Iterator[Writer]:
+        """Context yielding ``write(indices, energies, forces, source)``, flushing every
+        call; ``source`` is one string for all, or one per index (see
+        :mod:`~anharmbench.derivatives.sources`)."""
         with open_store(self.path, "r+") as h5:
-            def write(idx: np.ndarray, e: np.ndarray, f: np.ndarray) -> None:
+            if "source" not in h5:  # a store of an older version: unrecorded until written
+                _source_dataset(h5, int(h5["done"].shape[0]))
+
+            def write(idx: np.ndarray, e: np.ndarray, f: np.ndarray,
+                      source: str | Sequence[str] = "") -> None:
                 if idx.size == 0:
                     return
                 order = np.argsort(idx)  # h5py fancy indexing needs increasing indices
+                src = np.array([source] * idx.size if isinstance(source, str) else source,
+                               dtype=object)
                 idx = idx[order]
                 h5["energies"][idx] = e[order]
                 h5["forces"][idx] = f[order]
+                h5["source"][idx] = src[order]
                 h5["done"][idx] = True
                 h5.flush()
             yield write
 
 
+def _source_dataset(h5: h5py.File, n: int) -> None:
+    h5.create_dataset("source", data=np.full(n, "", dtype=object), dtype=h5py.string_dtype())
+
+
 def open_store(path: Path, mode: str) -> h5py.File:
-    """Open an HDF5 file, turning h5py's errors into ones that say what to do."""
+    """Open an HDF5 file, turning h5py's errors into ones that say what to do.
+
+    Raises
+    ------
+    StoreBusyError
+        Another process holds the file's lock (HDF5 file locking: ``unable to lock file``).
+    StoreDamagedError
+        The file is truncated, not HDF5, or otherwise unreadable.
+    InputError
+        This user may not open the file.
+    """
     try:
         return h5py.File(path, mode)
     except OSError as exc:
         text = str(exc)
-        if "lock" in text:
+        if _is_lock_error(exc):
             raise StoreBusyError(
                 f"{path} is open in another process (an evaluation or collection still "
                 "running?); wait for it to finish or stop it, then try again") from exc
-        raise PlanMismatchError(
-            f"{path} is damaged or not an HDF5 file ({text.splitlines()[0]}); move it away "
-            "and evaluate again") from exc
+        if exc.errno == errno.EACCES:
+            # not damaged: deleting it would be the wrong advice
+            raise InputError(f"{path} cannot be opened ({mode!r}): permission denied; "
+                             "give this user read and write access to it") from exc
+        truncated = _TRUNCATED.search(text)
+        if truncated is not None:
+            what = (f"it is truncated ({truncated['eof']} of its {truncated['stored']} bytes "
+                    "are there; a copy or a run was cut short while writing it)")
+        else:
+            first = text.splitlines()[0] if text else type(exc).__name__
+            what = f"not a readable HDF5 file ({first})"
+        raise StoreDamagedError(
+            f"{path} is damaged: {what}. Delete it and run the same command again: it "
+            "holds only finished evaluations of one plan, which are evaluated again "
+            "(finished LAMMPS outputs in a plan's chunk folders are read again); every "
+            "other file, derivatives.h5 and other plans' results included, is kept") from exc
+
+
+# h5py's wording (HDF5 1.10-2.0): "truncated file: eof = 4000, sblock->base_addr = 0,
+# stored_eof = 17800" for a cut-short file; "unable to lock file, errno = 11" for a lock
+# held elsewhere. Matching a bare "lock" also hits "sblock" in the first.
+_TRUNCATED = re.compile(r"truncated file: eof = (?P<eof>\d+).*?stored_eof = (?P<stored>\d+)")
+_LOCK_ERRNOS = frozenset({errno.EAGAIN, errno.EWOULDBLOCK})
+
+
+def _is_lock_error(exc: OSError) -> bool:
+    """Whether h5py refused to open a file because another process holds its lock."""
+    # h5py puts flock's errno on the exception (a truncated file has none)
+    return "unable to lock file" in str(exc).lower() or exc.errno in _LOCK_ERRNOS
 
 
 def _check_batch(plan: MeasurementPlan, idx: np.ndarray, e: Any, f: Any
@@ -241,6 +311,7 @@ def measure(
     batch_size: int = 256,
     progress: bool = False,
     identity: str | None = None,
+    source: str = "",
 ) -> Measurements:
     """Evaluate the configurations of a plan (resuming from a store if given).
 
@@ -261,6 +332,9 @@ def measure(
     identity
         Identity of the plan directory (structure, potential; see
         :func:`anharmbench.derivatives.directory.plan_identity`) that the store must carry.
+    source
+        What evaluates (:func:`~anharmbench.derivatives.sources.potential_source`,
+        :func:`~anharmbench.derivatives.sources.ase_source`), recorded per configuration.
 
     Returns
     -------
@@ -286,7 +360,7 @@ def measure(
     todo = np.flatnonzero(~done)
     n_evaluated = 0
 
-    def run(write: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None) -> None:
+    def run(write: Writer | None) -> None:
         nonlocal n_evaluated
         with tqdm(total=n, initial=n - todo.size, unit="conf", desc="evaluations",
                   disable=not progress, leave=False, dynamic_ncols=True) as bar:
@@ -294,8 +368,7 @@ def measure(
                 run_batch(todo[a : a + batch_size], write)
                 bar.update(min(batch_size, todo.size - a))
 
-    def run_batch(idx: np.ndarray,
-                  write: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None) -> None:
+    def run_batch(idx: np.ndarray, write: Writer | None) -> None:
         nonlocal n_evaluated
         try:
             out = evaluate(plan.displacements[idx])
@@ -308,7 +381,7 @@ def measure(
         good = slice(None) if bad is None else slice(0, bad)
         energies[idx[good]], forces[idx[good]] = e[good], f[good]
         if write is not None:
-            write(idx[good], e[good], f[good])
+            write(idx[good], e[good], f[good], source)
         n_evaluated += idx[good].size
         if bad is not None:
             i = int(idx[bad])

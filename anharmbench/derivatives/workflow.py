@@ -39,6 +39,7 @@ from anharmbench.derivatives.directory import (
     collect,
     load_plan_directory,
     plan_identity,
+    plan_potential,
     write_plan_directory,
 )
 from anharmbench.derivatives.equilibrium import (
@@ -66,8 +67,19 @@ from anharmbench.derivatives.results import (
     ase_evaluator,
     measure,
 )
+from anharmbench.derivatives.sources import (
+    DFT_ORIGIN,
+    MixedSourcesError,
+    check_one_origin,
+    dft_files,
+    origin,
+    origin_digest,
+    potential_source,
+    stored_sources,
+)
 from anharmbench.derivatives.steps import StepChoice, choose_steps
-from anharmbench.errors import PlanDirectoryError
+from anharmbench.derivatives.units import check_energy_force_units
+from anharmbench.errors import InputError, PlanDirectoryError
 from anharmbench.lammps.calculator import LammpsCalculator
 from anharmbench.lammps.deck import ENERGY_FILE, LOG_FILE
 from anharmbench.potentials.spec import LammpsPotential
@@ -99,8 +111,40 @@ def store_measurements(directory: str | Path, prepared: Prepared, data: Measurem
                         identity=manifest["identity"])
     idx = np.arange(prepared.plan.n_evaluations)
     with store.writer() as write:
-        write(idx, data.energies, data.forces)
+        write(idx, data.energies, data.forces, _potential_source(manifest))
     return int(idx.size)
+
+
+def _potential_source(manifest: dict[str, Any]) -> str:
+    """The source of a configuration evaluated with the plan's own potential."""
+    return potential_source(str(manifest["potential"].get("name", "?")),
+                            manifest["potential_hash"])
+
+
+def refuse_dft_completion(directory: Path, store_path: Path, manifest: dict[str, Any]) -> None:
+    """Refuse evaluating with the plan's potential a plan that received DFT outputs.
+
+    A DFT plan keeps its LAMMPS decks (and its potential in ``plan.json``), but its
+    missing configurations must come from the same DFT code, never from that potential:
+    fitted together, they give derivatives that are neither the code's nor the
+    potential's. Nothing is written.
+    """
+    if not store_path.is_file():
+        return
+    done, sources, ref_source = stored_sources(store_path)
+    dft = np.array([origin(str(x)) == DFT_ORIGIN for x in sources]) & done
+    if not dft.any() and not ref_source.startswith("DFT output"):
+        return
+    missing = np.flatnonzero(~done)
+    shown = ", ".join(str(int(i)) for i in missing[:8]) + (" ..." if missing.size > 8 else "")
+    example = next(iter(dft_files(sources[dft]).keys()), ref_source)
+    raise MixedSourcesError(
+        f"{directory} received DFT outputs ({int(dft.sum())} of {done.size} configurations, "
+        f"e.g. {example}); a plan holding DFT results is never completed with its LAMMPS "
+        f"potential {manifest['potential'].get('name', '?')!r}. Collect the DFT outputs of "
+        f"the {missing.size} missing configuration(s) ({shown}) with 'anharmbench collect "
+        f"{directory} --outputs GLOB', then fit with 'anharmbench derivatives {directory}' "
+        "(without --evaluate)")
 
 
 def _has_deck_outputs(directory: Path, manifest: dict[str, Any]) -> bool:
@@ -129,7 +173,7 @@ def check_reference(
     """
     directory = Path(directory)
     prepared, manifest = loaded or load_plan_directory(directory)
-    potential = potential or LammpsPotential.from_dict(manifest["potential"])
+    potential = potential or plan_potential(manifest, directory)
     store = ResultStore(directory / RESULTS_FILE, prepared.plan,
                         identity=manifest["identity"])
     ref = store.reference()
@@ -177,8 +221,9 @@ def evaluate_in_process(
 
     directory = Path(directory)
     prepared, manifest = loaded or load_plan_directory(directory)
-    potential = potential or LammpsPotential.from_dict(manifest["potential"])
+    potential = potential or plan_potential(manifest, directory)
     check_potential(manifest, potential, directory)
+    refuse_dft_completion(directory, directory / RESULTS_FILE, manifest)
     if _has_deck_outputs(directory, manifest):
         report = collect(directory, loaded=(prepared, manifest))
         if report.refused:
@@ -194,6 +239,7 @@ def evaluate_in_process(
         return measure(
             prepared.plan, evaluate, store=directory / RESULTS_FILE, progress=progress,
             batch_size=batch_size, identity=manifest["identity"],
+            source=_potential_source(manifest),
         )
 
 
@@ -261,11 +307,20 @@ def fit_directory(
     recorded in ``derivatives.h5`` (attribute ``equilibrium``). Without a reference
     evaluation (DFT outputs collected without one) the file records it as unchecked.
     ``loaded`` is the result of :func:`load_plan_directory`, to avoid rebuilding the plan.
+    Results of DFT outputs give a ``derivatives.h5`` named ``DFT`` and hashed by their
+    files (not by the plan's LAMMPS potential); ``sources`` records their origin.
 
     Raises
     ------
     NotAtEquilibriumError
         The reference is not at equilibrium and ``allow_nonequilibrium`` is false.
+    MixedSourcesError
+        The configurations come from two sources (a potential and DFT outputs).
+    InputError
+        A configuration has non-finite data.
+    ForceUnitError
+        DFT forces that do not match their energies' units
+        (:mod:`~anharmbench.derivatives.units`).
     """
     directory = Path(directory)
     prepared, manifest = loaded or load_plan_directory(directory)
@@ -276,20 +331,49 @@ def fit_directory(
         )
     store = ResultStore(path, prepared.plan, identity=manifest["identity"])
     energies, forces, done = store.load()
+    sources = store.sources()
+    # one origin only (never a potential's results beside DFT's), checked first: it
+    # names the mix even while configurations are still missing
+    where = check_one_origin(sources, done, str(path))
     if not done.all():
         raise ValueError(
             f"{int((~done).sum())} of {done.size} configurations are not evaluated yet; run the "
             "missing chunks and collect again (anharmbench collect lists them)"
         )
+    check_finite_results(path, prepared.plan.method, energies, forces, sources)
     ref = store.reference()
     check = None if ref is None else judge(
         ref["forces"], ref["stress"], potential_name=manifest["potential"].get("name", "?"),
         source=ref["source"], force_tol=force_tol, stress_tol_gpa=stress_tol_gpa,
         allow=allow_nonequilibrium)
+    extra = check_attrs(check, "no reference evaluation was collected")
+    extra["sources"] = json.dumps({"origin": where or "not recorded (older anharmbench)",
+                                   "dft_files": dft_files(sources)})
+    if where == DFT_ORIGIN:
+        check_energy_force_units(prepared.plan.displacements, forces, energies, str(path))
+        # the derivatives are the DFT code's, not the plan's LAMMPS potential's: name and
+        # hash them by their files, so they are never joined with that potential's
+        manifest = {**manifest, "potential": {"name": "DFT", "kind": "files",
+                                              "plan": str(directory.resolve())},
+                    "potential_hash": origin_digest(list(sources))}
     result = fit(prepared.plan, energies, forces, **fit_kwargs)
     save_derivatives(directory / DERIVATIVES_FILE, result, prepared, manifest,
-                     extra_attrs=check_attrs(check, "no reference evaluation was collected"))
+                     extra_attrs=extra)
     return result
+
+
+def check_finite_results(path: Path, method: str, energies: np.ndarray, forces: np.ndarray,
+                         sources: np.ndarray) -> None:
+    """Refuse non-finite results of the quantity a plan fits, naming the store, the
+    configuration and where it came from (a fit would spread them over every derivative)."""
+    data = energies[:, None] if method == "energies" else forces.reshape(len(forces), -1)
+    bad = np.flatnonzero(~np.isfinite(data).all(axis=1))
+    if bad.size:
+        i = int(bad[0])
+        raise InputError(
+            f"{path}: configuration {i} ({sources[i] or 'source not recorded'}) has non-finite "
+            f"{'energy' if method == 'energies' else 'forces'} ({bad.size} configuration(s) "
+            "in all); evaluate or collect it again")
 
 
 def derivative_set(

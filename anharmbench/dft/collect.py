@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from anharmbench.datasets.io import file_sha256
+from anharmbench.derivatives.sources import DFT_ORIGIN, dft_source, origin
 from anharmbench.dft.inputs import job_name, reference_index
 from anharmbench.dft.outputs import Matched, OutputError, match_outputs, read_output
 
@@ -80,6 +82,19 @@ def _refuse_other_forces(path: Path, what: str, stored: np.ndarray, new: np.ndar
             "everything afresh")
 
 
+def _refuse_other_origin(sources: np.ndarray, done: np.ndarray, store_path: Path) -> None:
+    """Refuse collecting DFT outputs into a store holding results of a potential."""
+    other = [(i, str(s)) for i, (s, d) in enumerate(zip(sources, done, strict=True))
+             if d and s and origin(str(s)) != DFT_ORIGIN]
+    if other:
+        i, what = other[0]
+        raise OutputError(
+            f"{store_path} holds {len(other)} configuration(s) computed by {what} (e.g. "
+            f"configuration {i}); DFT outputs are never mixed with them. Collect into a "
+            "fresh plan directory (or move results.h5 away to collect every configuration "
+            "from DFT)")
+
+
 def collect_outputs(directory: str | Path, pattern: str,
                     format: str | None = None) -> OutputsReport:
     """Read DFT outputs, match them to the plan's configurations and store their results.
@@ -104,8 +119,10 @@ def collect_outputs(directory: str | Path, pattern: str,
     OutputError
         No file matches; a file is unreadable, truncated, without forces, of another
         structure or cell, matches no configuration or the same one as another file;
-        an already stored configuration has different forces than its new output.
-        ``results.h5`` is not changed (nor created) in any of these cases.
+        an already stored configuration has different forces than its new output;
+        ``results.h5`` holds results of a potential (never mixed with DFT's).
+        ``results.h5`` is not changed (nor created) in any of these cases. Each stored
+        configuration records its output file and that file's SHA-256 as its source.
     ValueError, FileNotFoundError
         Not a plan directory, or ``results.h5`` belongs to another plan.
     """
@@ -148,6 +165,8 @@ def collect_outputs(directory: str | Path, pattern: str,
     if store_path.exists():
         existing = ResultStore(store_path, plan, identity=manifest["identity"])
     _, forces_old, done_old = existing.load() if existing is not None else (None, None, None)
+    if existing is not None:
+        _refuse_other_origin(existing.sources(), done_old, store_path)
     stored_ref = existing.reference() if existing is not None else None
     if reference is not None and stored_ref is not None:
         _refuse_other_forces(reference.path, f"the reference supercell "
@@ -164,8 +183,11 @@ def collect_outputs(directory: str | Path, pattern: str,
                 new[j] = False
     if new.any() or reference is not None:
         store = existing or ResultStore(store_path, plan, identity=manifest["identity"])
+        digests: dict[Path, str] = {}
+        sources = [dft_source(p, digests.setdefault(p, file_sha256(p)))
+                   for p, k in zip(matched.paths, new, strict=True) if k]
         with store.writer() as write:
-            write(matched.indices[new], matched.energies[new], matched.forces[new])
+            write(matched.indices[new], matched.energies[new], matched.forces[new], sources)
         if reference is not None:
             stress = reference.stress if reference.stress is not None else np.full(6, np.nan)
             store.write_reference(np.nan if reference.energy is None else reference.energy,

@@ -29,7 +29,7 @@ import contextlib
 import hashlib
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,7 @@ from anharmbench import __version__
 from anharmbench.datasets.io import file_sha256
 from anharmbench.derivatives.derivative_set import DerivativeSet
 from anharmbench.derivatives.io import OrderRecord
-from anharmbench.derivatives.least_squares import least_squares_derivatives
+from anharmbench.derivatives.least_squares import fit_cost, least_squares_derivatives
 from anharmbench.dft.reading import (
     DatasetImportError,
     apply_forces,
@@ -50,6 +50,7 @@ from anharmbench.dft.reading import (
     load_dataset,
     to_ase,
 )
+from anharmbench.fileio import exclusive_writer
 from anharmbench.phonopy_interface import phonopy_tensor_to_supercell, supercell_atom_map
 from anharmbench.structures import build_supercell
 from anharmbench.symmetry import IrreducibleBasis, irreducible_basis
@@ -187,6 +188,7 @@ def import_dataset(
     *,
     forces: str | Path | None = None,
     forces_fc2: str | Path | None = None,
+    born: str | Path | None = None,
     outputs: str | None = None,
     output_format: str | None = None,
     fc_calculator: str | None = None,
@@ -204,7 +206,11 @@ def import_dataset(
     out
         Output directory (created); holds ``derivatives.h5``.
     forces, forces_fc2
-        ``FORCES_FC3``/``FORCE_SETS`` and ``FORCES_FC2`` (default: beside the dataset).
+        ``FORCES_FC3``/``FORCE_SETS`` and ``FORCES_FC2`` (default: beside the dataset,
+        also compressed; refused when the dataset holds its own forces).
+    born
+        A phonopy ``BORN`` file (default: the dataset's own NAC parameters, else ``BORN``
+        beside the dataset).
     outputs
         Glob of raw DFT outputs of the displaced supercells (relative to the dataset's
         folder or the current directory), read with ASE and matched by positions.
@@ -236,7 +242,8 @@ def import_dataset(
         if progress:
             print(msg, flush=True)
 
-    kind, obj, sources = load_dataset(dataset, forces=forces, forces_fc2=forces_fc2)
+    kind, obj, sources = load_dataset(dataset, forces=forces, forces_fc2=forces_fc2, born=born)
+    say("read " + ", ".join(str(p) for p in sources))
     sets = displacement_sets(kind, obj)
     output_paths: list[Path] = []
     if outputs is not None:
@@ -247,13 +254,36 @@ def import_dataset(
         if s.forces is None:
             raise DatasetImportError(
                 f"{dataset}: the {s.name} displacement set has no forces; give them with "
-                "--forces FORCES_FC3 (FORCE_SETS for phonopy) or --outputs 'disp-*/vasprun.xml'")
+                "--forces FORCES_FC3 (FORCE_SETS for phonopy) or --outputs "
+                "'disp-*/vasprun.xml'")
     systematic = "first_atoms" in (obj.dataset or {})
     calc = fc_calculator or ("traditional" if systematic else "symfc")
     if calc not in ("traditional", "symfc"):
         raise DatasetImportError(f"fc_calculator must be 'traditional' or 'symfc', not {calc!r}")
-    say(f"solving force constants with {calc} ({kind} {'systematic' if systematic else 'random'}"
-        " displacements)")
+    # one import writes into ``out`` at a time; the second is refused before any work
+    with exclusive_writer(out, f"anharmbench import {Path(dataset).name}"):
+        if target.exists() and not overwrite:  # another import finished meanwhile
+            raise DatasetImportError(
+                f"{target} exists; give another --out or --force to replace it")
+        say(f"solving force constants with {calc} ({kind} "
+            f"{'systematic' if systematic else 'random'} displacements)")
+        _solve(kind, obj, calc)
+        prim, Pm = _primitive(kind, obj)
+        fcs = _cartesian(kind, obj, Pm)
+        records, bases, residual = _project(prim, fcs, say)
+        ls_values, rms = _uncertainties(kind, prim, sets, fcs, bases, records, say)
+        provenance = _provenance(dataset, kind, obj, sets, sources, output_paths, calc,
+                                 systematic, rms, residual)
+        derivatives = _derivative_set(name, kind, obj, prim, records, bases, provenance,
+                                      calc, target)
+        derivatives.to_file(target)  # the file's FTG: the highest order's
+    say(f"wrote {target}")
+    return ImportResult(target, prim, records, calc, residual, ls_values, provenance,
+                        derivatives)
+
+
+def _solve(kind: str, obj: Any, calc: str) -> None:
+    """Force constants by phonopy's/phono3py's own solver, as phono3py-load does."""
     fc_arg = None if calc == "traditional" else calc
     with tempfile.TemporaryDirectory() as tmp, contextlib.chdir(tmp):
         if kind == "phono3py":
@@ -264,12 +294,18 @@ def import_dataset(
                 obj, fc_calculator=fc_arg, symmetrize_fc=True, is_compact_fc=False,
                 use_symfc_projector=True)
         else:
-            obj.produce_force_constants(fc_calculator=fc_arg, calculate_full_force_constants=True)
+            obj.produce_force_constants(fc_calculator=fc_arg,
+                                        calculate_full_force_constants=True)
             if calc == "traditional":
                 obj.symmetrize_force_constants()
 
-    prim, Pm = _primitive(kind, obj)
-    fcs: dict[int, tuple[np.ndarray, np.ndarray, Atoms]] = {}  # n -> (S, fc, phonopy cell)
+
+_FCs = dict[int, tuple[np.ndarray, np.ndarray, Atoms]]  # n -> (S, fc, phonopy's supercell)
+
+
+def _cartesian(kind: str, obj: Any, Pm: np.ndarray) -> _FCs:
+    """The solver's Cartesian force constants per order, with their FTG and cell."""
+    fcs: _FCs = {}
     if kind == "phono3py":
         S3 = _ftg(obj.supercell_matrix, Pm, "fc3")
         fcs[3] = (S3, np.asarray(obj.fc3), to_ase(obj.supercell))
@@ -281,7 +317,13 @@ def import_dataset(
     else:
         fcs[2] = (_ftg(obj.supercell_matrix, Pm, "fc2"), np.asarray(obj.force_constants),
                   to_ase(obj.supercell))
+    return fcs
 
+
+def _project(
+    prim: Atoms, fcs: _FCs, say: Callable[[str], None],
+) -> tuple[dict[int, OrderRecord], dict[int, IrreducibleBasis], dict[int, float]]:
+    """Each order's force constants in our atom order, projected onto our basis."""
     records: dict[int, OrderRecord] = {}
     residual: dict[int, float] = {}
     bases: dict[int, IrreducibleBasis] = {}
@@ -298,8 +340,14 @@ def import_dataset(
                                                             for t in basis.tensors])})
         say(f"order {n}: {len(basis)} irreducible derivatives in S = {S.tolist()} "
             f"(projection residual {residual[n]:.1e})")
+    return records, bases, residual
 
-    # uncertainties: a least-squares fit of the same forces in our basis, per FTG
+
+def _uncertainties(
+    kind: str, prim: Atoms, sets: list[Any], fcs: _FCs, bases: dict[int, IrreducibleBasis],
+    records: dict[int, OrderRecord], say: Callable[[str], None],
+) -> tuple[dict[int, np.ndarray], dict[str, float]]:
+    """A least-squares fit of the same forces in our basis, per FTG; updates ``records``."""
     ls_values: dict[int, np.ndarray] = {}
     rms: dict[str, float] = {}
     for s in sets:
@@ -309,6 +357,10 @@ def import_dataset(
             else {2: bases[2]}
         if s.name == "fc3":
             model[3] = bases[3]
+        cost = fit_cost(model, len(s.displacements))
+        say(f"{s.name} set: fitting {cost.unknowns} derivatives to {cost.equations} force "
+            f"equations, ~{cost.peak_bytes / 2**30:.2f} GiB (the dense design matrix would "
+            f"take {cost.dense_bytes / 2**30:.1f} GiB)")
         u = _perm_to_ours(ours, s.supercell, s.displacements)
         f = _perm_to_ours(ours, s.supercell, np.asarray(s.forces))
         vals, sig, r = least_squares_derivatives(model, u, f)
@@ -328,6 +380,16 @@ def import_dataset(
                                          bases[n], records[n].values, unc)})
         say(f"{s.name} set: {len(u)} supercells, rms force residual of the order-"
             f"{'2+3' if 3 in model else '2'} fit {r:.2e} eV/A")
+    return ls_values, rms
+
+
+def _provenance(
+    dataset: str | Path, kind: str, obj: Any, sets: list[Any], sources: list[Path],
+    outputs: list[Path], calc: str, systematic: bool, rms: dict[str, float],
+    residual: dict[int, float],
+) -> dict[str, Any]:
+    """Where the imported numbers come from: exactly the files read, with their hashes."""
+    import phonopy
 
     amplitudes = {s.name: _amplitude_stats(s.displacements) for s in sets}
     if systematic:  # the nominal per-displacement distance, not the sum on one atom
@@ -336,29 +398,34 @@ def import_dataset(
                  for d2 in d1.get("second_atoms", [])]
         amplitudes["fc3" if kind == "phono3py" else "fc2"] = _amplitude_stats(
             np.asarray(vecs, dtype=float)[None])
-    all_sources = list(sources) + list(output_paths)
-    import phonopy
-
     provenance: dict[str, Any] = {
         "source": str(Path(dataset).resolve()),
         "kind": kind,
-        "files": {str(p): file_sha256(p) for p in all_sources},
+        "files": {str(p): file_sha256(p) for p in [*sources, *outputs]},
         "fc_calculator": calc,
         "displacement_type": "systematic" if systematic else "random",
         "displacement_amplitude_A": amplitudes,
         "supercells": {s.name: len(s.displacements) for s in sets},
         "force_residual_rms_eV_A": rms,
         "projection_residual": {str(n): v for n, v in residual.items()},
+        "nac": "none" if getattr(obj, "nac_params", None) is None else "born",
         "uncertainty": "one sigma of a least-squares fit of the dataset's forces in the "
                        "irreducible basis (orders 2+3 jointly per FTG), in quadrature with "
                        "the difference between that fit and the imported value",
         "phonopy": phonopy.__version__,
-        **_code_info(output_paths, getattr(obj, "calculator", None)),
+        **_code_info(outputs, getattr(obj, "calculator", None)),
     }
     if kind == "phono3py":
         import phono3py
 
         provenance["phono3py"] = phono3py.__version__
+    return provenance
+
+
+def _derivative_set(
+    name: str, kind: str, obj: Any, prim: Atoms, records: dict[int, OrderRecord],
+    bases: dict[int, IrreducibleBasis], provenance: dict[str, Any], calc: str, target: Path,
+) -> DerivativeSet:
     digest = hashlib.sha256("".join(sorted(provenance["files"].values())).encode()).hexdigest()
     nac = None
     if getattr(obj, "nac_params", None) is not None:
@@ -367,7 +434,7 @@ def import_dataset(
                  **{k: provenance[k] for k in ("code", "functional") if k in provenance}}
     job = {"kind": "import", "orders": sorted(records),
            "supercells": {str(n): r.supercell_matrix.tolist() for n, r in records.items()}}
-    derivatives = DerivativeSet(
+    return DerivativeSet(
         name, prim,
         values={n: r.values for n, r in records.items()},
         labels={n: r.labels for n, r in records.items()},
@@ -378,10 +445,6 @@ def import_dataset(
                "job": job, "potential": potential, "potential_hash": digest,
                "provenance": provenance},
         sources={n: str(target) for n in records})
-    derivatives.to_file(target)  # the file's FTG: the highest order's
-    say(f"wrote {target}")
-    return ImportResult(target, prim, records, calc, residual, ls_values, provenance,
-                        derivatives)
 
 
 def _amplitude_stats(displacements: np.ndarray) -> dict[str, float]:

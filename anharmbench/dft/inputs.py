@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from ase import Atoms
 
+from anharmbench.dft.settings import DftSettings, DftSettingsError
+
 if TYPE_CHECKING:
     from anharmbench.derivatives.workflow import Prepared
 
@@ -42,6 +44,12 @@ _OUTPUT_HINTS = {
     "espresso-in": ("mpirun pw.x -in espresso.pwi > espresso.pwo", "espresso.pwo",
                     "espresso-out"),
     "aims": ("mpirun aims.x > aims.out", "aims.out", "aims-output"),
+}
+
+
+#: Formats whose code cannot run a bare structure: what the settings must give.
+SETTINGS_REQUIRED = {
+    "espresso-in": "pseudopotentials, pseudo_dir, input_data.system.ecutwfc, kpts or kspacing",
 }
 
 
@@ -196,6 +204,7 @@ def write_dft_inputs(
     *,
     jobs_per_task: int = 1,
     write_kwargs: Mapping[str, Any] | None = None,
+    settings: DftSettings | None = None,
 ) -> DftJobs:
     """Write one DFT input structure per configuration of a plan, a job array and a README.
 
@@ -215,6 +224,10 @@ def write_dft_inputs(
         Slurm's default MaxArraySize is 1001).
     write_kwargs
         Extra keyword arguments of ``ase.io.write`` (override :func:`default_write_kwargs`).
+    settings
+        The code's settings (:mod:`anharmbench.dft.settings`): writer keywords, a k-mesh,
+        files copied into ``common/``; required for ``espresso-in``, whose inputs then run
+        in pw.x as written.
 
     Returns
     -------
@@ -236,12 +249,22 @@ def write_dft_inputs(
     base.calc = None
     base.set_constraint()
     base.pbc = True
+    if settings is None and fmt in SETTINGS_REQUIRED:
+        raise DftSettingsError(
+            f"--format {fmt} needs --dft-settings FILE ({SETTINGS_REQUIRED[fmt]}); without "
+            "them the code refuses the inputs. See anharmbench/dft/settings.py for the file")
+    if settings is not None:
+        write_kwargs = {**settings.write_kwargs(fmt, base), **(write_kwargs or {})}
+        common_files = settings.common_files()
     check_format(fmt, base, write_kwargs)
     plan = prepared.plan
     positions = base.positions[None] + np.asarray(plan.displacements)
     dft = directory / DFT_DIR
     dft.mkdir(parents=True, exist_ok=True)
     (dft / "common").mkdir(exist_ok=True)
+    if settings is not None:
+        for f in common_files:
+            shutil.copy2(f, dft / "common" / f.name)
     name = input_file_name(fmt)
     # the undisplaced supercell's forces and stress are the equilibrium check of the DFT
     # route (collect_outputs stores them, the fit judges them): job n unless in the plan
@@ -274,7 +297,8 @@ def write_dft_inputs(
     if manifest_path.is_file():
         manifest = json.loads(manifest_path.read_text())
         manifest.update(dft_format=fmt, dft_jobs=n_jobs, dft_input_file=name,
-                        dft_jobs_per_task=jobs_per_task, dft_reference_job=job_name(ref_index))
+                        dft_jobs_per_task=jobs_per_task, dft_reference_job=job_name(ref_index),
+                        dft_settings=None if settings is None else settings.provenance())
         write_text_atomic(manifest_path, json.dumps(manifest, indent=1))
     return DftJobs(directory=dft, n_jobs=n_jobs, input_file=name, format=fmt,
                    jobs_per_task=jobs_per_task, n_tasks=n_tasks)

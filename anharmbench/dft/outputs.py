@@ -17,6 +17,7 @@ Typical use::
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,6 +131,42 @@ def _check_complete(path: Path, fmt: str) -> None:
         )
 
 
+#: Text a code prints when its SCF stopped unconverged (its forces are then not a
+#: derivative of anything; pw.x still prints them and JOB DONE with
+#: ``scf_must_converge = .false.``).
+_UNCONVERGED = {
+    "espresso-out": b"convergence NOT achieved",
+    "aims-output": b"SCF cycle not converged",
+}
+
+
+def _check_converged(path: Path, fmt: str) -> None:
+    marker = _UNCONVERGED.get(fmt)
+    if marker is None:
+        return
+    with path.open("rb") as fh:
+        text = fh.read()
+    why = None
+    if marker in text:
+        why = f"'{marker.decode()}'"
+    elif fmt == "espresso-out":
+        # pw.x 6.x with scf_must_converge = .false. stops at electron_maxstep and prints
+        # "convergence has been achieved" all the same: compare the last estimate with
+        # the threshold it printed
+        thr = re.findall(rb"scf convergence threshold\s*=\s*([0-9.EeDd+-]+)", text)
+        acc = re.findall(rb"!\s+total energy\s*=.*\n\s*estimated scf accuracy\s*<\s*"
+                         rb"([0-9.EeDd+-]+)", text)
+        if thr and acc:
+            t, a = (float(x.replace(b"D", b"E").replace(b"d", b"e")) for x in (thr[-1], acc[-1]))
+            if a > t:
+                why = f"its last estimated scf accuracy {a:.1e} Ry is above the threshold {t:.1e}"
+    if why:
+        raise OutputError(
+            f"{path}: the SCF did not converge ({why}); its forces are not usable: rerun "
+            "that job with more SCF steps (pw.x: electron_maxstep) or another mixing "
+            "(mixing_beta)")
+
+
 def read_output(path: str | Path, format: str | None = None) -> OutputFrame:
     """Read the last structure, forces and energy of a DFT output with ASE.
 
@@ -149,8 +186,9 @@ def read_output(path: str | Path, format: str | None = None) -> OutputFrame:
     ------
     OutputError
         The file is missing, unreadable, truncated (for ``vasp-xml``, ``vasp-out``,
-        ``espresso-out``, ``aims-output``: the code's end-of-run text is missing), has no
-        forces, or has non-finite forces or energy.
+        ``espresso-out``, ``aims-output``: the code's end-of-run text is missing), is an
+        unconverged SCF (``espresso-out``, ``aims-output``), has no forces, or has
+        non-finite forces or energy.
     """
     import ase.io
 
@@ -159,6 +197,7 @@ def read_output(path: str | Path, format: str | None = None) -> OutputFrame:
         raise OutputError(f"{path}: no such file; check the path or the glob pattern")
     fmt = _resolve_format(path, format)
     _check_complete(path, fmt)
+    _check_converged(path, fmt)
     try:
         atoms = ase.io.read(path, index=-1, format=fmt)
     except Exception as exc:  # XML ParseError, ValueError, IndexError, ... from the readers

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-#: torch versions this adapter was tested with (pyproject.toml pins torch==2.13.0).
+#: torch versions this adapter was tested with (setup.cfg pins torch==2.13.0).
 TESTED = "==2.13.*"
 
 

@@ -14,9 +14,15 @@ from pathlib import Path
 
 from ase import Atoms
 
-from anharmbench.datasets.io import SPLIT_FILES, read_frames, read_manifest
+from anharmbench.datasets.io import MANIFEST, SPLIT_FILES, read_frames, read_manifest
 
 __all__ = ["DatasetError", "DatasetSplits", "load_splits"]
+
+# what a dataset folder is, for the messages that refuse one
+_EXPECTED = (
+    f"A dataset folder holds {', '.join(SPLIT_FILES.values())} (extended XYZ frames with "
+    f"energies and forces) and {MANIFEST}; make one with 'anharmbench dataset idmd|refmd "
+    "DIR' (or from phono3py DFT data with anharmbench.datasets.dft.dataset_from_phono3py)")
 
 
 class DatasetError(ValueError):
@@ -66,11 +72,21 @@ def load_splits(directory: str | Path, *, require: tuple[str, ...] = ("train",))
         the run is incomplete, or a frame has no energy/forces.
     """
     directory = Path(directory)
+    if directory.is_file():
+        raise DatasetError(
+            f"dataset {directory} is a file, not a dataset folder. {_EXPECTED}")
     if not directory.is_dir():
         raise DatasetError(
             f"dataset directory {directory} does not exist; make one with "
             "'anharmbench dataset idmd|refmd DIR'"
         )
+    present = [f for f in (MANIFEST, *SPLIT_FILES.values()) if (directory / f).is_file()]
+    if not present:
+        # an ordinary folder (or a plan's): say what a dataset is instead of "no frames"
+        what = (" (it is a plan directory of 'anharmbench plan')"
+                if (directory / "plan.json").is_file() else "")
+        raise DatasetError(f"{directory} is not a dataset folder{what}: it has none of "
+                           f"{MANIFEST}, {', '.join(SPLIT_FILES.values())}. {_EXPECTED}")
     manifest = read_manifest(directory) or {}
     if manifest and not manifest.get("complete", True):
         raise DatasetError(
@@ -81,6 +97,8 @@ def load_splits(directory: str | Path, *, require: tuple[str, ...] = ("train",))
     for name, fname in SPLIT_FILES.items():
         frames[name] = read_frames(directory / fname)
         if name in require and not frames[name]:
+            if not (directory / fname).is_file():
+                raise DatasetError(f"dataset {directory} has no {fname}. {_EXPECTED}")
             raise DatasetError(f"dataset {directory} has no frames in {fname}")
         for i, atoms in enumerate(frames[name]):
             calc = atoms.calc

@@ -58,6 +58,7 @@ import numpy as np
 from ase import Atoms
 
 from anharmbench.derivatives.derivative_set import DerivativeSet
+from anharmbench.derivatives.joins import check_ftg_coverage
 from anharmbench.hamiltonian.sites import TIE_DIRECTION, NearestImages, SupercellSites
 from anharmbench.observables.errors import ObservableError
 from anharmbench.phonopy_interface import (
@@ -112,7 +113,9 @@ def load_derivative_set(
     FileNotFoundError
         A file does not exist.
     DerivativeSetError
-        Files of different primitive cells, an order present in two files, labels that do
+        Files of different sources or primitive cells, fc2 in a smaller supercell than a
+        higher order that misses its q-points (:func:`~anharmbench.derivatives.joins.
+        check_ftg_coverage`), an order present in two files, labels that do
         not match the rebuilt basis, non-finite values; :class:`MissingOrderError` for a
         Q-tuple-restricted job (incomplete order) or an order in none of the files.
     """
@@ -120,6 +123,7 @@ def load_derivative_set(
         if not Path(path).is_file():
             raise FileNotFoundError(f"{path}: no such derivatives file")
     dset = DerivativeSet.from_files(paths, name, orders=orders, masses=masses)
+    check_ftg_coverage(dset)  # before the bases: a refused join costs nothing
     dset.bases  # noqa: B018 - builds and checks every order's basis now
     return dset.check_finite()
 

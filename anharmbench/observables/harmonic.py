@@ -28,6 +28,7 @@ from anharmbench.observables.errors import ImaginaryModeError, IncommensurateErr
 from anharmbench.symmetry import format_qpoint
 
 if TYPE_CHECKING:
+    from ase import Atoms
     from phonopy import Phonopy
 
 __all__ = [
@@ -67,6 +68,25 @@ class Mesh:
         if arr.shape != (3,) or not np.allclose(arr, np.rint(arr)) or (arr < 1).any():
             raise IncommensurateError(f"a mesh is one or three positive integers, got {numbers!r}")
         object.__setattr__(self, "numbers", tuple(int(v) for v in np.rint(arr)))
+
+    @classmethod
+    def from_length(cls, length: float, primitive: Atoms) -> Mesh:
+        """The mesh phono3py takes for a single ``--mesh LENGTH`` (Angstrom).
+
+        phonopy's ``length2mesh`` with the primitive cell's point group, as phono3py's
+        grid does (``n_i = rint(length |a*_i|)``, made symmetric): 50 gives 15x15x15 for
+        NaCl, 40 gives 15x15x8 for wurtzite AlN.
+        """
+        import spglib
+        from phonopy.phonon.grid import length2mesh
+
+        if not np.isfinite(length) or length <= 0:
+            raise IncommensurateError(f"a mesh length is a positive number, got {length!r}")
+        cell = (np.asarray(primitive.cell), primitive.get_scaled_positions(),
+                primitive.numbers)
+        data = spglib.get_symmetry_dataset(cell, symprec=1e-5)
+        rotations = None if data is None else np.asarray(data.rotations, dtype=np.int64)
+        return cls(length2mesh(float(length), np.asarray(primitive.cell), rotations=rotations))
 
     @property
     def size(self) -> int:

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from anharmbench.derivatives.joins import check_ftg_coverage
 from anharmbench.observables.bubble import bubble_gamma, bubble_shift, mesh_path
 from anharmbench.observables.conductivity import (
     DEFAULT_TEMPERATURES,
@@ -128,7 +129,11 @@ def compute_observables(derivatives: DerivativeSet, out_dir: str | Path,
     ------
     ImaginaryModeError, IncommensurateError
         As the individual observables (a missing order only skips what needs it).
+    DerivativeSetError
+        fc2 in a smaller supercell than a higher order that misses its q-points
+        (:func:`~anharmbench.derivatives.joins.check_ftg_coverage`).
     """
+    check_ftg_coverage(derivatives)  # before anything is written
     st = settings or ObservableSettings()
     out = Path(out_dir) / derivatives.name
     out.mkdir(parents=True, exist_ok=True)

@@ -126,12 +126,20 @@ class LammpsPotential:
                     raise PotentialError(f"{what} of {el!r} is not finite: {value}")
 
     def check_files(self) -> None:
-        """Raise ``FileNotFoundError`` for the first missing potential file or plugin."""
+        """Raise ``FileNotFoundError`` for the first missing potential file or plugin.
+
+        For a description read by :meth:`from_file`, the message names the JSON file, the
+        key and the path as written there, beside the path it was resolved to.
+        """
+        origins: dict[str, str] = getattr(self, "_origins", {})
         for path in (*self.files, *self.plugins):
             if not Path(path).is_file():
+                origin = origins.get(path)
+                where = f" ({origin})" if origin else ""
                 raise FileNotFoundError(
-                    f"potential {self.name!r} needs the file {path}, which does not exist; "
-                    "regenerate or copy it there, or fix the path in the potential description"
+                    f"potential {self.name!r} needs the file {path}{where}, which does not "
+                    "exist; regenerate or copy it there, or fix the path in the potential "
+                    "description"
                 )
 
     def check_species(self, symbols: list[str] | tuple[str, ...]) -> None:
@@ -208,7 +216,11 @@ class LammpsPotential:
 
         Relative entries of ``files`` and ``plugins`` are taken relative to the JSON
         file's folder (not the current directory), so a potential and its files can be
-        moved together; ``name`` defaults to the file's stem.
+        moved together; ``name`` defaults to the file's stem. A ``pair_coeff`` word that
+        is such a relative entry, or that names a file in the JSON file's folder, is
+        replaced by the resolved path (LAMMPS would read it from the current directory),
+        and the file is added to ``files``. Files are not required to exist yet:
+        :meth:`check_files` names the JSON file and key of a missing one.
 
         Parameters
         ----------
@@ -250,14 +262,31 @@ class LammpsPotential:
         if problems:
             raise PotentialError(f"potential file {path}: " + "; ".join(problems))
         folder = path.absolute().parent
+        origins: dict[str, str] = {}
+        relative: dict[str, str] = {}
         for key in ("files", "plugins"):
             # the description travels with its files: relative to the JSON, not the cwd
-            data[key] = [str((folder / p).resolve()) for p in data.get(key, [])]
-        data.setdefault("name", path.stem)
+            resolved = []
+            for given in data.get(key, []):
+                full = str((folder / given).resolve())
+                resolved.append(full)
+                origins.setdefault(full, f"{given!r} under {key!r} in {path}, relative "
+                                         "paths there are read from its folder")
+                if not Path(given).is_absolute():
+                    relative[given] = full
+            data[key] = resolved
         try:
-            return cls(**data)
+            data["pair_coeff"] = [
+                _resolve_pair_coeff(line, folder, relative, data.setdefault("files", []),
+                                    origins, path)
+                for line in data["pair_coeff"]]
+            data.setdefault("name", path.stem)
+            pot = cls(**data)
         except PotentialError as exc:
             raise PotentialError(f"potential file {path}: {exc}") from None
+        # not a field: where each file was written, for check_files' message only
+        object.__setattr__(pot, "_origins", origins)
+        return pot
 
     def content_hash(self) -> str:
         """SHA-256 of the description and of the content of every file it reads."""
@@ -344,6 +373,36 @@ def model_file_potential(
         files=(str(path),),
         name=name,
     )
+
+
+def _resolve_pair_coeff(line: str, folder: Path, relative: Mapping[str, str],
+                        files: list[str], origins: dict[str, str], json_path: Path) -> str:
+    """``line`` with its relative file words resolved from the JSON file's ``folder``.
+
+    A word (after ``I J``) is a file when it is a relative ``files``/``plugins`` entry
+    (``relative``: as written -> resolved) or names a file in ``folder``; such a word
+    becomes the resolved path, and an unlisted file is appended to ``files`` (so decks
+    copy it and the potential's hash covers it). Other words are left as they are.
+    """
+    words = line.split()
+    changed = False
+    for i, word in enumerate(words[2:], start=2):
+        if word in relative:
+            full = relative[word]
+        elif (not Path(word).is_absolute() and word not in ("*", "NULL")
+              and (folder / word).is_file()):
+            full = str((folder / word).resolve())
+            if full not in files:
+                files.append(full)
+                origins.setdefault(full, f"{word!r} in 'pair_coeff' of {json_path}, relative "
+                                         "paths there are read from its folder")
+        else:
+            continue
+        words[i] = lammps_path_word(full)
+        changed = True
+    # untouched lines keep their own spacing
+    return " ".join(words) if changed else line
+
 
 def _json_type(value: Any) -> str:
     """How JSON calls the type of ``value`` (for messages)."""

@@ -22,6 +22,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from anharmbench.study.labels import SEED_MARK, model_label
+from anharmbench.study.usage_checks import (
+    data_crystal_problems,
+    model_orders_problems,
+    model_settings_problems,
+)
 
 if TYPE_CHECKING:
     # Annotations only: config.py imports this module at its top to call check_study, so
@@ -161,6 +166,14 @@ def _check_reference(config: StudyConfig, base: Path | None,
         else:
             problems += [("reference.plan", f"{plan / f} does not exist; the plan needs {what}")
                          for f, what in needs if not (plan / f).is_file()]
+            if (plan / "results.h5").is_file():  # every configuration DFT's, none missing
+                from anharmbench.study.references import check_dft_results
+
+                try:
+                    check_dft_results(plan, plan / "results.h5")
+                except (ValueError, OSError) as exc:
+                    problems.append(("reference.plan",
+                                     str(exc).removeprefix("reference.plan: ")))
     if (ref.kind == "ase" and config.crystal.structure is None
             and config.crystal.lattice_constant is None):
         problems.append(("crystal.lattice_constant", "null relaxes the lattice constant on the "
@@ -264,10 +277,25 @@ def check_study(config: StudyConfig, base: Path | None) -> list[Problem]:
         msg = _input_file_problem(config.crystal.structure, base)
         if msg:
             problems.append(("crystal.structure", f"structure file {msg}"))
+        else:
+            # read it now: an unknown element or overlapping atoms would otherwise stop
+            # the study after its reference check, as an internal error
+            from anharmbench.errors import StructureError
+            from anharmbench.validation import read_structure
+
+            try:
+                read_structure(config.crystal.structure)
+            except StructureError as exc:
+                problems.append(("crystal.structure", str(exc)))
     # the embedded crystal is ThO2; the others' elements are known only once read
     species = (("O", "Th") if config.crystal.structure is None
                and not config.reference.is_data else None)
     problems += _check_reference(config, base, species)
     problems += _check_models(config, base, species)
     problems += _check_derivative_sets(config)
+    # keys that would be accepted and then ignored (settings, a crystal beside DFT data,
+    # a model's orders the reference lacks)
+    problems += data_crystal_problems(config)
+    problems += model_settings_problems(config)
+    problems += model_orders_problems(config)
     return problems

@@ -263,7 +263,10 @@ class ModelConfig(_PotentialFields):
     ``seeds`` is how many times it is trained (seeds ``seed``, ``seed + 1``, ...; default:
     the profile's), and Table I gives the mean and spread over them.
     ``orders`` limits the derivative sets measured with this model to those holding one
-    of these orders (default: every set).
+    of these orders (default: every set; they must share one with the reference).
+    A model that is not trained reads only ``settings.h_ranges`` (its step windows), a
+    universal preset also ``model`` and ``device`` naming what it is (its own weights, the
+    CPU); anything else is refused (:mod:`~anharmbench.study.usage_checks`).
     Existing models: ``kind: lammps`` with LAMMPS fields (as :class:`ReferenceConfig`), or
     ``kind: ase`` with ``calculator: "module:factory"``.
     """

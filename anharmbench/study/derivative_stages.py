@@ -133,6 +133,7 @@ def measure_derivative_set(
         ``evaluations``, ``equilibrium`` (the recorded check) and a one-line summary
         ``line`` (the study stage's summary).
     """
+    from anharmbench.derivatives.directory import plan_differences
     from anharmbench.derivatives.workflow import (
         load_plan_directory,
         measure_directory,
@@ -141,6 +142,11 @@ def measure_derivative_set(
 
     if potential is None and calculator is None:
         raise ValueError(f"{label}: give a LAMMPS potential or an ASE calculator")
+    pot = potential
+    if pot is None:
+        pot = LammpsPotential(elements=tuple(sorted(set(prim.get_chemical_symbols()))),
+                              pair_style="zero 1.0", pair_coeff=("* *",),
+                              name=f"{label} (ASE calculator; decks not runnable)")
     loaded = None
     if (plan_dir / "plan.json").is_file():
         try:
@@ -149,13 +155,16 @@ def measure_derivative_set(
             # an unfinished stage of an older version: its results cannot be tied to
             # this job, so this stage's own scratch plan is measured again
             shutil.rmtree(plan_dir)
+    if loaded is not None:
+        # a plan of another job, crystal or LAMMPS potential is never resumed as this one
+        diffs = plan_differences(loaded[1], job, prim, pot)
+        if diffs:
+            raise PlanDirectoryError(
+                f"{plan_dir} holds the plan of other inputs (changed: {'; '.join(diffs)}); "
+                "its results would be returned as these. Measure in another directory, or "
+                "discard it first")
     if loaded is None:
         prepared = prepared_plan(job, prim, plans)
-        pot = potential
-        if pot is None:
-            pot = LammpsPotential(elements=tuple(sorted(set(prim.get_chemical_symbols()))),
-                                  pair_style="zero 1.0", pair_coeff=("* *",),
-                                  name=f"{label} (ASE calculator; decks not runnable)")
         write_plan_directory(plan_dir, prepared, pot)
         loaded = (prepared, json.loads((plan_dir / "plan.json").read_text()))
     if plans is not None:
@@ -165,6 +174,7 @@ def measure_derivative_set(
     identity = loaded[1]["identity"]
     if potential is None:
         from anharmbench.derivatives.results import ResultStore, ase_evaluator, measure
+        from anharmbench.derivatives.sources import ase_source
 
         store = ResultStore(plan_dir / "results.h5", prepared.plan, identity=identity)
         if store.reference() is None:
@@ -174,7 +184,7 @@ def measure_derivative_set(
                                   ref.get_stress(voigt=True), source="ASE calculator")
         measure(prepared.plan, ase_evaluator(prepared.supercell, calculator),
                 store=plan_dir / "results.h5", identity=identity, progress=progress,
-                batch_size=batch_size)
+                batch_size=batch_size, source=ase_source(label))
     result = measure_directory(plan_dir, potential, evaluate=potential is not None,
                                loaded=loaded, executor=executor, allow_nonequilibrium=allow,
                                progress=progress, batch_size=batch_size)

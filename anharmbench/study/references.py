@@ -10,6 +10,7 @@ the DFT supercells (:func:`dft_dataset_stage`).
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,8 @@ from anharmbench.potentials.spec import LammpsPotential
 from anharmbench.study.config import DerivativeSetConfig, ReferenceConfig, StudyConfig
 from anharmbench.study.runner import Stage
 
-__all__ = ["data_reference_sets", "data_reference_stage", "dft_dataset_stage",
-           "primitive_cell", "reference_potential"]
+__all__ = ["check_dft_results", "data_reference_sets", "data_reference_stage",
+           "dft_dataset_stage", "primitive_cell", "reference_potential"]
 
 
 def reference_potential(cfg: ReferenceConfig) -> LammpsPotential | None:
@@ -42,9 +43,9 @@ def primitive_cell(config: StudyConfig) -> Atoms:
     from anharmbench.structures import tho2_primitive
 
     if config.crystal.structure is not None:
-        from ase.io import read
+        from anharmbench.validation import read_structure
 
-        return read(config.crystal.structure)
+        return read_structure(config.crystal.structure)
     if config.crystal.lattice_constant is None:
         from anharmbench.structures import relax_cubic_lattice
 
@@ -93,6 +94,13 @@ def data_reference_stage(cfg: ReferenceConfig) -> Stage:
                                  outputs=cfg.outputs, fc_calculator=cfg.fc_calculator,
                                  name=cfg.name, overwrite=True, progress=True)
             counts = {n: len(r.values) for n, r in res.orders.items()}
+            from anharmbench.phonopy_interface import missing_born_warning
+
+            warning = missing_born_warning(
+                res.primitive, res.derivatives.nac if res.derivatives is not None else None,
+                f"reference.dataset {dataset}")
+            if warning:  # to study.log, with the stage's other warnings
+                warnings.warn(warning, stacklevel=1)
             return {"derivatives": str(res.path), "counts": counts,
                     "provenance": res.provenance,
                     "line": f"reference (imported {dataset.name}, {res.fc_calculator}): "
@@ -106,6 +114,7 @@ def data_reference_stage(cfg: ReferenceConfig) -> Stage:
                     (results, "collected DFT outputs (anharmbench collect DIR --outputs GLOB)")):
         if not f.is_file():
             raise FileNotFoundError(f"reference.plan: {f} not found; it needs {what}")
+    check_dft_results(plan, results)  # before anything runs; again when the stage runs
 
     def run_files(directory: Path) -> dict[str, Any]:
         from anharmbench.derivatives.fit import fit
@@ -113,13 +122,9 @@ def data_reference_stage(cfg: ReferenceConfig) -> Stage:
         from anharmbench.derivatives.workflow import load_plan_directory, save_derivatives
 
         prepared, man = load_plan_directory(plan)
+        check_dft_results(plan, results)
         energies, forces, done = ResultStore(results, prepared.plan,
                                              identity=man["identity"]).load()
-        if not done.all():
-            raise ValueError(
-                f"reference.plan: {int((~done).sum())} of {done.size} configurations of {plan} "
-                "have no DFT result yet; run them and 'anharmbench collect "
-                f"{plan} --outputs GLOB'")
         result = fit(prepared.plan, energies, forces)
         man = {**man, "potential": {"name": cfg.name, "kind": "files", "plan": str(plan)},
                "potential_hash": _file_key(results)}
@@ -133,6 +138,45 @@ def data_reference_stage(cfg: ReferenceConfig) -> Stage:
     return Stage("reference-files", {"kind": "files", "plan": _file_key(manifest),
                                      "results": _file_key(results), "name": cfg.name},
                  run_files)
+
+
+def check_dft_results(plan: Path, results: Path) -> None:
+    """Refuse a ``kind: files`` reference whose ``results.h5`` is not all DFT outputs.
+
+    Every configuration must be done and read from a DFT output (its source records
+    the file): a plan completed with its LAMMPS potential, or a store of an older
+    version that did not record where its results came from, is not a DFT reference.
+    """
+    from anharmbench.derivatives.sources import (
+        DFT_ORIGIN,
+        MixedSourcesError,
+        origin,
+        stored_sources,
+    )
+
+    done, sources, _ = stored_sources(results)
+    if not done.all():
+        raise ValueError(
+            f"reference.plan: {int((~done).sum())} of {done.size} configurations of {plan} "
+            f"have no DFT result yet; run them and 'anharmbench collect {plan} --outputs GLOB'")
+    unrecorded = [i for i, x in enumerate(sources) if not x]
+    if unrecorded:
+        raise MixedSourcesError(
+            f"reference.plan: {results} does not record where {len(unrecorded)} of its "
+            f"{done.size} results came from (configuration {unrecorded[0]}; written by an "
+            "older anharmbench, or evaluated with a potential): a files reference takes DFT "
+            f"outputs only. Move it away and collect them again: anharmbench collect {plan} "
+            "--outputs GLOB")
+    other = [(i, x) for i, x in enumerate(sources) if origin(x) != DFT_ORIGIN]
+    if other:
+        raise MixedSourcesError(
+            f"reference.plan: {results} holds {len(other)} of {done.size} results computed "
+            f"by {other[0][1]} (configuration {other[0][0]}), not by the DFT code"
+            + (f", beside {done.size - len(other)} DFT outputs" if len(other) < done.size
+               else "")
+            + ": a files reference takes DFT outputs only, never completed with a "
+            f"potential. Collect the DFT outputs of every configuration into a fresh "
+            f"results.h5 (move it away; anharmbench collect {plan} --outputs GLOB)")
 
 
 def data_reference_sets(config: StudyConfig, path: Path) -> list[DerivativeSetConfig]:

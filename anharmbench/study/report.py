@@ -437,12 +437,28 @@ def _versions() -> dict[str, str]:
     from anharmbench.datasets.io import software_versions
 
     v = dict(software_versions())
-    for dist in ("phonopy", "phono3py", "spglib", "torch", "nequip", "quippy-ase"):
+    for dist in ("phonopy", "phono3py", "spglib", "symfc", "torch", "nequip", "quippy-ase",
+                 "chgnet", "sevenn"):
         try:
             v[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:  # optional extras
             continue
     return v
+
+
+def _crystal_name(config: StudyConfig, derivatives: dict[str, dict[str, Path]]) -> str:
+    """The config's ``crystal.name`` when given, else the formula of the crystal measured
+    (the default name, ThO2, is the embedded crystal's, not a DFT reference's or a file's)."""
+    if "name" in config.crystal.model_fields_set:
+        return config.crystal.name
+    for sets in derivatives.values():
+        for path in sets.values():
+            try:
+                prim = read_derivatives_file(path).primitive
+            except (OSError, ValueError):
+                continue
+            return prim.get_chemical_formula(mode="hill", empirical=True)
+    return config.crystal.name
 
 
 def _equilibrium_section(derivatives: dict[str, dict[str, Path]]) -> list[str]:
@@ -522,7 +538,8 @@ def write_report(
         "img{max-width:100%}</style></head><body>",
         "<h1>anharmbench study</h1>",
         f"<p>profile <b>{html.escape(config.profile)}</b>; crystal "
-        f"{html.escape(config.crystal.name)}; reference {html.escape(config.reference.kind)}"
+        f"{html.escape(_crystal_name(config, derivatives))}; reference "
+        f"{html.escape(config.reference.kind)}"
         "</p><h2>Table I</h2>",
         f"<p>{html.escape(CAPTION)} {html.escape(spread)} Against a zero truth (IDMD "
         "models above the orders of the Taylor Hamiltonian that made their data) the "

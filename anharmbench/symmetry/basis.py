@@ -148,6 +148,7 @@ class IrreducibleBasis:
         n = self._order
         self._ftargets: tuple[int, np.ndarray] | None = None
         self._wmat: sp.csr_matrix | None = None
+        self._fscatter: tuple[np.ndarray, np.ndarray, sp.csr_matrix] | None = None
         if tensors:
             self._idx = np.concatenate([t.indices for t in tensors]).astype(np.int64)
             self._w = np.concatenate([t.values * t.perms for t in tensors])
@@ -248,6 +249,69 @@ class IrreducibleBasis:
                 suffix = fac[s] if suffix is None else suffix * fac[s]
             out[b] = np.bincount(targets, weights=np.concatenate(parts), minlength=K * M)
         return out.reshape(*lead, K, M)
+
+    def force_support(self) -> tuple[np.ndarray, np.ndarray]:
+        """The ``(k, m)`` pairs where :meth:`force_terms` can be nonzero.
+
+        Returns
+        -------
+        (k, m)
+            Two ``(P,)`` int64 arrays, sorted by ``k * M + m``. A derivative of a q-tuple
+            only moves the modes of its q-points, so ``P`` is a small fraction of ``K M``
+            in any supercell larger than the primitive cell.
+        """
+        flat = self._force_scatter()[0]
+        return flat // self.M, flat % self.M
+
+    def _force_scatter(self) -> tuple[np.ndarray, np.ndarray, sp.csr_matrix]:
+        """Support (flat ``k M + m``), the distinct ``(n-1)``-tuples of modes whose monomials
+        the force terms need ``(T, n-1)``, and the ``(P, T)`` matrix that sums them."""
+        if self._fscatter is None:
+            n, M, nnz = self.order, self.M, len(self._w)
+            flat = np.concatenate([self._k * M + self._idx[:, s] for s in range(n)])
+            support, row = np.unique(flat, return_inverse=True)
+            # d/dc of slot s: the monomial of the other slots (sorted, so equal ones merge)
+            others = np.concatenate(
+                [np.delete(self._idx, s, axis=1) for s in range(n)]).reshape(n * nnz, n - 1)
+            others.sort(axis=1)
+            if float(M) ** (n - 1) < 2.0**62:
+                # one integer per tuple: np.unique on rows (axis=0) is ~20x slower
+                key = np.zeros(len(others), dtype=np.int64)
+                for j in range(n - 1):
+                    key = key * M + others[:, j]
+                _, first, col = np.unique(key, return_index=True, return_inverse=True)
+                tuples = others[first]
+            else:
+                tuples, col = np.unique(others, axis=0, return_inverse=True)
+            mat = sp.csr_matrix((np.tile(self._w, n), (row, col.reshape(-1))),
+                                shape=(len(support), len(tuples)))
+            self._fscatter = (support, tuples, mat)
+        return self._fscatter
+
+    def force_terms_on_support(self, c: np.ndarray, *, transposed: bool = False) -> np.ndarray:
+        """:meth:`force_terms` at the pairs of :meth:`force_support` only.
+
+        Parameters
+        ----------
+        c : (nb, M) array_like of float
+        transposed
+            Return ``(P, nb)`` (no copy) instead of ``(nb, P)``.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(nb, P)`` float64; the dense result is zero elsewhere. Each distinct monomial
+            is computed once and one sparse product sums them for all rows: on a 72-atom
+            AlN supercell (order 3) ~20x faster than :meth:`force_terms`, in ``P / (K M)``
+            of its memory.
+        """
+        cs = np.asarray(c, dtype=float).reshape(-1, self.M).T  # (M, nb)
+        _, tuples, mat = self._force_scatter()
+        mono = np.ones((len(tuples), cs.shape[1]))
+        for j in range(tuples.shape[1]):
+            mono *= cs[tuples[:, j]]
+        out = mat @ mono
+        return out if transposed else np.ascontiguousarray(out.T)
 
     # ---------------------------------------------------------- conversions
     @property
