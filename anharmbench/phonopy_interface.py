@@ -35,7 +35,7 @@ def make_phonopy(primitive: Atoms, supercell_matrix: np.ndarray) -> Phonopy:
     return Phonopy(
         to_phonopy_atoms(primitive),
         supercell_matrix=np.asarray(supercell_matrix, dtype=int).T,
-        primitive_matrix=None,
+        primitive_matrix="P",  # ours is primitive (None now means phonopy's "auto")
     )
 
 
@@ -59,7 +59,7 @@ def phonopy_object(primitive: Atoms, supercell_matrix: np.ndarray) -> Phonopy:
     matrix (phonopy's is its transpose): the object our force constants are handed in."""
     return Phonopy(phonopy_unit_cell(primitive),
                    supercell_matrix=np.asarray(supercell_matrix, dtype=int).T,
-                   primitive_matrix=None)
+                   primitive_matrix="P")
 
 
 def phonopy_atom_map(atoms_sc: Atoms, phonon: Phonopy, tol: float = 1e-6) -> np.ndarray:

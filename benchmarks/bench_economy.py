@@ -86,7 +86,7 @@ def symfc_fc4(atoms, basis, batch, amplitudes, pairs, seed=7):  # noqa: ANN001, 
 
 
 def phono3py_route(prim, atoms, basis, batch, distance, plusminus):  # noqa: ANN001, ANN201
-    ph3 = Phono3py(to_phonopy_atoms(prim), supercell_matrix=S.T, primitive_matrix=None)
+    ph3 = Phono3py(to_phonopy_atoms(prim), supercell_matrix=S.T, primitive_matrix="P")
     ph3.generate_displacements(distance=distance, is_plusminus=plusminus)
     cells = [c for c in ph3.supercells_with_displacements if c is not None]
     t0 = time.perf_counter()

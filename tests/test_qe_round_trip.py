@@ -72,7 +72,7 @@ def _frozen_phonon(base, e: np.ndarray, tmp_path: Path,
             profile=EspressoProfile(command="pw.x", pseudo_dir=str(PSEUDO_DIR)),
             directory=str(tmp_path / f"fp_{a:+.3f}"), pseudopotentials={"Si": UPF},
             input_data={"control": {"tprnfor": True},
-                        "system": {"ecutwfc": ECUT},
+                        "system": {"ecutwfc": ECUT, "ecutrho": 8 * ECUT},  # the plan default
                         "electrons": {"conv_thr": 1e-12}}, kpts=KPTS)
         out[a] = float(np.sum(atoms.get_forces() * e))
     return out

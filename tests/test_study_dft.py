@@ -121,6 +121,97 @@ def test_study_on_a_plan_run_by_a_dft_code(tmp_path):
     assert set(res.derivatives["reference"]) == {"ftg23"}
 
 
+def _crg_dft_plan(plan: Path, *args: str) -> None:
+    """A plan written as VASP inputs whose jobs CRG (through ASE) "runs", collected."""
+    import ase.io
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    from anharmbench.cli import main
+    from anharmbench.lammps import LammpsCalculator
+    from anharmbench.potentials.crg import crg_potential
+
+    assert main(["plan", *args, "--format", "vasp", "--out", str(plan)]) == 0
+    calc = LammpsCalculator(crg_potential())
+    for job in sorted((plan / "dft").glob("job_*")):
+        atoms = ase.io.read(job / "POSCAR")
+        atoms.calc = calc
+        out = atoms.copy()
+        out.calc = SinglePointCalculator(out, energy=atoms.get_potential_energy(),
+                                         forces=atoms.get_forces())
+        ase.io.write(job / "out.json", out, format="json")
+    assert main(["collect", str(plan), "--outputs", "dft/job_*/out.json",
+                 "--output-format", "json"]) == 0
+
+
+def _crg_model() -> dict:
+    from anharmbench.potentials.crg import crg_potential
+
+    pot = crg_potential()
+    return {"name": "CRG", "kind": "lammps", "elements": list(pot.elements),
+            "pair_style": pot.pair_style, "pair_coeff": list(pot.pair_coeff),
+            "atom_style": pot.atom_style, "charges": dict(pot.charges),
+            "kspace_style": pot.kspace_style, "commands": list(pot.commands),
+            "files": list(pot.files)}
+
+
+def test_study_on_several_dft_plans(tmp_path):
+    """reference kind 'files' with two plans, as the paper's sets: 2I for orders 2-3 and the
+    primitive cell (orders 2-4, its own steps) for order 4. Each order comes from the
+    largest supercell that has it; the values are those of the plan's own fit (``anharmbench
+    derivatives`` on that plan alone, a separate path); the models are measured on each FTG
+    with that plan's windows; CRG as the model reproduces the reference at every order."""
+    import h5py
+    import yaml
+
+    from anharmbench.cli import main
+
+    two_i, prim = tmp_path / "2I", tmp_path / "prim"
+    _crg_dft_plan(two_i, "--supercell", "2I", "--order", "2", "--order", "3", "--steps", "3")
+    _crg_dft_plan(prim, "--supercell", "prim", "--order", "2", "--order", "3", "--order", "4",
+                  "--steps", "3", "--h-min", "0.02", "--h-max", "0.06")
+    for plan in (two_i, prim):
+        assert main(["derivatives", str(plan)]) == 0
+    cfg = tmp_path / "files.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "reference": {"kind": "files", "name": "DFT-stand-in", "plan": ["prim", "2I"]},
+        "models": [_crg_model()], "observables": {"enabled": False}}))
+    res = run_study(load_config(cfg), tmp_path / "run", verbose=False)
+    assert set(res.derivatives["reference"]) == {"ftg23", "ftg4"}
+    merged = res.derivatives["reference"]["ftg23"]
+    with h5py.File(merged) as m, h5py.File(two_i / "derivatives.h5") as a, \
+            h5py.File(prim / "derivatives.h5") as b:
+        for n, own in ((2, a), (3, a), (4, b)):
+            np.testing.assert_array_equal(m[f"order_{n}/values"][...],
+                                          own[f"order_{n}/values"][...])
+            np.testing.assert_array_equal(m[f"order_{n}/labels"][...],
+                                          own[f"order_{n}/labels"][...])
+        assert m["order_2/values"].shape != b["order_2/values"].shape  # 2I's, not prim's
+    log = (tmp_path / "run" / "study.log").read_text()
+    assert "prim orders [2, 3] not used" in log
+    rows = {(r["model"], int(r["order"])): float(r["rel_rmse"])
+            for r in csv.DictReader(res.report["table_csv"].open())}
+    assert rows[("CRG", 2)] < 1e-8 and rows[("CRG", 3)] < 1e-8 and rows[("CRG", 4)] < 1e-6
+    with h5py.File(res.derivatives["CRG"]["ftg4"]) as f:  # the prim plan's own steps
+        np.testing.assert_allclose(f["order_4/steps"][...][[0, -1]], [0.02, 0.06])
+
+
+def test_two_plans_of_equal_size_sharing_an_order_are_refused(tmp_path):
+    import yaml
+
+    from anharmbench.study import ConfigError
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    _crg_dft_plan(a, "--supercell", "prim", "--order", "2", "--steps", "3")
+    _crg_dft_plan(b, "--supercell", "prim", "--order", "2", "--order", "3", "--steps", "3")
+    cfg = tmp_path / "files.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "reference": {"kind": "files", "plan": ["a", "b"]},
+        "models": [_crg_model()], "observables": {"enabled": False}}))
+    with pytest.raises(ConfigError) as err:
+        load_config(cfg)
+    assert "order 2 is in" in str(err.value) and "keep one of them" in str(err.value)
+
+
 @pytest.mark.parametrize("name", ["si-pbe.yaml", "nacl-pbesol.yaml"])
 def test_examples_point_at_the_shared_data(name):
     """The shipped examples validate, and their relative paths resolve from the file."""
@@ -146,3 +237,28 @@ def test_dft_reference_config_errors(reference, words, tmp_path):
         load_config(cfg)
     for w in words:
         assert w in str(err.value)
+
+
+def test_observables_orders_leave_the_quartic_ones_out(tmp_path):
+    """``observables.orders: [2, 3]``: the quartic observables (loop, sunset) are not
+    computed from an order 4 measured at Gamma only; 2 is always needed."""
+    import yaml
+
+    from anharmbench.study import ConfigError
+    from anharmbench.study.config import DerivativeSetConfig
+    from anharmbench.study.observables import full_order_files, observable_orders
+
+    sets = [DerivativeSetConfig(name="ftg23", supercell="2I", orders=[2, 3]),
+            DerivativeSetConfig(name="ftg456", supercell="prim", orders=[4, 5, 6])]
+    files = {"ftg23": Path("a.h5"), "ftg456": Path("b.h5")}
+    assert observable_orders(sets) == [2, 3, 4]
+    assert observable_orders(sets, [2, 3]) == [2, 3]
+    assert full_order_files(sets, files) == [Path("a.h5"), Path("b.h5")]
+    assert full_order_files(sets, files, [2, 3]) == [Path("a.h5")]
+    cfg = tmp_path / "c.yaml"
+    for orders, words in (([3, 4], "2 and each order once"), ([2, 5], "2, 3 or 4")):
+        cfg.write_text(yaml.safe_dump({"observables": {"orders": orders}}))
+        with pytest.raises(ConfigError) as err:
+            load_config(cfg)
+        assert "observables.orders" in str(err.value)
+        assert any(w in str(err.value) for w in (words, "Input should be"))

@@ -155,8 +155,7 @@ def _check_reference(config: StudyConfig, base: Path | None,
         if ref.outputs is not None and not glob.glob(ref.outputs):
             problems.append(("reference.outputs", f"no file matches {ref.outputs!r}{note}; "
                                                   "fix the pattern or remove outputs"))
-    if ref.kind == "files":
-        plan = Path(str(ref.plan))
+    for plan in ref.plan_dirs if ref.kind == "files" else []:
         needs = (("plan.json", "a plan directory (anharmbench plan --format ... --out DIR)"),
                  ("results.h5", "the collected DFT outputs (anharmbench collect DIR "
                                 "--outputs GLOB)"))
@@ -174,6 +173,13 @@ def _check_reference(config: StudyConfig, base: Path | None,
                 except (ValueError, OSError) as exc:
                     problems.append(("reference.plan",
                                      str(exc).removeprefix("reference.plan: ")))
+    if ref.kind == "files" and all((p / "plan.json").is_file() for p in ref.plan_dirs):
+        from anharmbench.study.references import plan_orders
+
+        try:
+            plan_orders(ref.plan_dirs)
+        except (ValueError, OSError, KeyError) as exc:
+            problems.append(("reference.plan", str(exc).removeprefix("reference.plan: ")))
     if (ref.kind == "ase" and config.crystal.structure is None
             and config.crystal.lattice_constant is None):
         problems.append(("crystal.lattice_constant", "null relaxes the lattice constant on the "

@@ -194,7 +194,10 @@ class ReferenceConfig(_PotentialFields):
       (``FORCES_FC3``/``FORCE_SETS``), ``outputs`` (a glob of raw DFT outputs) and
       ``fc_calculator`` (``traditional`` or ``symfc``);
     * ``kind: files`` -- ``plan``: a plan directory (``anharmbench plan --format ...``)
-      whose configurations a DFT code ran and ``anharmbench collect --outputs`` read.
+      whose configurations a DFT code ran and ``anharmbench collect --outputs`` read, or a
+      list of them (e.g. 2I for orders 2-3 and the primitive cell for orders 4-6): an order
+      in several plans is taken from the plan of the largest supercell (the most
+      q-points), and the stage's line names the orders each plan gave and those unused.
 
     Relative paths of the DFT fields (``dataset``, ``forces``, ``outputs``, ``plan``) are
     taken relative to the config file; those of the LAMMPS ``files`` (as of
@@ -208,7 +211,14 @@ class ReferenceConfig(_PotentialFields):
     forces: str | None = None
     outputs: str | None = None
     fc_calculator: Literal["traditional", "symfc"] | None = None
-    plan: str | None = None
+    plan: str | list[str] | None = None
+
+    @property
+    def plan_dirs(self) -> list[Path]:
+        """The plan directories of ``kind: files`` (one or several)."""
+        if self.plan is None:
+            return []
+        return [Path(p) for p in ([self.plan] if isinstance(self.plan, str) else self.plan)]
 
     @model_validator(mode="after")
     def _fields_of_kind(self) -> ReferenceConfig:
@@ -218,6 +228,8 @@ class ReferenceConfig(_PotentialFields):
         if self.kind == "files" and not self.plan:
             raise ValueError("kind 'files' needs plan: (a plan directory whose DFT outputs "
                              "were collected with 'anharmbench collect DIR --outputs GLOB')")
+        if isinstance(self.plan, list) and len({str(p) for p in self.plan}) < len(self.plan):
+            raise ValueError("plan: a plan directory is listed twice; list each once")
         stray = [k for k in ("dataset", "forces", "outputs", "fc_calculator")
                  if getattr(self, k) is not None and self.kind != "phono3py"]
         stray += ["plan"] if self.plan is not None and self.kind != "files" else []
@@ -299,9 +311,19 @@ class ObservablesConfig(_Strict):
     mesh: tuple[int, int, int] | None = None
     path: list[str] = Field(default_factory=lambda: ["G", "X", "K", "G", "L"])
     smearing_thz: float = Field(default=0.1, gt=0)
+    #: the orders the observables use (2 always): [2, 3] leaves out the quartic ones (loop,
+    #: sunset), e.g. when order 4 was measured at Gamma only (the primitive cell)
+    orders: list[Literal[2, 3, 4]] = Field(default_factory=lambda: [2, 3, 4])
     #: processes computing potentials side by side (None: one per core, at most one per
     #: potential); the results do not depend on it
     workers: int | None = Field(default=None, ge=1)
+
+    @field_validator("orders")
+    @classmethod
+    def _orders(cls, v: list[int]) -> list[int]:
+        if 2 not in v or len(set(v)) != len(v):
+            raise ValueError(f"orders: 2 and each order once (among 2, 3, 4), got {v}")
+        return sorted(v)
 
 
 class ExecutorConfig(_Strict):
@@ -385,6 +407,9 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
         val = ref.get(key)
         if isinstance(val, str) and not Path(val).is_absolute():
             ref[key] = str((base / val).resolve())
+    if isinstance(ref.get("plan"), list):
+        ref["plan"] = [str((base / v).resolve()) if isinstance(v, str)
+                       and not Path(v).is_absolute() else v for v in ref["plan"]]
     val = ref.get("outputs")
     if isinstance(val, str) and not Path(val).is_absolute():
         ref["outputs"] = str(base.resolve() / val)

@@ -31,16 +31,16 @@ __all__ = ["compute_potentials", "full_order_files", "observable_orders", "obser
 QUICK_MESHES = {"path_mesh": 8, "loop_mesh": 6, "kappa_mesh": 6}
 
 
-def full_order_files(sets: Sequence[DerivativeSetConfig], files: Mapping[str, Path]
-                     ) -> list[Path]:
-    """Files of the sets that hold complete orders 2-4 (no Q-tuple restriction), each
-    order from the first set that has it."""
+def full_order_files(sets: Sequence[DerivativeSetConfig], files: Mapping[str, Path],
+                     keep: Sequence[int] = (2, 3, 4)) -> list[Path]:
+    """Files of the sets that hold complete orders among ``keep`` (default 2-4; no Q-tuple
+    restriction), each order from the first set that has it."""
     out = []
     seen: set[int] = set()
     for dset in sets:
         if dset.qtuple or dset.name not in files:
             continue
-        orders = set(dset.orders) & {2, 3, 4}
+        orders = set(dset.orders) & set(keep)
         if orders and not orders & seen:
             if files[dset.name] not in out:  # a DFT reference: one file, several sets
                 out.append(files[dset.name])
@@ -48,10 +48,12 @@ def full_order_files(sets: Sequence[DerivativeSetConfig], files: Mapping[str, Pa
     return out
 
 
-def observable_orders(sets: Sequence[DerivativeSetConfig]) -> list[int]:
-    """The orders 2-4 that the sets hold over full FTGs (a DFT reference may stop at
-    order 3: then the 4th-order observables are skipped, not the potential)."""
-    return sorted({n for d in sets if not d.qtuple for n in d.orders} & {2, 3, 4})
+def observable_orders(sets: Sequence[DerivativeSetConfig],
+                      keep: Sequence[int] = (2, 3, 4)) -> list[int]:
+    """The orders among ``keep`` (default 2-4) that the sets hold over full FTGs (a DFT
+    reference may stop at order 3: then the 4th-order observables are skipped, not the
+    potential)."""
+    return sorted({n for d in sets if not d.qtuple for n in d.orders} & set(keep))
 
 
 def _one_potential(label: str, paths: Sequence[Path], orders: Sequence[int], out: Path,
@@ -142,7 +144,8 @@ def observables_stage(config: StudyConfig, prim: Atoms, derivatives: dict[str, d
         settings_kwargs["kappa_mesh"] = n
     inputs_files = {label: {k: str(v) for k, v in files.items()}
                     for label, files in derivatives.items()}
-    if not any(full_order_files(config.derivative_sets, f) for f in derivatives.values()):
+    keep = obs.orders
+    if not any(full_order_files(config.derivative_sets, f, keep) for f in derivatives.values()):
         return None
 
     def run(directory: Path) -> dict[str, Any]:
@@ -151,11 +154,11 @@ def observables_stage(config: StudyConfig, prim: Atoms, derivatives: dict[str, d
         settings = ObservableSettings(**settings_kwargs)
         # the orders 2-4 that the sets hold (a DFT reference may stop at order 3: then
         # the 4th-order observables are skipped, not the potential)
-        wanted = observable_orders(config.derivative_sets)
+        wanted = observable_orders(config.derivative_sets, keep)
         failed: dict[str, str] = {}
         jobs: dict[str, list[Path]] = {}
         for label, files in derivatives.items():
-            paths = full_order_files(config.derivative_sets, files)
+            paths = full_order_files(config.derivative_sets, files, keep)
             if paths:
                 jobs[label] = paths
             else:
@@ -180,6 +183,7 @@ def observables_stage(config: StudyConfig, prim: Atoms, derivatives: dict[str, d
         }
 
     inputs = {"settings": settings_kwargs, "derivatives": inputs_files,
-              "sets": [d.model_dump(mode="json") for d in config.derivative_sets]}
+              "sets": [d.model_dump(mode="json") for d in config.derivative_sets],
+              **({"orders": list(keep)} if list(keep) != [2, 3, 4] else {})}
     del prim, upstream  # the derivative files (named by their stage keys) carry both
     return Stage("observables", inputs, run)

@@ -24,7 +24,7 @@ from anharmbench.study.config import DerivativeSetConfig, ReferenceConfig, Study
 from anharmbench.study.runner import Stage
 
 __all__ = ["check_dft_results", "data_reference_sets", "data_reference_stage",
-           "dft_dataset_stage", "primitive_cell", "reference_potential"]
+           "dft_dataset_stage", "plan_orders", "primitive_cell", "reference_potential"]
 
 
 def reference_potential(cfg: ReferenceConfig) -> LammpsPotential | None:
@@ -108,36 +108,98 @@ def data_reference_stage(cfg: ReferenceConfig) -> Stage:
 
         return Stage("reference-import", inputs, run)
 
-    plan = Path(str(cfg.plan))
-    manifest, results = plan / "plan.json", plan / "results.h5"
-    for f, what in ((manifest, "a plan directory (anharmbench plan --format ...)"),
-                    (results, "collected DFT outputs (anharmbench collect DIR --outputs GLOB)")):
-        if not f.is_file():
-            raise FileNotFoundError(f"reference.plan: {f} not found; it needs {what}")
-    check_dft_results(plan, results)  # before anything runs; again when the stage runs
+    plans = cfg.plan_dirs
+    for plan in plans:
+        manifest, results = plan / "plan.json", plan / "results.h5"
+        for f, what in ((manifest, "a plan directory (anharmbench plan --format ...)"),
+                        (results, "collected DFT outputs (anharmbench collect DIR --outputs "
+                                  "GLOB)")):
+            if not f.is_file():
+                raise FileNotFoundError(f"reference.plan: {f} not found; it needs {what}")
+        check_dft_results(plan, results)  # before anything runs; again when the stage runs
+    used = plan_orders(plans)
 
     def run_files(directory: Path) -> dict[str, Any]:
+        import json
+
+        from anharmbench.derivatives.derivative_set import DerivativeSet
         from anharmbench.derivatives.fit import fit
         from anharmbench.derivatives.results import ResultStore
         from anharmbench.derivatives.workflow import load_plan_directory, save_derivatives
 
-        prepared, man = load_plan_directory(plan)
-        check_dft_results(plan, results)
-        energies, forces, done = ResultStore(results, prepared.plan,
-                                             identity=man["identity"]).load()
-        result = fit(prepared.plan, energies, forces)
-        man = {**man, "potential": {"name": cfg.name, "kind": "files", "plan": str(plan)},
-               "potential_hash": _file_key(results)}
-        path = directory / DERIVATIVES_FILE
-        save_derivatives(path, result, prepared, man)
-        counts = {n: int(len(result.values[n])) for n in result.orders}
-        return {"derivatives": str(path), "counts": counts,
-                "line": f"reference (DFT plan {plan.name}): "
+        # each FTG's job, for measuring the models as its plan was (data_reference_sets)
+        jobs = [json.loads((p / "plan.json").read_text())["job"] for p in plans
+                if used[str(p)]]
+        fitted: list[tuple[Path, Path, dict[str, Any]]] = []
+        for i, plan in enumerate(plans):
+            prepared, man = load_plan_directory(plan)
+            check_dft_results(plan, plan / "results.h5")
+            energies, forces, done = ResultStore(plan / "results.h5", prepared.plan,
+                                                 identity=man["identity"]).load()
+            result = fit(prepared.plan, energies, forces)
+            man = {**man, "potential": {"name": cfg.name, "kind": "files", "plan": str(plan)},
+                   "potential_hash": _file_key(plan / "results.h5")}
+            path = directory / (DERIVATIVES_FILE if len(plans) == 1
+                                else f"plan{i}-{plan.name}" + "/" + DERIVATIVES_FILE)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_derivatives(path, result, prepared, man,
+                             extra_attrs={"jobs": jobs} if len(plans) > 1 else None)
+            fitted.append((plan, path, man["job"]))
+        if len(plans) == 1:
+            counts = {n: int(len(result.values[n])) for n in result.orders}
+            return {"derivatives": str(path), "counts": counts,
+                    "line": f"reference (DFT plan {plans[0].name}): "
+                    + ", ".join(f"order {n}: {k}" for n, k in counts.items())}
+        parts = [DerivativeSet.from_files(path, orders=used[str(plan)])
+                 for plan, path, _ in fitted if used[str(plan)]]
+        merged = DerivativeSet.combine(parts, cfg.name)
+        out = directory / DERIVATIVES_FILE
+        merged.to_file(out)
+        counts = {n: int(len(merged.values[n])) for n in sorted(merged.orders)}
+        unused = {str(p): sorted(set(int(n) for n in job["orders"]) - set(used[str(p)]))
+                  for p, _, job in fitted}
+        note = "; ".join(f"{Path(p).name} orders {u} not used (a larger supercell has them)"
+                         for p, u in unused.items() if u)
+        return {"derivatives": str(out), "counts": counts, "orders_from": used,
+                "line": "reference (DFT plans "
+                + ", ".join(f"{Path(p).name}: orders {o}" for p, o in used.items())
+                + (f"; {note}" if note else "") + "): "
                 + ", ".join(f"order {n}: {k}" for n, k in counts.items())}
 
-    return Stage("reference-files", {"kind": "files", "plan": _file_key(manifest),
-                                     "results": _file_key(results), "name": cfg.name},
-                 run_files)
+    return Stage("reference-files", {
+        "kind": "files", "name": cfg.name,
+        **({"plan": _file_key(plans[0] / "plan.json"),
+            "results": _file_key(plans[0] / "results.h5")} if len(plans) == 1 else
+           {"plans": [{"plan": _file_key(p / "plan.json"),
+                       "results": _file_key(p / "results.h5")} for p in plans]})},
+        run_files)
+
+
+def plan_orders(plans: list[Path]) -> dict[str, list[int]]:
+    """The orders each DFT plan gives: an order in several plans comes from the plan of the
+    largest supercell (the most q-points).
+
+    Raises
+    ------
+    ValueError
+        An order in two plans whose supercells hold the same number of cells (no rule
+        tells which one to trust).
+    """
+    import json
+
+    jobs = [(p, json.loads((p / "plan.json").read_text())["job"]) for p in plans]
+    size = {str(p): int(round(abs(np.linalg.det(np.asarray(j["supercell"], dtype=float)))))
+            for p, j in jobs}
+    owner: dict[int, Path] = {}
+    for p, job in sorted(jobs, key=lambda x: -size[str(x[0])]):
+        for n in sorted(int(k) for k in job["orders"]):
+            if n in owner and size[str(owner[n])] == size[str(p)]:
+                raise ValueError(
+                    f"reference.plan: order {n} is in {owner[n]} and {p}, whose supercells "
+                    f"hold the same number of cells ({size[str(p)]}); keep one of them in the "
+                    "list")
+            owner.setdefault(n, p)
+    return {str(p): sorted(n for n, q in owner.items() if q == p) for p in plans}
 
 
 def check_dft_results(plan: Path, results: Path) -> None:
@@ -206,14 +268,18 @@ def data_reference_sets(config: StudyConfig, path: Path) -> list[DerivativeSetCo
                     "reference's")
         return list(config.derivative_sets)
     sets = []
+    # several DFT plans: each FTG is measured as its own plan was (attrs["jobs"])
+    jobs = data.attrs.get("jobs") if isinstance(data.attrs.get("jobs"), list) else []
     for S, orders in by_ftg.values():
         extra: dict[str, Any] = {}
+        job = next((j for j in jobs if np.array_equal(np.asarray(j.get("supercell")), S)), job)
         if job.get("kind") != "import":  # a plan run by DFT: measure models the same way
             for key in ("method", "variant", "h_range", "n_steps", "overdetermination"):
                 if job.get(key) is not None:
                     extra[key] = job[key]
             if job.get("h_ranges"):
-                extra["h_ranges"] = {int(k): v for k, v in job["h_ranges"].items()}
+                extra["h_ranges"] = {int(k): v for k, v in job["h_ranges"].items()
+                                     if int(k) in orders}
         sets.append(DerivativeSetConfig(name="ftg" + "".join(map(str, orders)),
                                         supercell=S.tolist(), orders=orders, **extra))
     return sets

@@ -140,8 +140,9 @@ def _reference_orders(config: StudyConfig) -> tuple[set[int], str] | None:
         return ({2}, "a phonopy dataset") if one else ({2, 3}, "a phono3py dataset")
     if ref.kind == "files":
         try:
-            job = json.loads((Path(str(ref.plan)) / "plan.json").read_text())["job"]
-            return {int(n) for n in job["orders"]}, f"the plan {ref.plan}"
+            orders = {int(n) for p in ref.plan_dirs
+                      for n in json.loads((p / "plan.json").read_text())["job"]["orders"]}
+            return orders, "the plan " + ", ".join(str(p) for p in ref.plan_dirs)
         except (OSError, ValueError, KeyError, TypeError):
             return None  # the reference check names what is wrong with the plan
     return None
