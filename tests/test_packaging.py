@@ -76,12 +76,17 @@ def _shipped_sources() -> dict[str, Path]:
             for path in (ROOT / folder).glob(pattern):
                 rel = path.relative_to(ROOT / folder).as_posix()
                 files[f"anharmbench/data/{folder}/{rel}"] = path
+    # the DFT references computed here (real files in the package, not links)
+    for path in (ROOT / "anharmbench" / "data" / "references").rglob("*"):
+        if path.is_file():
+            files[path.relative_to(ROOT).as_posix()] = path
     return files
 
 
 def test_wheel_carries_the_single_source_of_templates_and_plugins(wheel: Path):
-    """Every template and plugin source is in the wheel byte for byte, nothing else is in
-    its data folder, and the package folder's links point at the repository folders."""
+    """Every template and plugin source and every shipped DFT reference file is in the
+    wheel byte for byte, nothing else is in its data folder, and the package folder's links
+    point at the repository folders."""
     for folder in SHIPPED:
         link = ROOT / "anharmbench" / "data" / folder
         assert link.is_symlink() and link.resolve() == (ROOT / folder).resolve()
