@@ -253,13 +253,13 @@ def main() -> int:
     rho = next(f for f in ECUTRHO_FACTORS if conv[f"eggbox_rho{f}"]["max_force_eV_A"] < 2e-5)
     conv["chosen"]["ecutrho_Ry"] = rho * ecut
     conv["chosen"]["ecutrho_rule"] = "the smallest with translation forces < 2e-5 eV/A"
-    # 3. the plans through our route: prim orders 2-6, then 2I orders 2-3
+    # 3. the plans through our route, in SETS' order (prim, then the supercells)
     from ase.build import bulk
 
     bulk("Si", "diamond", a=a0).write(out / "si.cif")
     timings = conv.setdefault("seconds", {})
     for name, (supercell, orders, kdiv, steps) in SETS.items():
-        if (args.plan_only and name != "prim") or name not in args.sets:
+        if name not in args.sets:
             continue
         settings = out / f"qe-{name}.yaml"
         kn = int(round(kk / kdiv))
@@ -308,7 +308,7 @@ SHIPPED = ("reference.json", "si.cif", *(f"qe-{s}.yaml" for s in SETS),
 
 
 def ship(out: Path, dest: Path) -> int:
-    """Copy the kept files; a set not measured (yet) is left out, prim and 2I are needed."""
+    """Copy the kept files; a set not measured (yet) is left out, prim and SC are needed."""
     absent = {s for s in SETS if not (out / s / "derivatives.h5").is_file()}
     files = [f for f in SHIPPED if f.split("/")[0] not in absent
              and f.removeprefix("qe-").removesuffix(".yaml") not in absent]

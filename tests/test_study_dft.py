@@ -103,16 +103,10 @@ def test_study_on_a_plan_run_by_a_dft_code(tmp_path):
                  "--output-format", "json"]) == 0
     import yaml
 
-    pot = crg_potential()  # the model: the CRG surface itself, given by its LAMMPS fields
-    model = {"name": "CRG", "kind": "lammps", "elements": list(pot.elements),
-             "pair_style": pot.pair_style, "pair_coeff": list(pot.pair_coeff),
-             "atom_style": pot.atom_style, "charges": dict(pot.charges),
-             "kspace_style": pot.kspace_style, "commands": list(pot.commands),
-             "files": list(pot.files)}
     cfg = tmp_path / "files.yaml"
-    cfg.write_text(yaml.safe_dump({
+    cfg.write_text(yaml.safe_dump({  # the model: the CRG surface itself, as LAMMPS fields
         "reference": {"kind": "files", "name": "DFT-stand-in", "plan": str(plan)},
-        "models": [model], "observables": {"enabled": False}}))
+        "models": [_crg_model()], "observables": {"enabled": False}}))
     res = run_study(load_config(cfg), tmp_path / "run", verbose=False)
     rows = {(r["model"], int(r["order"])): float(r["rel_rmse"])
             for r in csv.DictReader(res.report["table_csv"].open())}
@@ -144,6 +138,7 @@ def _crg_dft_plan(plan: Path, *args: str) -> None:
 
 
 def _crg_model() -> dict:
+    """The CRG surface as a study model given by its LAMMPS fields."""
     from anharmbench.potentials.crg import crg_potential
 
     pot = crg_potential()

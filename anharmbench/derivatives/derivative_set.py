@@ -594,6 +594,7 @@ class DerivativeSet:
         orders: Iterable[int] | None = None,
         masses: Mapping[str, float] | None = None,
         duplicates: str = "error",
+        attrs: Mapping[str, Any] | None = None,
     ) -> DerivativeSet:
         """One set from sets of the same potential and primitive cell (e.g. one per FTG).
 
@@ -609,8 +610,11 @@ class DerivativeSet:
             ``{symbol: amu}`` overriding the masses (default: the first part's).
         duplicates
             An order in two parts: ``"error"``, or ``"first"`` (the first part's is kept).
+        attrs
+            Root attributes added to (or replacing those of) the first part's.
 
-        ``attrs`` are the first part's and ``nac`` the first part's that has it.
+        ``attrs`` are the first part's (updated by ``attrs``) and ``nac`` the first part's
+        that has it.
 
         Raises
         ------
@@ -652,7 +656,7 @@ class DerivativeSet:
             "values": {}, "labels": {}, "supercell_matrices": {}, "uncertainties": {},
             "extra": {}, "sources": {}, "bases": {},
             "nac": next((p.nac for p in parts if p.nac is not None), None),
-            "attrs": dict(first.attrs)}
+            "attrs": {**first.attrs, **(attrs or {})}}
         for part in parts:
             for n in part.orders:
                 if (wanted is not None and n not in wanted) or n in state["values"]:

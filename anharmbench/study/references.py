@@ -120,16 +120,11 @@ def data_reference_stage(cfg: ReferenceConfig) -> Stage:
     used = plan_orders(plans)
 
     def run_files(directory: Path) -> dict[str, Any]:
-        import json
-
         from anharmbench.derivatives.derivative_set import DerivativeSet
         from anharmbench.derivatives.fit import fit
         from anharmbench.derivatives.results import ResultStore
         from anharmbench.derivatives.workflow import load_plan_directory, save_derivatives
 
-        # each FTG's job, for measuring the models as its plan was (data_reference_sets)
-        jobs = [json.loads((p / "plan.json").read_text())["job"] for p in plans
-                if used[str(p)]]
         fitted: list[tuple[Path, Path, dict[str, Any]]] = []
         for i, plan in enumerate(plans):
             prepared, man = load_plan_directory(plan)
@@ -142,8 +137,7 @@ def data_reference_stage(cfg: ReferenceConfig) -> Stage:
             path = directory / (DERIVATIVES_FILE if len(plans) == 1
                                 else f"plan{i}-{plan.name}" + "/" + DERIVATIVES_FILE)
             path.parent.mkdir(parents=True, exist_ok=True)
-            save_derivatives(path, result, prepared, man,
-                             extra_attrs={"jobs": jobs} if len(plans) > 1 else None)
+            save_derivatives(path, result, prepared, man)
             fitted.append((plan, path, man["job"]))
         if len(plans) == 1:
             counts = {n: int(len(result.values[n])) for n in result.orders}
@@ -152,7 +146,9 @@ def data_reference_stage(cfg: ReferenceConfig) -> Stage:
                     + ", ".join(f"order {n}: {k}" for n, k in counts.items())}
         parts = [DerivativeSet.from_files(path, orders=used[str(plan)])
                  for plan, path, _ in fitted if used[str(plan)]]
-        merged = DerivativeSet.combine(parts, cfg.name)
+        # each FTG's job, for measuring the models as its plan was (data_reference_sets)
+        merged = DerivativeSet.combine(
+            parts, cfg.name, attrs={"jobs": [job for plan, _, job in fitted if used[str(plan)]]})
         out = directory / DERIVATIVES_FILE
         merged.to_file(out)
         counts = {n: int(len(merged.values[n])) for n in sorted(merged.orders)}
@@ -272,13 +268,14 @@ def data_reference_sets(config: StudyConfig, path: Path) -> list[DerivativeSetCo
     jobs = data.attrs.get("jobs") if isinstance(data.attrs.get("jobs"), list) else []
     for S, orders in by_ftg.values():
         extra: dict[str, Any] = {}
-        job = next((j for j in jobs if np.array_equal(np.asarray(j.get("supercell")), S)), job)
-        if job.get("kind") != "import":  # a plan run by DFT: measure models the same way
+        ftg_job = next((j for j in jobs if np.array_equal(np.asarray(j.get("supercell")), S)),
+                       job)
+        if ftg_job.get("kind") != "import":  # a plan run by DFT: measure models the same way
             for key in ("method", "variant", "h_range", "n_steps", "overdetermination"):
-                if job.get(key) is not None:
-                    extra[key] = job[key]
-            if job.get("h_ranges"):
-                extra["h_ranges"] = {int(k): v for k, v in job["h_ranges"].items()
+                if ftg_job.get(key) is not None:
+                    extra[key] = ftg_job[key]
+            if ftg_job.get("h_ranges"):
+                extra["h_ranges"] = {int(k): v for k, v in ftg_job["h_ranges"].items()
                                      if int(k) in orders}
         sets.append(DerivativeSetConfig(name="ftg" + "".join(map(str, orders)),
                                         supercell=S.tolist(), orders=orders, **extra))
