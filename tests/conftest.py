@@ -90,3 +90,36 @@ def tiny_refmd_dataset(tmp_path_factory: pytest.TempPathFactory):
     from anharmbench.datasets import RefMDSettings, run_refmd
 
     return run_refmd(tmp_path_factory.mktemp("tiny_refmd"), RefMDSettings.quick()).directory
+
+
+# ------------------------------------------------- ThO2 with CRG (observables' tests)
+
+@pytest.fixture(scope="session")
+def prim() -> Atoms:
+    from anharmbench.structures import tho2_primitive
+    from tests.crg import A0_THO2
+
+    return tho2_primitive(A0_THO2)
+
+
+@pytest.fixture(scope="session")
+def crg_sc(prim):  # noqa: ANN201 - DerivativeSet
+    """CRG orders 2 and 3 in S_C, measured with the project's finite differences (~15 s)."""
+    from anharmbench.observables import DerivativeSet
+    from anharmbench.symmetry import S_C
+    from tests.crg import measure_crg
+
+    return DerivativeSet.from_bases("reference", prim, measure_crg(prim, S_C, (2, 3)))
+
+
+@pytest.fixture(scope="session")
+def quartic(prim, crg_sc):  # noqa: ANN201 - DerivativeSet
+    """CRG harmonic part plus seeded random invariant 4th derivatives in S_C (eV/A^4)."""
+    from anharmbench.observables import DerivativeSet
+    from anharmbench.symmetry import S_C, irreducible_basis
+
+    b4 = irreducible_basis(prim, S_C, order=4)
+    rng = np.random.default_rng(20240229)
+    values = 5.0 * rng.normal(size=len(b4))
+    return DerivativeSet.from_bases("toy", prim, {2: (crg_sc.bases[2], crg_sc.values[2]),
+                                                  4: (b4, values)})

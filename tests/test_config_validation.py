@@ -395,3 +395,17 @@ def test_the_json_field_types_cover_every_field():
     from anharmbench.potentials import spec
 
     assert set(spec._FIELD_TYPES) == set(LammpsPotential.__dataclass_fields__)
+
+
+def test_sampled_sunset_settings_need_the_sampled_method(tmp_path):
+    """Samples, seed or a target error given for the exact sunset would be ignored: refused,
+    naming the key and the fix; with method: sampled they reach the observables stage."""
+    data = {**BASE, "observables": {"sunset": {"samples": 4096, "seed": 3}}}
+    _refused(_write(tmp_path, data), "observables.sunset", "samples, seed",
+             "method: sampled")
+    _only(tmp_path, "study.yaml")
+    ok = {**BASE, "observables": {"sunset": {"method": "sampled", "samples": 4096,
+                                             "target_error": 0.05}}}
+    cfg = load_config(_write(tmp_path, ok, "ok.yaml"))
+    assert cfg.observables.sunset.sampling() == {"samples": 4096, "target_error": 0.05,
+                                                 "max_samples": 64 * 4096}

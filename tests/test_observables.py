@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import warnings
 
 import h5py
 import numpy as np
@@ -20,8 +19,6 @@ import pytest
 from ase import Atoms
 from phonopy.physical_units import get_physical_units
 
-from anharmbench.derivatives.plan import build_plan
-from anharmbench.derivatives.results import ase_evaluator, measure_and_fit
 from anharmbench.lammps import LammpsCalculator
 from anharmbench.observables import (
     DerivativeSet,
@@ -44,46 +41,13 @@ from anharmbench.observables.force_constants import phonopy_unit_cell
 from anharmbench.observables.harmonic import Mesh
 from anharmbench.phonopy_interface import make_phonopy
 from anharmbench.potentials.crg import crg_potential
-from anharmbench.structures import build_supercell, tho2_primitive
 from anharmbench.symmetry import S_2I, S_C, irreducible_basis
+from tests.crg import measure_crg
 
-A0 = 5.580101
 UNITS = get_physical_units()
 
 
-# ----------------------------------------------------------------------------- fixtures
-def _measure(prim: Atoms, S, orders) -> dict:
-    atoms = build_supercell(prim, np.asarray(S))
-    bases = {n: irreducible_basis(prim, S, order=n) for n in orders}
-    plan = build_plan(bases, method="forces", variant="lone")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with LammpsCalculator(crg_potential(), atoms) as batch:
-            res = measure_and_fit(plan, ase_evaluator(atoms, batch))
-    return {n: (bases[n], res.values[n]) for n in orders}
-
-
-@pytest.fixture(scope="module")
-def prim() -> Atoms:
-    return tho2_primitive(A0)
-
-
-@pytest.fixture(scope="module")
-def crg_sc(prim) -> DerivativeSet:
-    """CRG orders 2 and 3 in S_C, measured with the project's finite differences."""
-    return DerivativeSet.from_bases("reference", prim, _measure(prim, S_C, (2, 3)))
-
-
-@pytest.fixture(scope="module")
-def quartic(prim, crg_sc) -> DerivativeSet:
-    """CRG harmonic part plus seeded random invariant 4th derivatives in S_C (eV/A^4)."""
-    b4 = irreducible_basis(prim, S_C, order=4)
-    rng = np.random.default_rng(20240229)
-    values = 5.0 * rng.normal(size=len(b4))
-    return DerivativeSet.from_bases("toy", prim, {2: (crg_sc.bases[2], crg_sc.values[2]),
-                                                  4: (b4, values)})
-
-
+# ------------------------------------------- fixtures: prim, crg_sc, quartic (conftest.py)
 # ----------------------------------------------------------------------------- brute force
 def _cell_evecs(phonon, q: np.ndarray, prim: Atoms) -> tuple[np.ndarray, np.ndarray]:
     """Frequencies (THz) and e~ = e exp(2 pi i q.x_k) / sqrt(m_k) at one q, from phonopy."""
@@ -287,7 +251,7 @@ def test_bubble_generic_formula_matches_phono3py(prim):
     """The plain-loop golden rule used above (order n = 3) reproduces phono3py's bubble
     gamma on the 2I FTG mesh (2^3, where every interpolation is exact): this fixes the
     factors of 2, hbar and 2 pi that the sunset shares."""
-    ders = _measure(prim, S_2I, (2,))
+    ders = measure_crg(prim, S_2I, (2,))
     b3 = irreducible_basis(prim, S_2I, order=3)
     rng = np.random.default_rng(7)
     dset = DerivativeSet.from_bases("toy3", prim,
@@ -512,19 +476,26 @@ def test_bad_input_is_refused_with_a_clear_message(prim, crg_sc, quartic):
 
 
 def test_combined_lifetimes_use_one_broadening(prim, crg_sc, quartic):
-    """The combined width is the bubble *with the sunset's Gaussian* plus the sunset, not
-    phono3py's tetrahedron bubble plus a Gaussian sunset."""
+    """With a four-phonon lifetime, the bubble (alone and inside the combined width) uses
+    the sunset's Gaussian: phono3py's own Gaussian bubble, run here directly, not its
+    tetrahedron bubble (which a bubble-only conductivity keeps)."""
     ref = DerivativeSet.combine([crg_sc, quartic.select([4])], name="reference")
     kap = thermal_conductivity(ref, mesh=4, temperatures=[900.0],
-                               lifetimes=("bubble", "combined"), sigma=0.3)
-    gauss = thermal_conductivity(ref, mesh=4, temperatures=[900.0], lifetimes=("bubble",),
-                                 bubble_sigma=0.3)
-    sun = thermal_conductivity(ref, mesh=4, temperatures=[900.0], lifetimes=("sunset",),
-                               sigma=0.3).gamma["sunset"]
-    bubble_part = kap.gamma["combined"] - sun
-    np.testing.assert_allclose(bubble_part, gauss.gamma["bubble"], rtol=1e-9, atol=1e-12)
-    assert not np.allclose(kap.gamma["bubble"], gauss.gamma["bubble"], rtol=1e-3)  # tetrahedron
-    assert kap.meta["combined_broadening"] == "Gaussian sigma = 0.3 THz (both)"
+                               lifetimes=("bubble", "sunset", "combined"), sigma=0.3)
+    ph3 = ref.phono3py((4, 4, 4), sigmas=[0.3])
+    ph3.init_phph_interaction()
+    ph3.run_thermal_conductivity(temperatures=[900.0])
+    gauss = np.asarray(ph3.thermal_conductivity.gamma)[0]
+    np.testing.assert_allclose(kap.gamma["combined"] - kap.gamma["sunset"], gauss,
+                               rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(kap.gamma["bubble"], gauss, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(kap.kappa["bubble"],
+                               np.asarray(ph3.thermal_conductivity.kappa)[0][:, :3].mean(1),
+                               rtol=1e-9)
+    tetra = thermal_conductivity(ref, mesh=4, temperatures=[900.0], lifetimes=("bubble",))
+    assert not np.allclose(tetra.gamma["bubble"], gauss, rtol=1e-3)
+    assert tetra.meta["broadening"] == "tetrahedron method (bubble only)"
+    assert kap.meta["broadening"] == "Gaussian sigma = 0.3 THz for bubble, sunset and combined"
 
 
 def test_workflow_writes_data_and_paper_figures(tmp_path, prim, crg_sc, quartic):
@@ -565,7 +536,8 @@ def test_workflow_writes_data_and_paper_figures(tmp_path, prim, crg_sc, quartic)
         _assert_real_png(f)
     assert (tmp_path / "data" / "reference" / "kappa.csv").read_text().startswith("potential,")
     # on a mesh: the irreducible q-points with their weights, the same as phono3py's RTA
-    on_mesh = bubble_gamma(ref, "mesh", mesh=4, temperatures=[300.0])
+    # (beside the sunset, the bubble of kappa has the sunset's Gaussian: one broadening)
+    on_mesh = bubble_gamma(ref, "mesh", mesh=4, temperatures=[300.0], sigma=0.3)
     assert on_mesh.weights.sum() == 64
     np.testing.assert_allclose(np.sort(on_mesh.values[0].ravel()),
                                np.sort(sets[0].kappa.gamma["bubble"][0].ravel()), rtol=1e-8)
@@ -580,7 +552,7 @@ def test_sunset_and_loop_of_crg_fourth_order(prim, crg_sc, tmp_path):
     from anharmbench.observables import plot_kappa, plot_mode_data
 
     ders = {n: (crg_sc.bases[n], crg_sc.values[n]) for n in crg_sc.orders}
-    ders.update(_measure(prim, S_C, (4,)))
+    ders.update(measure_crg(prim, S_C, (4,)))
     crg = DerivativeSet.from_bases("reference", prim, ders)
     kap = thermal_conductivity(crg, mesh=4, temperatures=[300, 900, 1500], sigma=0.2)
     assert set(kap.kappa) == {"bubble", "sunset", "combined"}

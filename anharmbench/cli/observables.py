@@ -34,6 +34,7 @@ def _cmd_observables(args: argparse.Namespace) -> int:
     from anharmbench.phonopy_interface import missing_born_warning
 
     _check_mesh_numbers(args.mesh)  # a bad number is refused before any file is read
+    sampling = _sampling(args)
     potentials = [(args.name, list(args.derivatives))]
     potentials += [_parse_potential_arg(t) for t in args.compare or []]
     # read everything first: a bad file is refused before any computation or output
@@ -51,7 +52,8 @@ def _cmd_observables(args: argparse.Namespace) -> int:
     settings = ObservableSettings(
         kappa_mesh=mesh, kappa_temperatures=tuple(float(t) for t in args.temperatures),
         path_mesh=args.path_mesh, loop_mesh=args.loop_mesh,
-        line_temperature=float(args.temperatures[0]))
+        line_temperature=float(args.temperatures[0]), sunset_sigma=args.sigma,
+        four_phonon=args.four_phonon, sunset_sampling=sampling)
     out = Path(args.out)
     results = []
     for dset in sets:
@@ -68,6 +70,26 @@ def _cmd_observables(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sampling(args: argparse.Namespace) -> object:
+    """The sampled sunset's settings; refused if given for the exact sum."""
+    import os
+
+    from anharmbench.errors import InputError
+    from anharmbench.observables import SunsetSampling
+
+    given = [f"--{k.replace('_', '-')}" for k in ("samples", "seed", "target_error")
+             if getattr(args, k) is not None]
+    if args.four_phonon != "sampled":
+        if given:
+            raise InputError(f"{', '.join(given)} set(s) the sampled sunset; add "
+                             "--four-phonon sampled (the default sums every pair exactly)")
+        return None
+    kw = {k: getattr(args, k) for k in ("samples", "seed", "target_error")
+          if getattr(args, k) is not None}
+    kw["max_samples"] = 64 * int(kw.get("samples", 1024))
+    return SunsetSampling(**kw, workers=os.cpu_count() or 1)
+
+
 def _print_kappa_table(results: Sequence[object]) -> None:
     rows = [r for r in results if getattr(r, "kappa", None) is not None]
     if not rows:
@@ -78,9 +100,19 @@ def _print_kappa_table(results: Sequence[object]) -> None:
                                  for r in rows for key in r.kappa.kappa)  # type: ignore[attr-defined]
     print(head)
     for it, T in enumerate(k0.temperatures):
-        vals = "".join(f"{r.kappa.kappa[key][it]:22.3f}"  # type: ignore[attr-defined]
+        vals = "".join(_kappa_cell(r.kappa, key, it)  # type: ignore[attr-defined]
                        for r in rows for key in r.kappa.kappa)  # type: ignore[attr-defined]
         print(f"  {T:6.0f} {vals}")
+    if any(r.kappa.kappa_stderr for r in rows):  # type: ignore[attr-defined]
+        print("  (+- : 95 % interval of the sampled sunset, 1.96 standard errors)")
+
+
+def _kappa_cell(kappa: object, key: str, it: int) -> str:
+    value = kappa.kappa[key][it]  # type: ignore[attr-defined]
+    err = kappa.kappa_stderr.get(key)  # type: ignore[attr-defined]
+    if err is None or err[it] == 0:
+        return f"{value:22.3f}"
+    return f"{f'{value:.3f} +- {1.96 * err[it]:.3f}':>22s}"
 
 
 def _check_mesh_numbers(values: Sequence[float]) -> None:
@@ -132,5 +164,21 @@ def add_observables_command(sub: argparse._SubParsersAction) -> None:
                    help="mesh of the linewidths along the band path (default: %(default)s)")
     p.add_argument("--loop-mesh", type=int_at_least(1), default=8,
                    help="mesh of the 4th-order loop shift (default: %(default)s)")
+    p.add_argument("--sigma", type=float_in(1e-6, 10.0), default=0.1,
+                   help="Gaussian smearing of the sunset and, beside it, of the bubble (THz; "
+                   "default: %(default)s)")
+    p.add_argument("--four-phonon", choices=("exact", "sampled"), default="exact",
+                   help="the sunset sum: every (q1, q2) pair of the mesh (exact, O(N^3) for "
+                   "a mesh), or an unbiased sample with standard errors and confidence "
+                   "intervals (sampled; meshes of 16^3 and finer)")
+    p.add_argument("--samples", type=int_at_least(2), default=None,
+                   help="sampled: (q1, q2) pairs per irreducible q-point (per batch with "
+                   "--target-error; default 1024)")
+    p.add_argument("--seed", type=int_at_least(0), default=None,
+                   help="sampled: seed of the draws (default 0); one seed, one result")
+    p.add_argument("--target-error", type=float_in(1e-6, 0.999), default=None,
+                   help="sampled: relative standard error each sunset linewidth must reach; "
+                   "batches of --samples pairs are added until it does (at most 64 per "
+                   "q-point)")
     p.add_argument("--out", required=True, help="output directory (data/ and figures/)")
     p.set_defaults(func=_cmd_observables)

@@ -13,7 +13,8 @@ Entry points
 * :func:`write_force_constants` -- phonopy/phono3py/phono4py files and our
   :class:`LatticeTensor` (real-space tensors of any order, :func:`lattice_tensor`);
 * :func:`dispersion` (Fig. 2), :func:`bubble_gamma` / :func:`bubble_shift` (Fig. 3),
-  :func:`loop_shift` (Fig. 4), :func:`sunset_gamma`, :func:`thermal_conductivity` (Fig. 5);
+  :func:`loop_shift` (Fig. 4), :func:`sunset_gamma` (exact) and
+  :func:`sampled_sunset_gamma` (with errors), :func:`thermal_conductivity` (Fig. 5);
 * :func:`plot_dispersion`, :func:`plot_mode_data`, :func:`plot_kappa`,
   :func:`write_observable` / :func:`read_observable`;
 * :func:`compute_observables` / :func:`make_figures` -- all of it for a set of potentials.
@@ -45,6 +46,11 @@ from anharmbench.observables.loop import loop_shift, loop_shift_from_tensor
 from anharmbench.observables.modes import PAPER_PATH, ModeData, QPath, band_path
 from anharmbench.observables.plots import plot_dispersion, plot_kappa, plot_mode_data
 from anharmbench.observables.sunset import SunsetTiming, sunset_gamma, sunset_gamma_from_tensor
+from anharmbench.observables.sunset_sampled import (
+    SunsetSampling,
+    sampled_sunset_gamma,
+    sampled_sunset_gamma_from_tensor,
+)
 from anharmbench.observables.workflow import (
     ObservableSet,
     ObservableSettings,
@@ -70,6 +76,7 @@ __all__ = [
     "ObservableSet",
     "ObservableSettings",
     "QPath",
+    "SunsetSampling",
     "SunsetTiming",
     "band_path",
     "bubble_gamma",
@@ -88,6 +95,8 @@ __all__ = [
     "plot_mode_data",
     "read_observable",
     "summary",
+    "sampled_sunset_gamma",
+    "sampled_sunset_gamma_from_tensor",
     "sunset_gamma",
     "sunset_gamma_from_tensor",
     "thermal_conductivity",

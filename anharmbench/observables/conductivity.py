@@ -12,6 +12,16 @@ group velocities and mode heat capacities from phono3py on the same mesh):
 * ``"combined"`` -- both scattering channels together, ``gamma = gamma_bubble +
   gamma_sunset`` (Matthiessen's rule on the rates).
 
+One broadening for the three: when a four-phonon lifetime is computed, the bubble (alone
+and inside ``combined``) uses the sunset's Gaussian ``sigma``, so that the three curves of
+one figure differ only by their diagrams (``meta["broadening"]`` says which); phono3py's
+tetrahedron method is used for a bubble-only conductivity.
+
+The sunset is the exact sum (``four_phonon="exact"``) or sampled (``"sampled"``,
+:mod:`~anharmbench.observables.sunset_sampled`); sampled linewidths carry covariances,
+propagated to ``kappa`` to first order (``d kappa / d gamma_lambda = -kappa_lambda /
+gamma_lambda`` with phono3py's mode conductivities): ``KappaResult.kappa_stderr``.
+
 ``kappa`` is reported as the mean of the diagonal (``(k_xx + k_yy + k_zz) / 3``, W/(m K));
 the full Voigt tensors are kept too.
 """
@@ -30,6 +40,10 @@ from anharmbench.observables.errors import ObservableError
 from anharmbench.observables.force_constants import DerivativeSet, lattice_tensor
 from anharmbench.observables.harmonic import Mesh
 from anharmbench.observables.sunset import SunsetTiming, sunset_gamma_from_tensor
+from anharmbench.observables.sunset_sampled import (
+    SunsetSampling,
+    sampled_sunset_gamma_from_tensor,
+)
 
 __all__ = ["DEFAULT_TEMPERATURES", "KappaResult", "thermal_conductivity"]
 
@@ -37,6 +51,7 @@ __all__ = ["DEFAULT_TEMPERATURES", "KappaResult", "thermal_conductivity"]
 DEFAULT_TEMPERATURES = np.arange(300.0, 1501.0, 200.0)
 
 LIFETIMES = ("bubble", "sunset", "combined")
+FOUR_PHONON = ("exact", "sampled")
 
 
 @dataclass(eq=False)
@@ -55,6 +70,11 @@ class KappaResult:
         ``{lifetimes: (nT, 6)}`` Voigt ``xx, yy, zz, yz, xz, xy``, W/(m K).
     gamma : dict[str, numpy.ndarray]
         ``{lifetimes: (nT, n_ir, nb)}`` phono3py ``gamma`` (THz, half width) used.
+    kappa_stderr : dict[str, numpy.ndarray]
+        ``{lifetimes: (nT,)}`` standard error of ``kappa`` from a sampled sunset, W/(m K)
+        (zero for the bubble); the 95 % interval is ``kappa +- 1.96 kappa_stderr``.
+    gamma_stderr : dict[str, numpy.ndarray]
+        ``{lifetimes: (nT, n_ir, nb)}`` standard errors of the sampled ``gamma``.
     qpoints : numpy.ndarray
         ``(n_ir, 3)`` irreducible q-points of the mesh (phono3py's).
     weights : numpy.ndarray
@@ -71,6 +91,8 @@ class KappaResult:
     kappa: dict[str, np.ndarray] = field(default_factory=dict)
     kappa_tensor: dict[str, np.ndarray] = field(default_factory=dict)
     gamma: dict[str, np.ndarray] = field(default_factory=dict)
+    kappa_stderr: dict[str, np.ndarray] = field(default_factory=dict)
+    gamma_stderr: dict[str, np.ndarray] = field(default_factory=dict)
     qpoints: np.ndarray | None = None
     weights: np.ndarray | None = None
     frequencies: np.ndarray | None = None
@@ -87,6 +109,29 @@ def _rta_with_gamma(ph3: Any, temps: np.ndarray, gamma: np.ndarray) -> Any:
     return run_with_gamma(calc, gamma[None])
 
 
+def _rta(ph3: Any, temps: np.ndarray, gamma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """phono3py's RTA with ``gamma``: ``(kappa Voigt (nT, 6), mode kappa (nT, n_ir, nb))``.
+
+    The mode conductivities (mean diagonal, multiplicities included) are divided by the
+    number of grid points, so that they sum to ``kappa``.
+    """
+    calc = _rta_with_gamma(ph3, temps, gamma)
+    mk = np.asarray(calc.mode_kappa)[0][..., :3].mean(axis=-1)
+    return np.asarray(calc.kappa)[0], mk / float(np.sum(calc.grid_weights))
+
+
+def _kappa_stderr(mode_kappa: np.ndarray, gamma: np.ndarray,
+                  covariance: np.ndarray) -> np.ndarray:
+    """First-order standard error ``(nT,)`` of ``kappa`` from the covariance of ``gamma``.
+
+    ``kappa = sum_lambda kappa_lambda`` with ``kappa_lambda ~ 1 / gamma_lambda``, so
+    ``d kappa / d gamma_lambda = -kappa_lambda / gamma_lambda``; q-points are independent,
+    the branches of one q-point covary (``covariance (nT, n_ir, nb, nb)``).
+    """
+    g = np.where(gamma > 0, -mode_kappa / np.where(gamma > 0, gamma, 1.0), 0.0)
+    return np.sqrt(np.maximum(np.einsum("tqa,tqab,tqb->t", g, covariance, g), 0.0))
+
+
 def thermal_conductivity(
     derivatives: DerivativeSet,
     *,
@@ -96,6 +141,8 @@ def thermal_conductivity(
     bubble_sigma: float | None = None,
     sigma: float = 0.1,
     sunset_pair_chunk: int = 256,
+    four_phonon: str = "exact",
+    sampling: SunsetSampling | None = None,
 ) -> KappaResult:
     """RTA conductivity with bubble, sunset and combined lifetimes.
 
@@ -111,11 +158,17 @@ def thermal_conductivity(
         Subset of ``("bubble", "sunset", "combined")``; default all those whose orders are
         present (at least the bubble).
     bubble_sigma
-        Smearing of the bubble (THz); ``None``: phono3py's tetrahedron method.
+        Smearing of a bubble-only conductivity (THz); ``None``: phono3py's tetrahedron
+        method. With a four-phonon lifetime the bubble uses ``sigma`` (one broadening).
     sigma
-        Gaussian smearing of the sunset's energy conservation (THz).
+        Gaussian smearing of the sunset's energy conservation (THz), and of the bubble
+        beside it.
     sunset_pair_chunk
         Passed to :func:`~anharmbench.observables.sunset.sunset_gamma_from_tensor`.
+    four_phonon
+        ``"exact"`` (every pair of the mesh) or ``"sampled"`` (with errors).
+    sampling
+        :class:`~anharmbench.observables.sunset_sampled.SunsetSampling` of a sampled sunset.
 
     Raises
     ------
@@ -126,6 +179,11 @@ def thermal_conductivity(
     """
     mesh = mesh if isinstance(mesh, Mesh) else Mesh(mesh)
     temps = np.atleast_1d(np.asarray(temperatures, dtype=float))
+    if four_phonon not in FOUR_PHONON:
+        raise ObservableError(f"four_phonon is one of {FOUR_PHONON}, got {four_phonon!r}")
+    if sampling is not None and four_phonon != "sampled":
+        raise ObservableError("sampling settings are given, but four_phonon is "
+                              f"{four_phonon!r}: pass four_phonon='sampled' to use them")
     if lifetimes is None:
         have = set(derivatives.orders)
         lifetimes = ["bubble"] if 4 not in have else (
@@ -138,55 +196,62 @@ def thermal_conductivity(
     for x in lifetimes:
         need |= {"bubble": {3}, "sunset": {4}, "combined": {3, 4}}[x]
     derivatives.require(sorted(need), f"the thermal conductivity ({', '.join(lifetimes)})")
-    with_fc3 = 3 in need
+    with_fc3, with_fc4 = 3 in need, 4 in need
     what = "the thermal conductivity"
-    ph3 = prepared_phono3py(derivatives, mesh, bubble_sigma, what=what, with_fc3=with_fc3)
+    # one broadening on one figure: the sunset's Gaussian for the bubble beside it
+    three_sigma = float(sigma) if with_fc4 else bubble_sigma
+    ph3 = prepared_phono3py(derivatives, mesh, three_sigma, what=what, with_fc3=with_fc3)
     out = KappaResult(derivatives.name, temps, mesh.numbers)
-    out.meta.update({"bubble_sigma_THz": "tetrahedron" if bubble_sigma is None
-                     else float(bubble_sigma), "sunset_sigma_THz": float(sigma),
-                     "kappa_units": "W/(m K)", "method": "phono3py RTA"})
+    out.meta.update({
+        "bubble_sigma_THz": "tetrahedron" if three_sigma is None else float(three_sigma),
+        "sunset_sigma_THz": float(sigma), "kappa_units": "W/(m K)", "method": "phono3py RTA",
+        "broadening": ("tetrahedron method (bubble only)" if three_sigma is None else
+                       f"Gaussian sigma = {float(three_sigma):g} THz"
+                       + (" for bubble, sunset and combined" if with_fc4 else ""))})
     gam_b = None
-    ref_calc = None
     if with_fc3:
         ph3.run_thermal_conductivity(temperatures=temps)
-        ref_calc = ph3.thermal_conductivity
-        gam_b = np.asarray(ref_calc.gamma)[0]
+        calc = ph3.thermal_conductivity
+        gam_b = np.asarray(calc.gamma)[0]
         if "bubble" in lifetimes:
-            out.kappa_tensor["bubble"] = np.asarray(ref_calc.kappa)[0]
+            out.kappa_tensor["bubble"] = np.asarray(calc.kappa)[0]
             out.gamma["bubble"] = gam_b
-    if "sunset" in lifetimes or "combined" in lifetimes:
-        probe = ref_calc
-        if probe is None:
-            probe = rta_calculator(ph3.phph_interaction, temps)
-        qir = np.asarray(probe.qpoints)
+        info = calc
+    else:
+        info = rta_calculator(ph3.phph_interaction, temps)
+    if with_fc4:
+        qir = np.asarray(info.qpoints)
         tm = SunsetTiming()
-        sun = sunset_gamma_from_tensor(
-            lattice_tensor(derivatives, 4), derivatives.phonopy(), qir, mesh, temps,
-            sigma=sigma, pair_chunk=sunset_pair_chunk, potential=derivatives.name, timing=tm)
-        gam_s = sun.values  # (nT, n_ir, nb)
+        lt = lattice_tensor(derivatives, 4)
+        if four_phonon == "sampled":
+            sampling = sampling or SunsetSampling()
+            sun = sampled_sunset_gamma_from_tensor(
+                lt, derivatives.phonopy(), qir, mesh, temps, sigma=sigma, sampling=sampling,
+                potential=derivatives.name, timing=tm)
+            out.meta["sunset_sampling"] = sun.meta["sampling"]
+        else:
+            sun = sunset_gamma_from_tensor(
+                lt, derivatives.phonopy(), qir, mesh, temps, sigma=sigma,
+                pair_chunk=sunset_pair_chunk, potential=derivatives.name, timing=tm)
+        out.meta["four_phonon"] = four_phonon
         out.meta["sunset_seconds"] = tm.seconds
-        if "sunset" in lifetimes:
-            out.kappa_tensor["sunset"] = np.asarray(_rta_with_gamma(ph3, temps, gam_s).kappa)[0]
-            out.gamma["sunset"] = gam_s
+        out.meta["sunset_pairs"] = tm.n_pairs
+        gam_s = sun.values  # (nT, n_ir, nb)
+        parts = {"sunset": gam_s}
         if "combined" in lifetimes:
             if gam_b is None:  # pragma: no cover - "combined" implies order 3
                 raise ObservableError("combined lifetimes need the bubble")
-            gam_bc = gam_b
-            if bubble_sigma is None or float(bubble_sigma) != float(sigma):
-                # one broadening for both diagrams: the bubble again with the sunset's
-                # Gaussian (its tetrahedron width would not add consistently)
-                ph3g = prepared_phono3py(derivatives, mesh, sigma, what=what, with_fc3=True)
-                ph3g.run_thermal_conductivity(temperatures=temps)
-                if not np.allclose(np.asarray(ph3g.thermal_conductivity.qpoints), qir):
-                    raise ObservableError("the Gaussian bubble's q-points differ from the "
-                                          "sunset's; cannot combine them")
-                gam_bc = np.asarray(ph3g.thermal_conductivity.gamma)[0]
-            out.meta["combined_broadening"] = f"Gaussian sigma = {float(sigma):g} THz (both)"
-            gam_c = gam_bc + gam_s
-            out.kappa_tensor["combined"] = np.asarray(
-                _rta_with_gamma(ph3, temps, gam_c).kappa)[0]
-            out.gamma["combined"] = gam_c
-    info = ref_calc if ref_calc is not None else probe
+            parts["combined"] = gam_b + gam_s
+        for key, gam in parts.items():
+            if key not in lifetimes:
+                continue
+            out.kappa_tensor[key], mode_kappa = _rta(ph3, temps, gam)
+            out.gamma[key] = gam
+            if sun.covariance is not None:
+                out.kappa_stderr[key] = _kappa_stderr(mode_kappa, gam, sun.covariance)
+                out.gamma_stderr[key] = sun.errors
+        if sun.covariance is not None and "bubble" in lifetimes:
+            out.kappa_stderr["bubble"] = np.zeros(len(temps))
     out.qpoints = np.asarray(info.qpoints)
     out.weights = np.asarray(info.grid_weights)
     out.frequencies = np.asarray(info.frequencies)  # already at the iterated grid points

@@ -84,7 +84,9 @@ def read_observable(path: str | Path) -> ModeData | Dispersion | KappaResult:
                 str(h5.attrs["quantity"]), pot, h5["qpoints"][...], h5["frequencies"][...],
                 h5["temperatures"][...], h5["values"][...],
                 h5["distances"][...] if "distances" in h5 else None,
-                h5["weights"][...] if "weights" in h5 else None, meta, path_)
+                h5["weights"][...] if "weights" in h5 else None, meta, path_,
+                h5["errors"][...] if "errors" in h5 else None,
+                h5["covariance"][...] if "covariance" in h5 else None)
         if kind == "dispersion":
             return Dispersion(pot, _read_path(h5["path"]), h5["frequencies"][...],
                               h5["ftg_qpoints"][...], h5["ftg_distances"][...],
@@ -97,6 +99,9 @@ def read_observable(path: str | Path) -> ModeData | Dispersion | KappaResult:
                 res.kappa_tensor[key] = h5["kappa_tensor"][key][...]
                 if key in h5["gamma"]:
                     res.gamma[key] = h5["gamma"][key][...]
+                for attr in ("kappa_stderr", "gamma_stderr"):
+                    if attr in h5 and key in h5[attr]:
+                        getattr(res, attr)[key] = h5[attr][key][...]
             for name in ("qpoints", "weights", "frequencies"):
                 if name in h5:
                     setattr(res, name, h5[name][...])
@@ -117,6 +122,14 @@ def _write_mode(h5: h5py.File, m: ModeData) -> None:
     h5["values"] = m.values
     h5["values"].attrs["units"] = "THz"
     h5["values"].attrs["layout"] = "(temperature, q-point, branch)"
+    if m.errors is not None:
+        h5["errors"] = m.errors
+        h5["errors"].attrs["units"] = "THz"
+        h5["errors"].attrs["meaning"] = "standard error of values (sampling)"
+    if m.covariance is not None:
+        h5["covariance"] = m.covariance
+        h5["covariance"].attrs["units"] = "THz^2"
+        h5["covariance"].attrs["layout"] = "(temperature, q-point, branch, branch)"
     if m.distances is not None:
         h5["distances"] = m.distances
     if m.weights is not None:
@@ -150,6 +163,13 @@ def _write_kappa(h5: h5py.File, k: KappaResult) -> None:
         t[key] = k.kappa_tensor[key]
         if key in k.gamma:
             gg[key] = k.gamma[key]
+    for attr, units in (("kappa_stderr", "W/(m K), standard error from the sampled sunset"),
+                        ("gamma_stderr", "THz, standard error from the sampled sunset")):
+        if getattr(k, attr):
+            grp = h5.create_group(attr)
+            grp.attrs["units"] = units
+            for key, val in getattr(k, attr).items():
+                grp[key] = val
     for name in ("qpoints", "weights", "frequencies"):
         val = getattr(k, name)
         if val is not None:
@@ -160,7 +180,9 @@ def _csv_rows(obj: Any) -> list[list[Any]]:
     if isinstance(obj, ModeData):
         rows: list[list[Any]] = [["potential", "quantity", "temperature_K", "q_index", "qx", "qy",
                                   "qz", "distance_1/A", "branch", "frequency_THz",
-                                  f"{obj.quantity}_THz"]]
+                                  f"{obj.quantity}_THz"]
+                                 + ([f"{obj.quantity}_stderr_THz"]
+                                    if obj.errors is not None else [])]
         for it, T in enumerate(obj.temperatures):
             for iq, q in enumerate(obj.qpoints):
                 d = "" if obj.distances is None else f"{obj.distances[iq]:.8g}"
@@ -168,7 +190,9 @@ def _csv_rows(obj: Any) -> list[list[Any]]:
                     rows.append([obj.potential, obj.quantity, f"{T:g}", iq,
                                  *(f"{v:.8g}" for v in q), d, j,
                                  f"{obj.frequencies[iq, j]:.8g}",
-                                 f"{obj.values[it, iq, j]:.10g}"])
+                                 f"{obj.values[it, iq, j]:.10g}"]
+                                + ([f"{obj.errors[it, iq, j]:.6g}"]
+                                   if obj.errors is not None else []))
         return rows
     if isinstance(obj, Dispersion):
         rows = [["potential", "kind", "q_index", "qx", "qy", "qz", "distance_1/A", "branch",
@@ -182,9 +206,12 @@ def _csv_rows(obj: Any) -> list[list[Any]]:
                                  f"{ds[iq]:.8g}", j, f"{fs[iq, j]:.8g}"])
         return rows
     keys = list(obj.kappa)
+    errs = [k for k in keys if k in obj.kappa_stderr]
     rows = [["potential", "temperature_K"] + [f"kappa_{k}_W/mK" for k in keys]
-            + [f"kappa_{k}_{c}" for k in keys for c in ("xx", "yy", "zz", "yz", "xz", "xy")]]
+            + [f"kappa_{k}_{c}" for k in keys for c in ("xx", "yy", "zz", "yz", "xz", "xy")]
+            + [f"kappa_{k}_{e}_W/mK" for k in errs for e in ("stderr", "ci95_halfwidth")]]
     for it, T in enumerate(obj.temperatures):
         rows.append([obj.potential, f"{T:g}"] + [f"{obj.kappa[k][it]:.8g}" for k in keys]
-                    + [f"{obj.kappa_tensor[k][it, c]:.8g}" for k in keys for c in range(6)])
+                    + [f"{obj.kappa_tensor[k][it, c]:.8g}" for k in keys for c in range(6)]
+                    + [f"{f * obj.kappa_stderr[k][it]:.6g}" for k in errs for f in (1.0, 1.96)])
     return rows

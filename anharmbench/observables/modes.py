@@ -233,6 +233,12 @@ class ModeData:
         Settings (mesh, smearing, ...) and provenance.
     path : QPath or None
         The path (ticks and labels) the q-points were taken from.
+    errors : numpy.ndarray or None
+        ``(nT, nq, nb)`` float64 standard errors of ``values`` (THz) when they are estimated
+        by sampling (:mod:`~anharmbench.observables.sunset_sampled`).
+    covariance : numpy.ndarray or None
+        ``(nT, nq, nb, nb)`` float64 covariance of the branches of each q-point (THz^2);
+        different q-points are independent.
     """
 
     quantity: str
@@ -245,6 +251,8 @@ class ModeData:
     weights: np.ndarray | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     path: QPath | None = None
+    errors: np.ndarray | None = None
+    covariance: np.ndarray | None = None
 
     units: str = "THz"
 

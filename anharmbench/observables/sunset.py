@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.sparse as sp
 
-from anharmbench.observables._sunset_kernels import PATTERNS, golden_rule_sum, plane_wave_sums
+from anharmbench.observables._sunset_kernels import PATTERNS, golden_rule_terms, plane_wave_sums
 from anharmbench.observables._vertex import (
     diagram_constants,
     diagram_phonons,
@@ -253,57 +253,63 @@ def _chunks(pairs: _Pairs, pair_chunk: int, y_group: int) -> list[slice]:
     return out
 
 
-def _sunset_one(
-    lt: LatticeTensor,
-    ps: _PairStructure,
-    q: np.ndarray,
-    e0: np.ndarray,
-    nu0: np.ndarray,
-    mesh: Mesh,
-    mph: Phonons,
-    q3_index: np.ndarray,
-    ph3: Phonons,
-    temps: np.ndarray,
-    sigma: float,
-    pairs: _Pairs,
-    pair_chunk: int,
-    tm: SunsetTiming,
-) -> np.ndarray:
-    """Unscaled sunset sum ``(nb0, nT)`` for one external q-point (its branches ``e0``)."""
-    t0 = time.perf_counter()
-    nb0, nb, npr = e0.shape[1], mph.n_branches, lt.n_prim
-    A = _vertex_components(lt, ps, q, e0)  # (R, nb0 * 27)
-    ncomp = nb0 * nb**3
-    # a row of combination (k1 k3 k2) puts its column (j0 al1 al3 al2) of A at position
-    # (j0, k1 al1, k3 al3, k2 al2) of G
-    target = np.empty(ncomp, dtype=np.int64)
-    target[np.arange(ncomp).reshape(npr, npr, npr, nb0, 3, 3, 3).transpose(
-        3, 0, 4, 1, 5, 2, 6).reshape(-1)] = np.arange(ncomp)
-    target = target.reshape(npr**3, nb0 * 27)
-    qm = mesh.qpoints
-    E1 = np.exp(2j * np.pi * (qm @ ps.d1.T))  # (N, nD1)
-    addr = mesh.addresses
-    nu_m, nu_3 = mph.frequencies, ph3.frequencies
-    occ_m, occ_3 = (np.stack([bose_einstein(np.where(f > CUTOFF_FREQUENCY, f, 1.0), T)
-                              for T in temps], -1) for f in (nu_m, nu_3))
-    out = np.zeros((nb0, len(temps)))
-    t0 = tm.add("vertex", t0)
-    y_group = max(1, min(8, int(1e8 // (16 * ncomp * ps.n_d1))))  # G <= ~100 MB
-    for sl in _chunks(pairs, pair_chunk, y_group):
-        x, y, w = pairs.x[sl], pairs.y[sl], pairs.w[sl]
-        P = len(x)
+class ExternalVertex:
+    """What the pair sums of one external q-point share: its vertex, plane waves, occupations.
+
+    :meth:`terms` gives the golden-rule summand of any ``(q1, q2)`` mesh pairs, all the
+    external branches and temperatures at once; the exact sum weights them by their orbit
+    sizes (:func:`_sunset_one`), the sampled one by the inverse of their probabilities
+    (:mod:`~anharmbench.observables.sunset_sampled`).
+    """
+
+    def __init__(self, lt: LatticeTensor, ps: _PairStructure, q: np.ndarray, e0: np.ndarray,
+                 nu0: np.ndarray, mesh: Mesh, mph: Phonons, q3_index: np.ndarray,
+                 ph3: Phonons, temps: np.ndarray, sigma: float, tm: SunsetTiming) -> None:
+        t0 = time.perf_counter()
+        self.ps, self.mesh, self.mph, self.ph3, self.tm = ps, mesh, mph, ph3, tm
+        self.q3_index, self.nu0, self.sigma = q3_index, nu0, sigma
+        nb0, nb, npr = e0.shape[1], mph.n_branches, lt.n_prim
+        self.nb0, self.nb, self.n_temps = nb0, nb, len(temps)
+        self.A = _vertex_components(lt, ps, q, e0)  # (R, nb0 * 27)
+        ncomp = nb0 * nb**3
+        # a row of combination (k1 k3 k2) puts its column (j0 al1 al3 al2) of A at position
+        # (j0, k1 al1, k3 al3, k2 al2) of G
+        target = np.empty(ncomp, dtype=np.int64)
+        target[np.arange(ncomp).reshape(npr, npr, npr, nb0, 3, 3, 3).transpose(
+            3, 0, 4, 1, 5, 2, 6).reshape(-1)] = np.arange(ncomp)
+        self.target = target.reshape(npr**3, nb0 * 27)
+        self.E1 = np.exp(2j * np.pi * (mesh.qpoints @ ps.d1.T))  # (N, nD1)
+        self.occ_m, self.occ_3 = (
+            np.stack([bose_einstein(np.where(f > CUTOFF_FREQUENCY, f, 1.0), T)
+                      for T in temps], -1) for f in (mph.frequencies, ph3.frequencies))
+        self.y_group = max(1, min(8, int(1e8 // (16 * ncomp * ps.n_d1))))  # G <= ~100 MB
+        tm.add("vertex", t0)
+
+    def q3_of(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Rows of ``ph3`` holding ``q3 = q - q1 - q2`` of the pairs ``(x, y)``."""
+        addr = self.mesh.addresses
+        return self.q3_index[self.mesh.index_of_address(addr[x] + addr[y])]
+
+    def terms(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Unweighted summand ``(P, nb0, nT)`` of the pairs ``(x, y)`` (``y`` sorted).
+
+        ``sum_{j1 j2 j3} |V|^2 / (nu1 nu2 nu3) sum_s F_s g(nu0 - s . nu)`` per pair,
+        external branch and temperature (the unscaled sunset sum of that pair).
+        """
+        t0 = time.perf_counter()
+        P, nb0, nb = len(x), self.nb0, self.nb
+        mph, ph3 = self.mph, self.ph3
         ys, first = np.unique(y, return_index=True)
-        G = _plane_wave_sums(ps, A, qm[ys], target)  # (ny, nD1, ncomp)
-        t0 = tm.add("plane waves", t0)
+        G = _plane_wave_sums(self.ps, self.A, self.mesh.qpoints[ys], self.target)
         bounds = list(first) + [P]
         t = np.empty((P, nb0 * nb * nb, nb), dtype=complex)  # (j0 a1 a3 | j2)
         for k in range(len(ys)):
             a, b = bounds[k], bounds[k + 1]
-            phi = (E1[x[a:b]] @ G[k]).reshape(-1, nb)  # rows (x, j0, a1, a3), cols a2
+            phi = (self.E1[x[a:b]] @ G[k]).reshape(-1, nb)  # rows (x, j0, a1, a3), cols a2
             t[a:b] = (phi @ mph.cell_eigenvectors[ys[k]]).reshape(b - a, -1, nb)  # slot 2
         del G
-        t0 = tm.add("plane waves", t0)
-        m3 = q3_index[mesh.index_of_address(addr[x] + addr[y])]
+        t0 = self.tm.add("plane waves", t0)
+        m3 = self.q3_of(x, y)
         # slot 1 (q1) and slot 3 (q3 = q - q1 - q2): batched per pair
         t = t.reshape(P, nb0, nb, nb, nb).transpose(0, 1, 3, 4, 2).reshape(P, -1, nb)
         t = (t @ mph.cell_eigenvectors[x]).reshape(P, nb0, nb, nb, nb)  # j0 a3 j2 j1
@@ -311,12 +317,38 @@ def _sunset_one(
         t = t @ ph3.cell_eigenvectors[m3]  # (P, j0 j2 j1, j3)
         v2 = t.real**2 + t.imag**2  # (P, j0 j2 j1, j3)
         del t
-        t0 = tm.add("eigenvectors", t0)
-        golden_rule_sum(out, v2.reshape(P, nb0, nb, nb, nb), nu_m[x], nu_m[y], nu_3[m3],
-                        occ_m[x], occ_m[y], occ_3[m3], w, nu0, sigma, SIGMA_CUTOFF,
-                        CUTOFF_FREQUENCY, PATTERNS)
-        t0 = tm.add("energy conservation", t0)
+        t0 = self.tm.add("eigenvectors", t0)
+        out = np.zeros((P, nb0, self.n_temps))
+        nu_m, nu_3 = mph.frequencies, ph3.frequencies
+        golden_rule_terms(out, v2.reshape(P, nb0, nb, nb, nb), nu_m[x], nu_m[y], nu_3[m3],
+                          self.occ_m[x], self.occ_m[y], self.occ_3[m3], self.nu0,
+                          self.sigma, SIGMA_CUTOFF, CUTOFF_FREQUENCY, PATTERNS)
+        self.tm.add("energy conservation", t0)
+        return out
+
+
+def _sunset_one(vertex: ExternalVertex, pairs: _Pairs, pair_chunk: int) -> np.ndarray:
+    """Exact unscaled sunset sum ``(nb0, nT)`` of one external q-point over its pair orbits."""
+    out = np.zeros((vertex.nb0, vertex.n_temps))
+    for sl in _chunks(pairs, pair_chunk, vertex.y_group):
+        out += np.tensordot(pairs.w[sl], vertex.terms(pairs.x[sl], pairs.y[sl]), axes=1)
     return out
+
+
+def q3_phonons(mesh: Mesh, mph: Phonons, phonon: Phonopy, pos: np.ndarray,
+               q: np.ndarray) -> tuple[np.ndarray, Phonons]:
+    """Phonons of ``q3 = q - q1 - q2``, indexed by the mesh index ``m`` of ``q1 + q2``.
+
+    Returns ``(q3_index (N,), phonons)``: row ``q3_index[m]`` of ``phonons`` is ``q3``. On
+    the mesh these are the mesh's own phonons; off it, solved at ``q - q_m``.
+    """
+    if mesh.contains(q):
+        # q3 = q - (q1 + q2): mesh point index(q) - m for m = index(q1 + q2)
+        i0 = mesh.index(q)
+        return mesh.index_of_address(mesh.addresses[i0][None] - mesh.addresses), mph
+    return np.arange(mesh.size), solve_phonons(phonon, q[None] - mesh.qpoints,
+                                               what="the sunset linewidth",
+                                               fractional_positions=pos)
 
 
 def _sunset_loop(lt: LatticeTensor, ps: _PairStructure, q: np.ndarray, ext: Phonons,
@@ -335,18 +367,12 @@ def _sunset_loop(lt: LatticeTensor, ps: _PairStructure, q: np.ndarray, ext: Phon
         i0 = mesh.index(q[iq]) if on_mesh else None
         pairs = _pair_set(mesh, q[iq], rotations, i0 if permute else None)
         tm.n_pairs += pairs.count
-        if i0 is not None:
-            # q3 = q - (q1 + q2): mesh point index(q) - m for m = index(q1 + q2)
-            q3_index = mesh.index_of_address(mesh.addresses[i0][None] - mesh.addresses)
-            ph3 = mph
-        else:
-            q3_index = np.arange(mesh.size)
-            ph3 = solve_phonons(phonon, q[iq][None] - mesh.qpoints, what="the sunset linewidth",
-                                fractional_positions=pos)
+        q3_index, ph3 = q3_phonons(mesh, mph, phonon, pos, q[iq])
         tm.add("pairs", t0)
         nu0 = ext.frequencies[iq, sel]
-        s = _sunset_one(lt, ps, q[iq], ext.cell_eigenvectors[iq][:, sel], nu0, mesh, mph,
-                        q3_index, ph3, temps, sigma, pairs, pair_chunk, tm)
+        vertex = ExternalVertex(lt, ps, q[iq], ext.cell_eigenvectors[iq][:, sel], nu0, mesh,
+                                mph, q3_index, ph3, temps, sigma, tm)
+        s = _sunset_one(vertex, pairs, pair_chunk)
         ok0 = nu0 > CUTOFF_FREQUENCY
         out[:, iq, sel] = np.where(ok0[:, None], c * s / np.where(ok0, nu0, 1.0)[:, None],
                                    0.0).T

@@ -35,6 +35,7 @@ from anharmbench.observables.loop import loop_shift
 from anharmbench.observables.modes import ModeData, PathSpec
 from anharmbench.observables.plots import plot_dispersion, plot_kappa, plot_mode_data
 from anharmbench.observables.sunset import sunset_gamma
+from anharmbench.observables.sunset_sampled import SunsetSampling, sampled_sunset_gamma
 
 __all__ = ["ObservableSet", "ObservableSettings", "compute_observables", "load_observable_set",
            "make_figures", "summary"]
@@ -71,6 +72,11 @@ class ObservableSettings:
         K, default 300-1500 K by 200 K.
     kappa_lifetimes
         Subset of ``("bubble", "sunset", "combined")``.
+    four_phonon
+        The sunset of the conductivity and the path: ``"exact"`` (every pair) or
+        ``"sampled"`` (with errors; :mod:`~anharmbench.observables.sunset_sampled`).
+    sunset_sampling
+        The sampled sunset's settings (only with ``four_phonon="sampled"``).
     """
 
     path: PathSpec | None = None
@@ -85,6 +91,8 @@ class ObservableSettings:
     kappa_mesh: int = 8
     kappa_temperatures: tuple[float, ...] = tuple(DEFAULT_TEMPERATURES.tolist())
     kappa_lifetimes: tuple[str, ...] = ("bubble", "sunset", "combined")
+    four_phonon: str = "exact"
+    sunset_sampling: SunsetSampling | None = None
 
 
 @dataclass(eq=False)
@@ -155,9 +163,14 @@ def compute_observables(derivatives: DerivativeSet, out_dir: str | Path,
         "kappa": lambda: thermal_conductivity(
             derivatives, mesh=st.kappa_mesh, temperatures=st.kappa_temperatures,
             lifetimes=[x for x in st.kappa_lifetimes if _has(derivatives, x)] or None,
-            bubble_sigma=st.bubble_sigma, sigma=st.sunset_sigma),
+            bubble_sigma=st.bubble_sigma, sigma=st.sunset_sigma, four_phonon=st.four_phonon,
+            sampling=st.sunset_sampling if st.four_phonon == "sampled" else None),
     }
-    if st.sunset_path_mesh:
+    if st.sunset_path_mesh and st.four_phonon == "sampled":
+        jobs["sunset_path"] = lambda: sampled_sunset_gamma(
+            derivatives, path_q, st.sunset_path_mesh, T, sigma=st.sunset_sigma,
+            sampling=st.sunset_sampling)
+    elif st.sunset_path_mesh:
         jobs["sunset_path"] = lambda: sunset_gamma(derivatives, path_q, st.sunset_path_mesh, T,
                                                    sigma=st.sunset_sigma)
     for name, job in jobs.items():
@@ -228,7 +241,10 @@ def summary(sets: Sequence[ObservableSet]) -> str:
     for s in sets:
         if s.kappa is None:
             continue
-        parts = [f"{k} {v[0]:.2f}->{v[-1]:.2f}" for k, v in s.kappa.kappa.items()]
+        err = s.kappa.kappa_stderr
+        parts = [f"{k} {v[0]:.2f}" + (f" +- {1.96 * err[k][0]:.2f}" if k in err and err[k][0] > 0
+                                      else "") + f"->{v[-1]:.2f}"
+                 for k, v in s.kappa.kappa.items()]
         T = s.kappa.temperatures
         lines.append(f"{s.potential}: kappa (W/mK, {T[0]:g}->{T[-1]:g} K) " + ", ".join(parts))
     return "\n".join(lines) if lines else "(no conductivities)"

@@ -301,6 +301,37 @@ class ModelConfig(_PotentialFields):
         return self.kind in ("chgnet", "sevennet")
 
 
+class SunsetConfig(_Strict):
+    """The sunset sum of the conductivity (and the path): exact, or sampled with errors."""
+
+    #: "exact": every (q1, q2) pair of the mesh; "sampled": an unbiased sample with standard
+    #: errors, propagated to kappa (anharmbench.observables.sunset_sampled)
+    method: Literal["exact", "sampled"] = "exact"
+    #: sampled: pairs per irreducible q-point (per batch with target_error); default 1024
+    samples: int | None = Field(default=None, ge=2)
+    #: sampled: seed of the draws; default 0
+    seed: int | None = Field(default=None, ge=0)
+    #: sampled: relative standard error each linewidth must reach (batches are added)
+    target_error: float | None = Field(default=None, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _sampled_only(self) -> SunsetConfig:
+        given = [k for k in ("samples", "seed", "target_error") if getattr(self, k) is not None]
+        if self.method == "exact" and given:
+            raise ValueError(f"{', '.join(given)} set(s) the sampled sunset, but method is "
+                             "'exact'; add method: sampled")
+        return self
+
+    def sampling(self) -> dict[str, Any] | None:
+        """Keyword arguments of SunsetSampling (None for the exact sum)."""
+        if self.method == "exact":
+            return None
+        kw: dict[str, Any] = {k: getattr(self, k) for k in ("samples", "seed", "target_error")
+                              if getattr(self, k) is not None}
+        kw["max_samples"] = 64 * int(kw.get("samples", 1024))
+        return kw
+
+
 class ObservablesConfig(_Strict):
     """Phonon observables (Figs. 2-5 of the paper)."""
 
@@ -314,6 +345,8 @@ class ObservablesConfig(_Strict):
     #: the orders the observables use (2 always): [2, 3] leaves out the quartic ones (loop,
     #: sunset), e.g. when order 4 was measured at Gamma only (the primitive cell)
     orders: list[Literal[2, 3, 4]] = Field(default_factory=lambda: [2, 3, 4])
+    #: the sunset of the conductivity: exact or sampled (with confidence intervals)
+    sunset: SunsetConfig = Field(default_factory=SunsetConfig)
     #: processes computing potentials side by side (None: one per core, at most one per
     #: potential); the results do not depend on it
     workers: int | None = Field(default=None, ge=1)

@@ -134,7 +134,11 @@ def observables_stage(config: StudyConfig, prim: Atoms, derivatives: dict[str, d
         "line_temperature": obs.linewidth_temperature,
         "kappa_temperatures": tuple(float(t) for t in obs.temperatures),
         "sunset_sigma": obs.smearing_thz,
+        "four_phonon": obs.sunset.method,
     }
+    sampling = obs.sunset.sampling()
+    if sampling is not None:
+        settings_kwargs["sunset_sampling"] = sampling
     if config.profile == "quick":
         settings_kwargs.update(QUICK_MESHES)
     if obs.mesh is not None:
@@ -149,9 +153,13 @@ def observables_stage(config: StudyConfig, prim: Atoms, derivatives: dict[str, d
         return None
 
     def run(directory: Path) -> dict[str, Any]:
+        from anharmbench.observables.sunset_sampled import SunsetSampling
         from anharmbench.observables.workflow import ObservableSettings, make_figures, summary
 
-        settings = ObservableSettings(**settings_kwargs)
+        kw = dict(settings_kwargs)
+        if "sunset_sampling" in kw:
+            kw["sunset_sampling"] = SunsetSampling(**kw["sunset_sampling"])
+        settings = ObservableSettings(**kw)
         # the orders 2-4 that the sets hold (a DFT reference may stop at order 3: then
         # the 4th-order observables are skipped, not the potential)
         wanted = observable_orders(config.derivative_sets, keep)

@@ -574,8 +574,13 @@ def write_report(
             "first seed. Diagrams included: the bubble (order 3; phono3py's, "
             "linewidths and shifts), the loop (order 4, first-order lineshift) and the "
             "sunset (order 4, linewidth; Gaussian energy conservation). kappa (RTA) is given "
-            "with bubble, sunset-only and combined lifetimes; the combined width adds the "
-            "bubble and the sunset computed with the same Gaussian. Not included, as in the "
+            "with bubble, sunset-only and combined lifetimes; where the sunset is computed, "
+            "all three use one broadening, a Gaussian of "
+            f"{config.observables.smearing_thz:g} THz for the three-phonon part too "
+            "(phono3py's tetrahedron method only for a bubble-only kappa). The sunset is "
+            + ("summed over every pair of the mesh. " if config.observables.sunset.method
+               == "exact" else "sampled (unbiased, seeded); kappa carries its 95 % interval "
+               "(+-) from the sampling. ") + "Not included, as in the "
             "paper: the tadpole (order 3 through a zone-centre totally symmetric mode; "
             "fluorite has none at fixed cell) and thermal expansion (all at the reference's "
             "fixed volume).</p>")
