@@ -325,9 +325,14 @@ def _dataset_names(h5) -> list[str]:
 
 def test_observables_in_parallel_processes_equal_one_process(tmp_path):
     """The observables stage computes the potentials in two processes; every number it
-    writes equals what one process computes from the same derivative files."""
+    writes equals what one process computes from the same derivative files, the sampled
+    sunset's kappa and its errors included (seeded per q-point); the reference's
+    convergence table holds, at the stage's mesh and smearing, the stage's own kappa."""
+    import csv
+
     import h5py
 
+    from anharmbench.observables.sunset_sampled import SunsetSampling
     from anharmbench.observables.workflow import ObservableSettings
     from anharmbench.study.observables import compute_potentials
 
@@ -335,13 +340,16 @@ def test_observables_in_parallel_processes_equal_one_process(tmp_path):
         tmp_path,
         derivative_sets=[{"name": "prim", "supercell": "prim", "orders": [2, 3, 4],
                           "n_steps": 3}],
-        observables={"mesh": [4, 4, 4], "temperatures": [300.0], "workers": 2},
+        observables={"mesh": [4, 4, 4], "temperatures": [300.0], "workers": 2,
+                     "sunset": {"method": "sampled", "samples": 64},
+                     "convergence": {"meshes": [2, 4], "sigmas": [0.1]}},
     )
     res = run_study(load_config(path), tmp_path / "study", verbose=False)
     stage = res.stages["observables"].directory
     inputs = json.loads((stage / "inputs.json").read_text())
-    settings = ObservableSettings(**{k: tuple(v) if isinstance(v, list) else v
-                                     for k, v in inputs["settings"].items()})
+    kw = {k: tuple(v) if isinstance(v, list) else v for k, v in inputs["settings"].items()}
+    kw["sunset_sampling"] = SunsetSampling(**kw["sunset_sampling"])
+    settings = ObservableSettings(**kw)
     jobs = {label: [Path(f) for f in files.values()]
             for label, files in inputs["derivatives"].items()}
     assert len(jobs) == 2  # the reference and the user's copy of it
@@ -359,3 +367,12 @@ def test_observables_in_parallel_processes_equal_one_process(tmp_path):
                         np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-14)
                         compared += 1
     assert compared >= 10
+    kappa = sets["reference"].kappa
+    assert kappa.kappa_stderr["sunset"][0] > 0
+    rows = list(csv.DictReader(open(stage / "data" / "reference" / "kappa_convergence.csv")))
+    at4 = next(r for r in rows if r["mesh"] == "4")
+    for key in ("bubble", "sunset", "combined"):
+        assert float(at4[f"kappa_{key}_W/mK"]) == pytest.approx(kappa.kappa[key][0], rel=1e-5)
+    assert float(at4["kappa_sunset_stderr_W/mK"]) == pytest.approx(
+        kappa.kappa_stderr["sunset"][0], rel=1e-5)
+    assert "kappa_convergence" in (tmp_path / "study" / "report" / "report.html").read_text()

@@ -8,7 +8,9 @@ blue, GNN red (the paper's), any other name a colour of matplotlib's cycle. PNG 
 * :func:`plot_mode_data` -- Figs. 3 and 4: linewidths (``2 gamma``, FWHM) or lineshifts per
   branch along a path (one panel per branch), or against frequency on a mesh;
 * :func:`plot_kappa` -- Fig. 5: conductivity against temperature, one panel per lifetime
-  model (bubble, sunset, combined); reference as black diamonds, the others as dots.
+  model (bubble, sunset, combined); reference as black diamonds, the others as dots;
+  sampled sunsets with their 95 % bands;
+* :func:`plot_kappa_convergence` -- kappa against the mesh for several smearings.
 """
 
 from __future__ import annotations
@@ -23,11 +25,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from anharmbench.observables.conductivity import KappaResult  # noqa: E402
+from anharmbench.observables.convergence import KappaConvergence  # noqa: E402
 from anharmbench.observables.dispersion import Dispersion  # noqa: E402
 from anharmbench.observables.modes import ModeData  # noqa: E402
 
 __all__ = ["PAPER_COLORS", "color_of", "linestyle_of", "plot_dispersion", "plot_kappa",
-           "plot_mode_data"]
+           "plot_kappa_convergence", "plot_mode_data"]
 
 #: The paper's colours by potential name (case-insensitive).
 PAPER_COLORS = {"reference": "black", "crg": "black", "dft": "black", "gap": "green",
@@ -163,11 +166,39 @@ def plot_kappa(results: Sequence[KappaResult], path: str | Path, *,
             ax.plot(r.temperatures, r.kappa[key], color=c, lw=1.0, ls=linestyle_of(r.potential),
                     marker="D" if ref else "o",
                     ms=5 if ref else 4, label=r.potential, zorder=3 if ref else 2)
+            err = r.kappa_stderr.get(key)
+            if err is not None and np.any(err > 0):  # the sampled sunset's 95 % interval
+                ax.fill_between(r.temperatures, r.kappa[key] - 1.96 * err,
+                                r.kappa[key] + 1.96 * err, color=c, alpha=0.2, lw=0)
         ax.set_xlabel("Temperature (K)")
         ax.set_title(f"({chr(97 + a)}) {key} lifetimes", fontsize=9)
         if a == 0:
             ax.set_ylabel("κ (W/m K)")
         ax.legend(frameon=False, fontsize=7)
+    if results:
+        fig.suptitle(f"three-phonon broadening: {results[0].meta.get('broadening', '?')}",
+                     fontsize=8)
+    return _save(fig, path)
+
+
+def plot_kappa_convergence(conv: KappaConvergence, path: str | Path) -> Path:
+    """kappa against the mesh, one line per smearing, one panel per lifetime model; the
+    sampled sunset's 95 % intervals as error bars."""
+    keys = [k for k in ("bubble", "sunset", "combined") if k in conv.kappa]
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.4 * len(keys), 3.0), squeeze=False)
+    for a, key in enumerate(keys):
+        ax = axes[0][a]
+        for i, s in enumerate(conv.sigmas):
+            ax.errorbar(conv.meshes, conv.kappa[key][i], yerr=1.96 * conv.stderr[key][i],
+                        marker="o", ms=4, lw=1.0, capsize=2, label=f"σ = {s:g} THz")
+        ax.set_xlabel("mesh n (n×n×n)")
+        ax.set_xticks(conv.meshes)
+        ax.set_title(f"({chr(97 + a)}) {key}, {conv.temperature:g} K", fontsize=9)
+        if a == 0:
+            ax.set_ylabel("κ (W/m K)")
+        ax.legend(frameon=False, fontsize=7)
+    fig.suptitle(f"{conv.potential}: one Gaussian σ for bubble and sunset; sunset sampled "
+                 "(95 % intervals)", fontsize=8)
     return _save(fig, path)
 
 

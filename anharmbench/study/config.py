@@ -332,6 +332,31 @@ class SunsetConfig(_Strict):
         return kw
 
 
+class ConvergenceConfig(_Strict):
+    """kappa of the reference against the mesh and the smearing (the sunset sampled)."""
+
+    #: n of the n^3 meshes, e.g. [4, 6, 8, 12, 16]
+    meshes: list[int] = Field(min_length=1)
+    #: Gaussian smearings (THz) of the bubble and the sunset
+    sigmas: list[float] = Field(default_factory=lambda: [0.05, 0.1, 0.2], min_length=1)
+    #: K
+    temperature: float = Field(default=300.0, gt=0)
+
+    @field_validator("meshes")
+    @classmethod
+    def _meshes(cls, v: list[int]) -> list[int]:
+        if any(n < 2 for n in v):
+            raise ValueError(f"meshes are n >= 2 (n x n x n), got {v}")
+        return v
+
+    @field_validator("sigmas")
+    @classmethod
+    def _sigmas(cls, v: list[float]) -> list[float]:
+        if any(not s > 0 for s in v):
+            raise ValueError(f"sigmas are positive (THz), got {v}")
+        return v
+
+
 class ObservablesConfig(_Strict):
     """Phonon observables (Figs. 2-5 of the paper)."""
 
@@ -347,6 +372,10 @@ class ObservablesConfig(_Strict):
     orders: list[Literal[2, 3, 4]] = Field(default_factory=lambda: [2, 3, 4])
     #: the sunset of the conductivity: exact or sampled (with confidence intervals)
     sunset: SunsetConfig = Field(default_factory=SunsetConfig)
+    #: the reference's kappa against the mesh and the smearing (None: not computed); the
+    #: sunset is sampled there with observables.sunset's settings when sampled, else 1024
+    #: pairs per q-point
+    convergence: ConvergenceConfig | None = None
     #: processes computing potentials side by side (None: one per core, at most one per
     #: potential); the results do not depend on it
     workers: int | None = Field(default=None, ge=1)

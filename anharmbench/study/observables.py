@@ -126,6 +126,34 @@ def compute_potentials(jobs: dict[str, Sequence[Path]], orders: Sequence[int], o
     return sets, failed
 
 
+def _convergence(jobs: dict[str, list[Path]], orders: Sequence[int], directory: Path,
+                 obs: Any) -> tuple[str, Path]:
+    """The reference's kappa against mesh and smearing: a text table and the figure."""
+    from anharmbench.observables.convergence import kappa_convergence
+    from anharmbench.observables.force_constants import load_derivative_set
+    from anharmbench.observables.plots import plot_kappa_convergence
+    from anharmbench.observables.sunset_sampled import SunsetSampling
+
+    label = "reference" if "reference" in jobs else next(iter(jobs))
+    dset = load_derivative_set(jobs[label], name=label, orders=list(orders))
+    cv = obs.convergence
+    sampling = SunsetSampling(**(obs.sunset.sampling() or {}))
+    conv = kappa_convergence(dset, cv.meshes, cv.sigmas, temperature=cv.temperature,
+                             sampling=sampling)
+    conv.write_csv(directory / "data" / label / "kappa_convergence.csv")
+    fig = plot_kappa_convergence(conv, directory / "figures" / "kappa_convergence.png")
+    lines = [f"{label}: kappa({cv.temperature:g} K) against the mesh (W/m-K; +- the 95 % "
+             "interval of the sampled sunset)"]
+    for i, s in enumerate(conv.sigmas):
+        for j, n in enumerate(conv.meshes):
+            lines.append(
+                f"  sigma {s:g} THz, {n}^3: bubble {conv.kappa['bubble'][i, j]:.3f}, sunset "
+                f"{conv.kappa['sunset'][i, j]:.2f} +- {1.96 * conv.stderr['sunset'][i, j]:.2f}"
+                f", combined {conv.kappa['combined'][i, j]:.3f} +- "
+                f"{1.96 * conv.stderr['combined'][i, j]:.3f}")
+    return "\n".join(lines), fig
+
+
 def observables_stage(config: StudyConfig, prim: Atoms, derivatives: dict[str, dict[str, Path]],
                       upstream: dict[str, str]) -> Stage | None:
     """The stage computing every potential's observables (None: nothing to compute)."""
@@ -178,6 +206,10 @@ def observables_stage(config: StudyConfig, prim: Atoms, derivatives: dict[str, d
         skipped = {label: dict(res.skipped) for label, res in done.items() if res.skipped}
         figures = make_figures(sets, directory / "figures") if sets else {}
         text = summary(sets)
+        if obs.convergence is not None and jobs:
+            conv_text, conv_fig = _convergence(jobs, wanted, directory, obs)
+            text += "\n" + conv_text
+            figures["kappa_convergence"] = conv_fig
         (directory / "summary.txt").write_text(
             text + "\n" + "".join(f"{k}: not computed: {v}\n" for k, v in failed.items())
         )
@@ -192,6 +224,8 @@ def observables_stage(config: StudyConfig, prim: Atoms, derivatives: dict[str, d
 
     inputs = {"settings": settings_kwargs, "derivatives": inputs_files,
               "sets": [d.model_dump(mode="json") for d in config.derivative_sets],
-              **({"orders": list(keep)} if list(keep) != [2, 3, 4] else {})}
+              **({"orders": list(keep)} if list(keep) != [2, 3, 4] else {}),
+              **({"convergence": obs.convergence.model_dump(mode="json")}
+                 if obs.convergence is not None else {})}
     del prim, upstream  # the derivative files (named by their stage keys) carry both
     return Stage("observables", inputs, run)
