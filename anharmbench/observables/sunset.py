@@ -378,6 +378,15 @@ def _sunset_loop(lt: LatticeTensor, ps: _PairStructure, q: np.ndarray, ext: Phon
                                    0.0).T
 
 
+def check_sunset_inputs(lt: LatticeTensor, sigma: float) -> None:
+    """Refuse a tensor of another order than 4 or a smearing that is not a positive number."""
+    if lt.order != 4:
+        raise ObservableError(f"the sunset needs the order-4 tensor, got order {lt.order}")
+    if not (np.isfinite(sigma) and sigma > 0):
+        raise ObservableError(f"the sunset smearing sigma must be a positive number of THz, "
+                              f"got {sigma!r}")
+
+
 def sunset_gamma_from_tensor(
     lt: LatticeTensor,
     phonon: Phonopy,
@@ -433,11 +442,7 @@ def sunset_gamma_from_tensor(
         are NaN).
     """
     t_start = time.perf_counter()
-    if lt.order != 4:
-        raise ObservableError(f"the sunset needs the order-4 tensor, got order {lt.order}")
-    if not (np.isfinite(sigma) and sigma > 0):
-        raise ObservableError(f"the sunset smearing sigma must be a positive number of THz, "
-                              f"got {sigma!r}")
+    check_sunset_inputs(lt, sigma)
     mesh, temps, q, pos, ext, mph = diagram_phonons(lt, phonon, qpoints, mesh, temperatures,
                                                     "the sunset linewidth")
     nb = ext.n_branches

@@ -80,6 +80,7 @@ from anharmbench.observables.sunset import (
     ExternalVertex,
     SunsetTiming,
     _PairStructure,
+    check_sunset_inputs,
     q3_phonons,
 )
 from anharmbench.symmetry._threads import single_blas_thread
@@ -367,11 +368,7 @@ def sampled_sunset_gamma_from_tensor(
         ``q2`` and pairs drawn per q-point and the 95 % t-quantiles.
     """
     t_start = time.perf_counter()
-    if lt.order != 4:
-        raise ObservableError(f"the sunset needs the order-4 tensor, got order {lt.order}")
-    if not (np.isfinite(sigma) and sigma > 0):
-        raise ObservableError(f"the sunset smearing sigma must be a positive number of THz, "
-                              f"got {sigma!r}")
+    check_sunset_inputs(lt, sigma)
     sampling = sampling or SunsetSampling()
     mesh, temps, q, pos, ext, mph = diagram_phonons(lt, phonon, qpoints, mesh, temperatures,
                                                     "the sunset linewidth")
