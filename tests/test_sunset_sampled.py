@@ -189,3 +189,18 @@ def test_tabulated_proposal_kernel_matches_the_per_branch_kernel():
     ref = w @ c
     assert ref.min() > 0
     np.testing.assert_allclose(out, ref, rtol=0, atol=5e-4 * ref.max())
+
+
+def test_target_error_adds_batches_until_reached(quartic):
+    """With a target relative error, batches of q2 draws are added until every resonant
+    linewidth's standard error is below it (here 5 %, from batches of 8 q2)."""
+    lt, phonon = lattice_tensor(quartic, 4), quartic.phonopy()
+    qs = np.array([[1 / 3, 0.0, 0.0], [0.2, 0.1, 0.0]])
+    res = sampled_sunset_gamma_from_tensor(
+        lt, phonon, qs, 3, [600.0], sigma=0.3,
+        sampling=SunsetSampling(samples=64, q1_per_q2=8, seed=1, target_error=0.05,
+                                max_samples=64 * 64))
+    drawn = res.meta["sampling"]["q2_drawn"]
+    assert all(d > 8 and d % 8 == 0 for d in drawn), drawn
+    live = res.values > 0
+    assert np.all(res.errors[live] <= 0.05 * res.values[live])
