@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from anharmbench.observables import SunsetSampling
 from anharmbench.potentials.crg import crg_potential
 from anharmbench.potentials.spec import LammpsPotential, PotentialError
 from anharmbench.study import ConfigError, load_config
@@ -407,5 +408,6 @@ def test_sampled_sunset_settings_need_the_sampled_method(tmp_path):
     ok = {**BASE, "observables": {"sunset": {"method": "sampled", "samples": 4096,
                                              "target_error": 0.05}}}
     cfg = load_config(_write(tmp_path, ok, "ok.yaml"))
-    assert cfg.observables.sunset.sampling() == {"samples": 4096, "target_error": 0.05,
-                                                 "max_samples": 64 * 4096}
+    kw = cfg.observables.sunset.sampling()
+    assert kw == {"samples": 4096, "target_error": 0.05}
+    assert SunsetSampling(**kw).pair_budget == 64 * 4096

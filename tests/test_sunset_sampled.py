@@ -122,7 +122,8 @@ def test_sampled_kappa_holds_the_exact_one(crg_sc, quartic):
 
 
 @pytest.mark.parametrize("kwargs", [{"samples": 1}, {"target_error": 2.0},
-                                    {"defensive": 0.0}, {"samples": 100, "max_samples": 10}])
+                                    {"defensive": 0.0}, {"samples": 100, "max_samples": 10},
+                                    {"probes": 0}])
 def test_bad_sampling_settings_are_refused(kwargs):
     with pytest.raises(ObservableError, match="sampled sunset"):
         SunsetSampling(**kwargs)

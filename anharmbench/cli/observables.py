@@ -86,7 +86,6 @@ def _sampling(args: argparse.Namespace) -> object:
         return None
     kw = {k: getattr(args, k) for k in ("samples", "seed", "target_error")
           if getattr(args, k) is not None}
-    kw["max_samples"] = 64 * int(kw.get("samples", 1024))
     return SunsetSampling(**kw, workers=os.cpu_count() or 1)
 
 

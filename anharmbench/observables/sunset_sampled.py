@@ -105,6 +105,9 @@ class SunsetSampling:
     candidates
         ``q1`` candidates per ``q2`` on whose phase space stage 2 draws (uniform, with
         replacement; ``>= N``: every ``q1``). Fewer candidates cost less and add variance.
+    probes
+        Uniform ``q1`` partners per ``q2`` whose phase space estimates the ``q2`` marginal
+        of stage 1 (``>= N``: every ``q1``).
     seed
         Seed of the draws (each q-point's generator is seeded with ``(seed, index)``).
     target_error
@@ -112,7 +115,8 @@ class SunsetSampling:
         of ``samples`` pairs are added until it does or ``max_samples`` is spent. ``None``:
         one batch.
     max_samples
-        Budget of pairs per external q-point with ``target_error``.
+        Budget of pairs per external q-point with ``target_error`` (``None``: 64 batches,
+        ``64 * samples``; :attr:`pair_budget`).
     defensive
         Share of the uniform distribution in the stage-2 proposal (``0 < a <= 1``).
     workers
@@ -126,19 +130,21 @@ class SunsetSampling:
     probes: int = 8
     seed: int = 0
     target_error: float | None = None
-    max_samples: int = 65536
+    max_samples: int | None = None
     defensive: float = 0.1
     workers: int = 1
 
     def __post_init__(self) -> None:
-        if int(self.samples) < 2 or int(self.q1_per_q2) < 1 or int(self.candidates) < 1:
+        if (int(self.samples) < 2 or int(self.q1_per_q2) < 1 or int(self.candidates) < 1
+                or int(self.probes) < 1):
             raise ObservableError(f"sampled sunset: samples >= 2 and q1_per_q2 >= 1 are needed, "
-                                  f"and candidates >= 1, got samples={self.samples}, "
-                                  f"q1_per_q2={self.q1_per_q2}, candidates={self.candidates}")
+                                  f"and candidates, probes >= 1, got samples={self.samples}, "
+                                  f"q1_per_q2={self.q1_per_q2}, candidates={self.candidates}, "
+                                  f"probes={self.probes}")
         if self.target_error is not None and not (0 < float(self.target_error) < 1):
             raise ObservableError(f"sampled sunset: target_error is a relative error in (0, 1), "
                                   f"e.g. 0.05, got {self.target_error!r}")
-        if int(self.max_samples) < int(self.samples):
+        if self.max_samples is not None and int(self.max_samples) < int(self.samples):
             raise ObservableError(f"sampled sunset: max_samples ({self.max_samples}) is below "
                                   f"samples ({self.samples})")
         if not 0 < float(self.defensive) <= 1:
@@ -147,16 +153,19 @@ class SunsetSampling:
         if int(self.workers) < 1:
             raise ObservableError(f"sampled sunset: workers >= 1, got {self.workers!r}")
 
+    @property
+    def pair_budget(self) -> int:
+        """Pairs per external q-point at most with ``target_error``."""
+        return int(self.max_samples) if self.max_samples is not None else 64 * int(self.samples)
+
     def as_dict(self) -> dict[str, object]:
         """The settings, as recorded in results."""
         return {"samples": int(self.samples), "q1_per_q2": int(self.q1_per_q2),
-                "candidates": int(self.candidates),
+                "candidates": int(self.candidates), "probes": int(self.probes),
                 "seed": int(self.seed), "target_error": self.target_error,
-                "max_samples": int(self.max_samples), "defensive": float(self.defensive)}
+                "max_samples": self.pair_budget, "defensive": float(self.defensive)}
 
 
-#: stage-1 probes: uniform ``q1`` per ``q2`` whose phase space estimates the ``q2`` marginal
-STAGE1_PROBES = 8
 #: pilot pairs estimating each external branch's phase space (balances the proposal)
 PILOT_PAIRS = 256
 #: grid of the tabulated energy window, in smearing widths
@@ -274,7 +283,7 @@ def _sample_one(iq: int, lt: LatticeTensor, ps: _PairStructure, q: np.ndarray,
     n_cand = int(sampling.candidates)
     batch = max(2, -(-int(sampling.samples) // per_y))
     batch += batch % 2  # strata are paired for the variance
-    n_batches = max(1, int(sampling.max_samples) // (batch * per_y))
+    n_batches = max(1, sampling.pair_budget // (batch * per_y))
     all_x = np.arange(n)
     means, covs = [], []
     for _ in range(n_batches if sampling.target_error is not None else 1):

@@ -326,10 +326,8 @@ class SunsetConfig(_Strict):
         """Keyword arguments of SunsetSampling (None for the exact sum)."""
         if self.method == "exact":
             return None
-        kw: dict[str, Any] = {k: getattr(self, k) for k in ("samples", "seed", "target_error")
-                              if getattr(self, k) is not None}
-        kw["max_samples"] = 64 * int(kw.get("samples", 1024))
-        return kw
+        return {k: getattr(self, k) for k in ("samples", "seed", "target_error")
+                if getattr(self, k) is not None}
 
 
 class ConvergenceConfig(_Strict):
