@@ -8,6 +8,7 @@ ones (a real Si model, softened as universal MLIPs are known to be).
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -153,8 +154,10 @@ def test_study_on_several_dft_plans(tmp_path):
     """reference kind 'files' with two plans, as the paper's sets: 2I for orders 2-3 and the
     primitive cell (orders 2-4, its own steps) for order 4. Each order comes from the
     largest supercell that has it; the values are those of the plan's own fit (``anharmbench
-    derivatives`` on that plan alone, a separate path); the models are measured on each FTG
-    with that plan's windows; CRG as the model reproduces the reference at every order."""
+    derivatives`` on that plan alone, a separate path, with the estimator it was given:
+    the joint Taylor fit for the primitive cell); the models are measured on each FTG with
+    that plan's windows and estimator; CRG as the model reproduces the reference at every
+    order."""
     import h5py
     import yaml
 
@@ -164,8 +167,8 @@ def test_study_on_several_dft_plans(tmp_path):
     _crg_dft_plan(two_i, "--supercell", "2I", "--order", "2", "--order", "3", "--steps", "3")
     _crg_dft_plan(prim, "--supercell", "prim", "--order", "2", "--order", "3", "--order", "4",
                   "--steps", "3", "--h-min", "0.02", "--h-max", "0.06")
-    for plan in (two_i, prim):
-        assert main(["derivatives", str(plan)]) == 0
+    assert main(["derivatives", str(two_i)]) == 0
+    assert main(["derivatives", str(prim), "--estimator", "lines"]) == 0
     cfg = tmp_path / "files.yaml"
     cfg.write_text(yaml.safe_dump({
         "reference": {"kind": "files", "name": "DFT-stand-in", "plan": ["prim", "2I"]},
@@ -188,6 +191,9 @@ def test_study_on_several_dft_plans(tmp_path):
     assert rows[("CRG", 2)] < 1e-8 and rows[("CRG", 3)] < 1e-8 and rows[("CRG", 4)] < 1e-6
     with h5py.File(res.derivatives["CRG"]["ftg4"]) as f:  # the prim plan's own steps
         np.testing.assert_allclose(f["order_4/steps"][...][[0, -1]], [0.02, 0.06])
+        assert json.loads(f.attrs["estimator"])["kind"] == "lines"  # and its estimator
+    with h5py.File(res.derivatives["CRG"]["ftg23"]) as f:
+        assert json.loads(f.attrs["estimator"])["kind"] == "tail"
 
 
 def test_two_plans_of_equal_size_sharing_an_order_are_refused(tmp_path):

@@ -205,13 +205,16 @@ def _cmd_derivatives(args: argparse.Namespace) -> int:
     # the route of the study's and Benchmark's measurements, on a given plan directory
     executor = make_executor(args.executor, workers=args.workers, address=args.address)
     result = measure_directory(args.directory, evaluate=args.evaluate, executor=executor,
-                               allow_nonequilibrium=args.allow_nonequilibrium, progress=True)
+                               allow_nonequilibrium=args.allow_nonequilibrium, progress=True,
+                               estimator=args.estimator)
     _print_equilibrium(Path(args.directory) / DERIVATIVES_FILE)
     for n in result.orders:
         worst = float(result.relative_uncertainty[n].max())
         print(
             f"order {n}: {len(result.values[n])} derivatives, max relative uncertainty "
             f"{worst:.1e}, poor fits {int(result.poor_fit[n].sum())}"
+            + (f", window |t| <= {result.line_fit.t_max[n]:.3f} A, powers up to "
+               f"t^{result.line_fit.power[n]}" if result.line_fit is not None else "")
         )
         for label, v, u in list(
             zip(result.labels[n], result.values[n], result.uncertainties[n], strict=True)
@@ -347,6 +350,11 @@ def add_derivative_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--allow-nonequilibrium", action="store_true",
                    help="fit even if the reference has residual forces or stress (marked "
                    "in derivatives.h5)")
+    p.add_argument("--estimator", choices=("tail", "lines"), default="tail",
+                   help="tail: each order's steps extrapolated to zero step (default); "
+                   "lines: one joint Taylor fit of every order along all the plan's lines, "
+                   "for high orders of noisy evaluators such as DFT (refits, no new "
+                   "evaluation)")
     p.set_defaults(func=_cmd_derivatives)
 
 

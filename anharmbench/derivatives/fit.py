@@ -33,6 +33,7 @@ uncertainty above ``max_rel_uncertainty``, or ``h^2`` correction at the largest 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -40,10 +41,14 @@ import numpy as np
 import scipy.linalg
 import scipy.stats
 
+from anharmbench.derivatives.basis_protocol import DerivativeBasis
 from anharmbench.derivatives.plan import MeasurementPlan, OrderMeasurement
+from anharmbench.derivatives.taylor_lines import LineFit, fit_lines
 
 Tail = Literal["auto", "quadratic", "quartic"]
 Weighting = Literal["uniform", "roundoff"]
+Estimator = Literal["tail", "lines"]
+ESTIMATORS: tuple[str, ...] = ("tail", "lines")
 
 
 class TailFitWarning(UserWarning):
@@ -249,6 +254,11 @@ class DerivativeResult:
     step_residuals
         ``(S,)`` root-mean-square residual of the per-step least squares (units of the
         directional derivatives), a consistency check of the directions.
+    estimator
+        ``"tail"`` (each order's steps extrapolated to zero) or ``"lines"`` (the joint
+        Taylor fit of :mod:`anharmbench.derivatives.taylor_lines`, whose choice of window
+        and powers ``line_fit`` holds); the per-step diagnostics are the tail fit's either
+        way.
     """
 
     method: str
@@ -265,6 +275,8 @@ class DerivativeResult:
     relative_uncertainty: dict[int, np.ndarray]
     poor_fit: dict[int, np.ndarray]
     step_residuals: dict[int, np.ndarray]
+    estimator: str = "tail"
+    line_fit: LineFit | None = None
 
     @property
     def orders(self) -> tuple[int, ...]:
@@ -319,6 +331,8 @@ def fit(
     max_rel_h2: float = 0.5,
     scale_floor: float = 1e-3,
     warn: bool = True,
+    estimator: Estimator = "tail",
+    bases: Mapping[int, DerivativeBasis] | None = None,
 ) -> DerivativeResult:
     """Irreducible derivatives from evaluated configurations of a plan.
 
@@ -339,6 +353,13 @@ def fit(
         Quality thresholds of the tail fit (see module docstring).
     warn
         Emit a :class:`TailFitWarning` per order with poor fits.
+    estimator
+        ``"tail"`` (default): each order from its own directions, extrapolated to zero
+        step. ``"lines"``: every order from one joint Taylor fit along all of the plan's
+        lines (:func:`~anharmbench.derivatives.taylor_lines.fit_lines`; needs ``bases``),
+        for high orders of noisy evaluators, where the tail's ``h^2 + h^4`` is not enough.
+    bases
+        ``{order: basis}`` of the plan, for ``estimator="lines"``.
 
     Returns
     -------
@@ -347,8 +368,13 @@ def fit(
     Raises
     ------
     ValueError
-        On wrong shapes or non-finite data in a configuration the fit uses.
+        On wrong shapes or non-finite data in a configuration the fit uses, an unknown
+        estimator, or ``"lines"`` without ``bases``.
     """
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"unknown estimator {estimator!r}; expected one of {ESTIMATORS}")
+    if estimator == "lines" and bases is None:
+        raise ValueError("the 'lines' estimator needs the plan's bases (bases=prepared.bases)")
     n_conf = plan.n_evaluations
     e = None if energies is None else np.asarray(energies, dtype=np.float64)
     f = None if forces is None else np.asarray(forces, dtype=np.float64)
@@ -365,6 +391,8 @@ def fit(
     refs = np.flatnonzero(plan.conf_direction < 0)
     reference = int(refs[0]) if refs.size else None
 
+    # the joint fit replaces the values; the per-step estimates stay as diagnostics
+    lines = fit_lines(plan, bases, e, f) if estimator == "lines" and bases is not None else None
     out: dict[str, dict[int, np.ndarray]] = {k: {} for k in (
         "values", "unc", "raw", "h2", "h2unc", "power", "rel_h2", "rel_unc", "poor", "res")}
     for n, meas in sorted(plan.measurements.items()):
@@ -381,11 +409,15 @@ def fit(
         raw = sol.T
         tf = fit_tail(meas.steps, raw, tail=tail, weighting=weighting,
                       noise_power=meas.stencil.derivative)
+        if lines is not None:
+            tf = replace(tf, values=lines.values[n], uncertainties=lines.uncertainties[n])
         scale = np.maximum(np.abs(tf.values), scale_floor * np.max(np.abs(tf.values)))
         scale = np.where(scale > 0, scale, np.finfo(float).tiny)
         rel_h2 = np.abs(tf.h2) * meas.steps.max() ** 2 / scale
         rel_unc = tf.uncertainties / scale
-        poor = (np.nan_to_num(rel_unc) > max_rel_uncertainty) | (rel_h2 > max_rel_h2)
+        poor = np.nan_to_num(rel_unc) > max_rel_uncertainty
+        if lines is None:  # the h^2 tail is the tail fit's model, not the joint fit's
+            poor |= rel_h2 > max_rel_h2
         out["values"][n], out["unc"][n], out["raw"][n] = tf.values, tf.uncertainties, raw
         out["h2"][n], out["h2unc"][n], out["power"][n] = tf.h2, tf.h2_uncertainties, tf.power
         out["rel_h2"][n], out["rel_unc"][n], out["poor"][n] = rel_h2, rel_unc, poor
@@ -393,16 +425,18 @@ def fit(
         if warn and poor.any():
             idx = np.flatnonzero(poor)
             shown = ", ".join(
-                f"{meas.labels[i]!r} (rel. unc. {rel_unc[i]:.1e}, rel. h^2 {rel_h2[i]:.1e})"
+                f"{meas.labels[i]!r} (rel. unc. {rel_unc[i]:.1e}"
+                + (")" if lines is not None else f", rel. h^2 {rel_h2[i]:.1e})")
                 for i in idx[:10])
             more = f" and {idx.size - 10} more" if idx.size > 10 else ""
+            what = ("joint Taylor fit" if lines is not None else "quadratic-tail fit")
             warnings.warn(
-                f"order {n}: poor quadratic-tail fit for {idx.size} of {k_n} derivatives: "
+                f"order {n}: poor {what} for {idx.size} of {k_n} derivatives: "
                 f"{shown}{more}", TailFitWarning, stacklevel=2)
     return DerivativeResult(
         method=plan.method, plan_hash=plan.hash, values=out["values"],
         uncertainties=out["unc"], labels=plan.labels, steps=plan.steps, raw=out["raw"],
         h2_coefficients=out["h2"], h2_uncertainties=out["h2unc"], tail_power=out["power"],
         relative_h2=out["rel_h2"], relative_uncertainty=out["rel_unc"], poor_fit=out["poor"],
-        step_residuals=out["res"],
+        step_residuals=out["res"], estimator=estimator, line_fit=lines,
     )

@@ -143,7 +143,7 @@ def write_atoms_group(h5: h5py.Group, name: str, atoms: Atoms, *, masses: bool =
         g["masses"] = atoms.get_masses()
 
 
-_JSON_ATTRS = ("job", "jobs", "potential", "provenance")
+_JSON_ATTRS = ("job", "jobs", "potential", "provenance", "estimator")
 
 
 def read_derivatives_file(path: str | Path) -> DerivativesFile:

@@ -50,7 +50,7 @@ from anharmbench.derivatives.equilibrium import (
     evaluate_reference,
     judge,
 )
-from anharmbench.derivatives.fit import DerivativeResult, fit
+from anharmbench.derivatives.fit import DerivativeResult, Estimator, fit
 from anharmbench.derivatives.io import read_derivatives_file
 from anharmbench.derivatives.job import (
     MIN_STEPS,
@@ -298,9 +298,14 @@ def fit_directory(
     force_tol: float = FORCE_TOL,
     stress_tol_gpa: float = STRESS_TOL_GPA,
     allow_nonequilibrium: bool = False,
+    estimator: Estimator = "tail",
     **fit_kwargs: Any,
 ) -> DerivativeResult:
     """Fit the collected results of a plan directory and write ``derivatives.h5``.
+
+    ``estimator`` is :func:`~anharmbench.derivatives.fit.fit`'s (``"tail"`` or ``"lines"``);
+    the file records it (attribute ``estimator``: the kind and, for the joint Taylor fit,
+    each order's window and powers), and refitting needs no new evaluation.
 
     The reference evaluation stored with the results (in process, or the collected
     ``reference`` deck) is checked for equilibrium (forces and stress) and the check is
@@ -356,10 +361,20 @@ def fit_directory(
         manifest = {**manifest, "potential": {"name": "DFT", "kind": "files",
                                               "plan": str(directory.resolve())},
                     "potential_hash": origin_digest(list(sources))}
-    result = fit(prepared.plan, energies, forces, **fit_kwargs)
+    result = fit(prepared.plan, energies, forces, estimator=estimator, bases=prepared.bases,
+                 **fit_kwargs)
+    extra["estimator"] = estimator_record(result)
     save_derivatives(directory / DERIVATIVES_FILE, result, prepared, manifest,
                      extra_attrs=extra)
     return result
+
+
+def estimator_record(result: DerivativeResult) -> dict[str, Any]:
+    """What ``derivatives.h5`` records of how its values were estimated."""
+    rec: dict[str, Any] = {"kind": result.estimator}
+    if result.line_fit is not None:
+        rec["orders"] = result.line_fit.summary()
+    return rec
 
 
 def check_finite_results(path: Path, method: str, energies: np.ndarray, forces: np.ndarray,
@@ -421,6 +436,7 @@ def measure_directory(
     allow_nonequilibrium: bool = False,
     progress: bool = False,
     batch_size: int = 256,
+    estimator: Estimator = "tail",
 ) -> DerivativeResult:
     """Evaluate what a plan directory is missing (``evaluate``), fit, write ``derivatives.h5``.
 
@@ -447,6 +463,8 @@ def measure_directory(
         Show the evaluations' progress bar.
     batch_size
         Configurations per executor call (and per flush of ``results.h5``).
+    estimator
+        ``"tail"`` or ``"lines"`` (:func:`~anharmbench.derivatives.fit.fit`).
 
     Returns
     -------
@@ -458,7 +476,8 @@ def measure_directory(
         evaluate_in_process(directory, potential, progress=progress, loaded=loaded,
                             executor=executor, allow_nonequilibrium=allow_nonequilibrium,
                             batch_size=batch_size)
-    return fit_directory(directory, loaded=loaded, allow_nonequilibrium=allow_nonequilibrium)
+    return fit_directory(directory, loaded=loaded, allow_nonequilibrium=allow_nonequilibrium,
+                         estimator=estimator)
 
 
 def load_derivatives(path: str | Path) -> dict[int, dict[str, np.ndarray]]:

@@ -115,7 +115,11 @@ class DerivativeSetConfig(_Strict):
     ``supercell`` is a name (``prim``, ``2I``, ``SC``, ``4I``, ``3SC``) or a 3x3 integer
     matrix (rows in the primitive basis). ``qtuple`` restricts to one Q-tuple (one
     q-point name per slot, e.g. ``[L, L, G, G, G]``). ``variant`` and ``n_steps`` default
-    to the profile's (:mod:`anharmbench.study.profiles`).
+    to the profile's (:mod:`anharmbench.study.profiles`). ``estimator`` turns the
+    evaluations into derivatives (:func:`anharmbench.derivatives.fit.fit`): ``tail`` (each
+    order's steps extrapolated to zero) or ``lines`` (one joint Taylor fit along all the
+    plan's lines, for high orders of noisy evaluators); with a DFT plan as the reference
+    the sets are the plan's and take its estimator.
     """
 
     name: str
@@ -128,6 +132,7 @@ class DerivativeSetConfig(_Strict):
     h_ranges: dict[int, tuple[float, float]] | None = None
     n_steps: int | None = Field(default=None, ge=1)
     overdetermination: float = Field(default=3.0, ge=1.0)
+    estimator: Literal["tail", "lines"] = "tail"
 
     @field_validator("orders")
     @classmethod

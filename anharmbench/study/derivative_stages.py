@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
+from anharmbench.derivatives.fit import Estimator
 from anharmbench.derivatives.io import read_derivatives_file
 from anharmbench.derivatives.workflow import (
     DERIVATIVES_FILE,
@@ -99,6 +100,7 @@ def measure_derivative_set(
     plans: dict[str, Prepared] | None = None,
     progress: bool = True,
     batch_size: int = 64,
+    estimator: Estimator = "tail",
 ) -> dict[str, Any]:
     """Measure one derivative set of one potential in ``plan_dir``: plan directory,
     evaluations (resumed from ``results.h5``), fit, ``derivatives.h5``.
@@ -125,6 +127,8 @@ def measure_derivative_set(
         Built plans by job and crystal (:func:`prepared_plan`), shared by the callers.
     progress, batch_size
         Progress bar; configurations per evaluator call.
+    estimator
+        How the evaluations become derivatives (:func:`~anharmbench.derivatives.fit.fit`).
 
     Returns
     -------
@@ -187,7 +191,7 @@ def measure_derivative_set(
                 batch_size=batch_size, source=ase_source(label))
     result = measure_directory(plan_dir, potential, evaluate=potential is not None,
                                loaded=loaded, executor=executor, allow_nonequilibrium=allow,
-                               progress=progress, batch_size=batch_size)
+                               progress=progress, batch_size=batch_size, estimator=estimator)
     equilibrium = json.loads(
         read_derivatives_file(plan_dir / DERIVATIVES_FILE).attrs["equilibrium"])
     counts = {n: int(len(result.values[n])) for n in result.orders}
@@ -233,11 +237,13 @@ def derivative_stage(
         else:
             calculator = _ase_calculator(calculator_spec, label)
         return measure_derivative_set(directory / "plan", label, dset.name, job, prim,
-                                      potential, calculator, executor=executor, plans=plans)
+                                      potential, calculator, executor=executor, plans=plans,
+                                      estimator=dset.estimator)
 
     pot_id = potential.content_hash() if potential is not None else calculator_spec
     inputs = {
         "job": job.to_dict(),
+        "estimator": dset.estimator,
         "primitive": atoms_record(prim),
         "potential": pot_id,
         **upstream,

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
+from anharmbench.derivatives.fit import ESTIMATORS
 from anharmbench.derivatives.io import read_derivatives_file
 from anharmbench.derivatives.workflow import DERIVATIVES_FILE
 from anharmbench.potentials.spec import LammpsPotential
@@ -118,12 +119,17 @@ def data_reference_stage(cfg: ReferenceConfig) -> Stage:
                 raise FileNotFoundError(f"reference.plan: {f} not found; it needs {what}")
         check_dft_results(plan, results)  # before anything runs; again when the stage runs
     used = plan_orders(plans)
+    estimators = {str(p): recorded_estimator(p) for p in plans}
 
     def run_files(directory: Path) -> dict[str, Any]:
         from anharmbench.derivatives.derivative_set import DerivativeSet
         from anharmbench.derivatives.fit import fit
         from anharmbench.derivatives.results import ResultStore
-        from anharmbench.derivatives.workflow import load_plan_directory, save_derivatives
+        from anharmbench.derivatives.workflow import (
+            estimator_record,
+            load_plan_directory,
+            save_derivatives,
+        )
 
         fitted: list[tuple[Path, Path, dict[str, Any]]] = []
         for i, plan in enumerate(plans):
@@ -131,14 +137,19 @@ def data_reference_stage(cfg: ReferenceConfig) -> Stage:
             check_dft_results(plan, plan / "results.h5")
             energies, forces, done = ResultStore(plan / "results.h5", prepared.plan,
                                                  identity=man["identity"]).load()
-            result = fit(prepared.plan, energies, forces)
+            # the estimator the plan's producer chose ('anharmbench derivatives DIR
+            # --estimator'), never silently another
+            kind = estimators[str(plan)]
+            result = fit(prepared.plan, energies, forces, estimator=kind,
+                         bases=prepared.bases)
             man = {**man, "potential": {"name": cfg.name, "kind": "files", "plan": str(plan)},
                    "potential_hash": _file_key(plan / "results.h5")}
             path = directory / (DERIVATIVES_FILE if len(plans) == 1
                                 else f"plan{i}-{plan.name}" + "/" + DERIVATIVES_FILE)
             path.parent.mkdir(parents=True, exist_ok=True)
-            save_derivatives(path, result, prepared, man)
-            fitted.append((plan, path, man["job"]))
+            save_derivatives(path, result, prepared, man,
+                             extra_attrs={"estimator": estimator_record(result)})
+            fitted.append((plan, path, {**man["job"], "estimator": kind}))
         if len(plans) == 1:
             counts = {n: int(len(result.values[n])) for n in result.orders}
             return {"derivatives": str(path), "counts": counts,
@@ -164,11 +175,26 @@ def data_reference_stage(cfg: ReferenceConfig) -> Stage:
 
     return Stage("reference-files", {
         "kind": "files", "name": cfg.name,
+        "estimators": estimators,
         **({"plan": _file_key(plans[0] / "plan.json"),
             "results": _file_key(plans[0] / "results.h5")} if len(plans) == 1 else
            {"plans": [{"plan": _file_key(p / "plan.json"),
                        "results": _file_key(p / "results.h5")} for p in plans]})},
         run_files)
+
+
+def recorded_estimator(plan: Path) -> str:
+    """The estimator a plan directory's own ``derivatives.h5`` records (``"tail"`` when it
+    has none, as the plans of older versions)."""
+    path = plan / DERIVATIVES_FILE
+    if not path.is_file():
+        return "tail"
+    record = read_derivatives_file(path).attrs.get("estimator")
+    kind = record.get("kind", "tail") if isinstance(record, dict) else "tail"
+    if kind not in ESTIMATORS:
+        raise ValueError(f"{path}: unknown estimator {kind!r} recorded; expected one of "
+                         f"{ESTIMATORS}")
+    return str(kind)
 
 
 def plan_orders(plans: list[Path]) -> dict[str, list[int]]:
@@ -251,6 +277,8 @@ def data_reference_sets(config: StudyConfig, path: Path) -> list[DerivativeSetCo
         key = rec.supercell_matrix.tobytes()
         by_ftg.setdefault(key, (rec.supercell_matrix, []))[1].append(n)
     job = data.attrs.get("job") if isinstance(data.attrs.get("job"), dict) else {}
+    if isinstance(data.attrs.get("estimator"), dict):  # one plan: the file records it
+        job = {**job, "estimator": data.attrs["estimator"].get("kind", "tail")}
     if config.derivative_sets:
         for dset in config.derivative_sets:
             S = supercell_matrix(dset.supercell if isinstance(dset.supercell, str)
@@ -271,7 +299,8 @@ def data_reference_sets(config: StudyConfig, path: Path) -> list[DerivativeSetCo
         ftg_job = next((j for j in jobs if np.array_equal(np.asarray(j.get("supercell")), S)),
                        job)
         if ftg_job.get("kind") != "import":  # a plan run by DFT: measure models the same way
-            for key in ("method", "variant", "h_range", "n_steps", "overdetermination"):
+            for key in ("method", "variant", "h_range", "n_steps", "overdetermination",
+                        "estimator"):
                 if ftg_job.get(key) is not None:
                     extra[key] = ftg_job[key]
             if ftg_job.get("h_ranges"):
