@@ -7,7 +7,10 @@ units of the combined one-sigma uncertainty ``z = |d - d_ref| / hypot(s, s_ref)`
 
 * ``regression``: the tail regression's sigma alone (what the fit quoted before);
 * ``+ truncation``: the fit's uncertainty now, which adds ``|d(0) - d'(0)|``, ``d'`` the
-  extrapolation without the largest step (``anharmbench.derivatives.fit``).
+  extrapolation without the largest step (``anharmbench.derivatives.fit``);
+* ``lines``: the joint Taylor fit of the same evaluations (``estimator="lines"``,
+  :mod:`anharmbench.derivatives.taylor_lines`), values and uncertainties its own, against
+  the same tail-fitted reference.
 
 For honest one-sigma errors the median ``z`` is ~0.67 and 5 % (0.3 %) exceed 2 (3).
 
@@ -21,9 +24,9 @@ import time
 
 import numpy as np
 
-from anharmbench.derivatives.fit import fit_tail
+from anharmbench.derivatives.fit import fit, fit_tail
 from anharmbench.derivatives.plan import build_plan
-from anharmbench.derivatives.results import ase_evaluator, measure_and_fit
+from anharmbench.derivatives.results import ase_evaluator, measure
 from anharmbench.lammps import LammpsCalculator
 from anharmbench.potentials.crg import crg_potential
 from anharmbench.structures import build_supercell, supercell_matrix, tho2_primitive
@@ -51,21 +54,30 @@ def main() -> None:
     sigmas: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     values: dict[str, np.ndarray] = {}
     counts: dict[str, int] = {}
+    line_fits: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     with LammpsCalculator(crg_potential(), atoms) as batch:
         evaluate = ase_evaluator(atoms, batch)
         for name, kw in ROUTES.items():
             t0 = time.perf_counter()
             plan = build_plan({n: basis}, method="forces", **kw)  # type: ignore[arg-type]
-            res = measure_and_fit(plan, evaluate, warn=False)
+            data = measure(plan, evaluate)
+            res = fit(plan, data.energies, data.forces, warn=False)
+            t1 = time.perf_counter()
+            lines = fit(plan, data.energies, data.forces, warn=False, estimator="lines",
+                        bases={n: basis})
+            t_lines = time.perf_counter() - t1
             # the regression part, refitted as fit() does (roundoff weights)
             tf = fit_tail(res.steps[n], res.raw[n], weighting="roundoff",
                           noise_power=plan.measurements[n].stencil.derivative)
             assert np.allclose(tf.uncertainties, res.uncertainties[n], equal_nan=True)
             values[name] = res.values[n]
             sigmas[name] = (tf.statistical, res.uncertainties[n])
+            line_fits[name] = (lines.values[n], lines.uncertainties[n])
             counts[name] = plan.n_evaluations
             print(f"  {name}: {plan.n_evaluations} evaluations, "
-                  f"{time.perf_counter() - t0:.1f} s", flush=True)
+                  f"{time.perf_counter() - t0:.1f} s (joint Taylor fit {t_lines:.2f} s, "
+                  f"window {lines.line_fit.t_max[n]:.3f} A, powers to "
+                  f"t^{lines.line_fit.power[n]})", flush=True)
 
     ref_name = next(iter(ROUTES))
     ref = values[ref_name]
@@ -74,10 +86,13 @@ def main() -> None:
           f"z = |d - d_ref| / hypot(sigma, sigma_ref)")
     print(f"{'route':28s}{'evals':>7s}{'rel. RMS dev.':>15s}   {'sigma':14s}"
           f"{'median rel. sigma':>19s}{'median z':>10s}{'z > 2':>8s}{'z > 3':>8s}")
-    for name in list(ROUTES)[1:]:
-        d = values[name] - ref
-        for part, which in (("regression", 0), ("+ truncation", 1)):
-            s, s_ref = sigmas[name][which], sigmas[ref_name][which]
+    for name in ROUTES:
+        rows = [("lines", *line_fits[name], sigmas[ref_name][1])]
+        if name != ref_name:
+            rows = [(part, values[name], sigmas[name][which], sigmas[ref_name][which])
+                    for part, which in (("regression", 0), ("+ truncation", 1))] + rows
+        for part, v, s, s_ref in rows:
+            d = v - ref
             z = np.abs(d) / np.hypot(s, s_ref)
             print(f"{name:28s}{counts[name]:7d}{np.sqrt(np.mean(d**2)) / scale:15.1e}   "
                   f"{part:14s}{np.median(s) / scale:19.1e}{np.median(z):10.2f}"

@@ -295,17 +295,21 @@ def fit_lines(
 def _choose_power(lines: _Lines, t_max: float, f_test_pvalue: float
                   ) -> tuple[LineModel, LineModel] | None:
     """The model of one window with the fewest powers the F-test accepts, and the model
-    with two more (None when the window never settles)."""
+    with two more. Where every added pair stays significant up to the most the lines'
+    points allow (a smooth surface above round-off), the last two models that fit; None
+    when the window holds fewer than two."""
     prev = lines.solve(t_max, max(lines.powers.values()) + 2)
+    last: tuple[LineModel, LineModel] | None = None
+    if prev is None:
+        return None
     for _ in range(MAX_EXTRA_PAIRS):
-        if prev is None:
-            return None
         nxt = lines.solve(t_max, prev.power + 2)
         if nxt is None:
-            return None
+            return last
         f_stat = ((prev.rss - nxt.rss) / (prev.dof - nxt.dof)) / max(
             nxt.rss / nxt.dof, np.finfo(float).tiny)
         if float(scipy.stats.f.sf(f_stat, prev.dof - nxt.dof, nxt.dof)) >= f_test_pvalue:
             return prev, nxt
+        last = (prev, nxt)
         prev = nxt
-    return None
+    return last
