@@ -66,8 +66,9 @@ DEFAULT_SETS = ("prim", "SC")
 #: how a set's evaluations become derivatives: the tail fit (each order's steps to zero)
 #: resolves orders 2-3, but not order 6 here (its uncertainties were above the values:
 #: Si's series needs powers up to ~t^9 over the steps where pw.x's ~1e-6 eV/A noise allows
-#: them); sets with orders 4 and up take the joint Taylor fit along all the plan's lines
-LINES_FROM_ORDER = 4
+#: them); sets with orders 4 and up are fitted with 'auto', per order the tail fit or the
+#: joint Taylor fit along all the plan's lines, whichever is more precise
+AUTO_FROM_ORDER = 4
 ECUTS = (20, 25, 30, 35, 40)
 KMESHES = (4, 6, 8, 10)
 
@@ -374,7 +375,7 @@ def measure_set(plan_dir: Path, structure: Path, settings: Path,
         return 1
     if cli(["collect", str(plan_dir), "--outputs", "dft/job_*/espresso.pwo"]) != 0:
         return 1
-    estimator = "lines" if max(orders) >= LINES_FROM_ORDER else "tail"
+    estimator = "auto" if max(orders) >= AUTO_FROM_ORDER else "tail"
     return cli(["derivatives", str(plan_dir), "--estimator", estimator])
 
 

@@ -196,6 +196,38 @@ def test_study_on_several_dft_plans(tmp_path):
         assert json.loads(f.attrs["estimator"])["kind"] == "tail"
 
 
+def test_two_plans_of_one_ftg_stay_two_sets(tmp_path):
+    """Two plans of one supercell with disjoint orders (as Si's S_C orders 2-3 and S_C
+    order 4): the models are measured on two sets, each with its own plan's steps and
+    estimator, never on one plan with the first one's settings; CRG as the model
+    reproduces the reference."""
+    import h5py
+    import yaml
+
+    from anharmbench.cli import main
+
+    low, high = tmp_path / "low", tmp_path / "high"
+    _crg_dft_plan(low, "--supercell", "prim", "--order", "2", "--order", "3", "--steps", "3")
+    _crg_dft_plan(high, "--supercell", "prim", "--order", "4", "--steps", "4",
+                  "--h-min", "0.02", "--h-max", "0.06")
+    assert main(["derivatives", str(low)]) == 0
+    assert main(["derivatives", str(high), "--estimator", "lines"]) == 0
+    cfg = tmp_path / "files.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "reference": {"kind": "files", "name": "DFT-stand-in", "plan": ["low", "high"]},
+        "models": [_crg_model()], "observables": {"enabled": False}}))
+    res = run_study(load_config(cfg), tmp_path / "run", verbose=False)
+    assert set(res.derivatives["CRG"]) == {"ftg23", "ftg4"}
+    with h5py.File(res.derivatives["CRG"]["ftg4"]) as f:
+        np.testing.assert_allclose(f["order_4/steps"][...][[0, -1]], [0.02, 0.06])
+        assert json.loads(f.attrs["estimator"])["kind"] == "lines"
+    with h5py.File(res.derivatives["CRG"]["ftg23"]) as f:
+        assert "order_4" not in f and json.loads(f.attrs["estimator"])["kind"] == "tail"
+    rows = {(r["model"], int(r["order"])): float(r["rel_rmse"])
+            for r in csv.DictReader(res.report["table_csv"].open())}
+    assert rows[("CRG", 2)] < 1e-8 and rows[("CRG", 3)] < 1e-8 and rows[("CRG", 4)] < 1e-6
+
+
 def test_two_plans_of_equal_size_sharing_an_order_are_refused(tmp_path):
     import yaml
 

@@ -213,8 +213,9 @@ def _cmd_derivatives(args: argparse.Namespace) -> int:
         print(
             f"order {n}: {len(result.values[n])} derivatives, max relative uncertainty "
             f"{worst:.1e}, poor fits {int(result.poor_fit[n].sum())}"
-            + (f", window |t| <= {result.line_fit.t_max[n]:.3f} A, powers up to "
-               f"t^{result.line_fit.power[n]}" if result.line_fit is not None else "")
+            + (f", joint Taylor fit: window |t| <= {result.line_fit.t_max[n]:.3f} A, powers "
+               f"up to t^{result.line_fit.power[n]}" if result.chosen.get(n) == "lines"
+               and result.line_fit is not None else "")
         )
         for label, v, u in list(
             zip(result.labels[n], result.values[n], result.uncertainties[n], strict=True)
@@ -350,11 +351,11 @@ def add_derivative_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--allow-nonequilibrium", action="store_true",
                    help="fit even if the reference has residual forces or stress (marked "
                    "in derivatives.h5)")
-    p.add_argument("--estimator", choices=("tail", "lines"), default="tail",
+    p.add_argument("--estimator", choices=("tail", "lines", "auto"), default="tail",
                    help="tail: each order's steps extrapolated to zero step (default); "
                    "lines: one joint Taylor fit of every order along all the plan's lines, "
-                   "for high orders of noisy evaluators such as DFT (refits, no new "
-                   "evaluation)")
+                   "for high orders of noisy evaluators such as DFT; auto: per order the "
+                   "one with the smaller uncertainties (refits, no new evaluation)")
     p.set_defaults(func=_cmd_derivatives)
 
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -47,8 +47,8 @@ from anharmbench.derivatives.taylor_lines import LineFit, fit_lines
 
 Tail = Literal["auto", "quadratic", "quartic"]
 Weighting = Literal["uniform", "roundoff"]
-Estimator = Literal["tail", "lines"]
-ESTIMATORS: tuple[str, ...] = ("tail", "lines")
+Estimator = Literal["tail", "lines", "auto"]
+ESTIMATORS: tuple[str, ...] = ("tail", "lines", "auto")
 
 
 class TailFitWarning(UserWarning):
@@ -255,10 +255,12 @@ class DerivativeResult:
         ``(S,)`` root-mean-square residual of the per-step least squares (units of the
         directional derivatives), a consistency check of the directions.
     estimator
-        ``"tail"`` (each order's steps extrapolated to zero) or ``"lines"`` (the joint
-        Taylor fit of :mod:`anharmbench.derivatives.taylor_lines`, whose choice of window
-        and powers ``line_fit`` holds); the per-step diagnostics are the tail fit's either
-        way.
+        ``"tail"`` (each order's steps extrapolated to zero), ``"lines"`` (the joint Taylor
+        fit of :mod:`anharmbench.derivatives.taylor_lines`, whose choice of window and
+        powers ``line_fit`` holds) or ``"auto"`` (per order, the one of the two with the
+        smaller uncertainty); the per-step diagnostics are the tail fit's either way.
+    chosen
+        ``{order: "tail" | "lines"}``, the estimator each order's values come from.
     """
 
     method: str
@@ -277,6 +279,7 @@ class DerivativeResult:
     step_residuals: dict[int, np.ndarray]
     estimator: str = "tail"
     line_fit: LineFit | None = None
+    chosen: dict[int, str] = field(default_factory=dict)
 
     @property
     def orders(self) -> tuple[int, ...]:
@@ -358,8 +361,12 @@ def fit(
         step. ``"lines"``: every order from one joint Taylor fit along all of the plan's
         lines (:func:`~anharmbench.derivatives.taylor_lines.fit_lines`; needs ``bases``),
         for high orders of noisy evaluators, where the tail's ``h^2 + h^4`` is not enough.
+        ``"auto"``: both, and per order the one whose uncertainties are smaller (root mean
+        square relative to the tail's values); the joint fit is fragile where the surface
+        is not smooth along the lines (a machine-learned potential whose neighbours cross
+        their cutoff), the tail fit at high orders of a smooth noisy surface.
     bases
-        ``{order: basis}`` of the plan, for ``estimator="lines"``.
+        ``{order: basis}`` of the plan, for ``estimator="lines"`` or ``"auto"``.
 
     Returns
     -------
@@ -369,12 +376,13 @@ def fit(
     ------
     ValueError
         On wrong shapes or non-finite data in a configuration the fit uses, an unknown
-        estimator, or ``"lines"`` without ``bases``.
+        estimator, or ``"lines"`` or ``"auto"`` without ``bases``.
     """
     if estimator not in ESTIMATORS:
         raise ValueError(f"unknown estimator {estimator!r}; expected one of {ESTIMATORS}")
-    if estimator == "lines" and bases is None:
-        raise ValueError("the 'lines' estimator needs the plan's bases (bases=prepared.bases)")
+    if estimator != "tail" and bases is None:
+        raise ValueError(f"the {estimator!r} estimator needs the plan's bases "
+                         "(bases=prepared.bases)")
     n_conf = plan.n_evaluations
     e = None if energies is None else np.asarray(energies, dtype=np.float64)
     f = None if forces is None else np.asarray(forces, dtype=np.float64)
@@ -392,7 +400,14 @@ def fit(
     reference = int(refs[0]) if refs.size else None
 
     # the joint fit replaces the values; the per-step estimates stay as diagnostics
-    lines = fit_lines(plan, bases, e, f) if estimator == "lines" and bases is not None else None
+    lines = None
+    if estimator != "tail" and bases is not None:
+        try:
+            lines = fit_lines(plan, bases, e, f)
+        except ValueError:
+            if estimator == "lines":
+                raise
+    chosen: dict[int, str] = {}
     out: dict[str, dict[int, np.ndarray]] = {k: {} for k in (
         "values", "unc", "raw", "h2", "h2unc", "power", "rel_h2", "rel_unc", "poor", "res")}
     for n, meas in sorted(plan.measurements.items()):
@@ -409,14 +424,18 @@ def fit(
         raw = sol.T
         tf = fit_tail(meas.steps, raw, tail=tail, weighting=weighting,
                       noise_power=meas.stencil.derivative)
-        if lines is not None:
+        if lines is not None and (estimator == "lines" or _smaller(
+                lines.uncertainties[n], tf.uncertainties, tf.values, scale_floor)):
             tf = replace(tf, values=lines.values[n], uncertainties=lines.uncertainties[n])
+            chosen[n] = "lines"
+        else:
+            chosen[n] = "tail"
         scale = np.maximum(np.abs(tf.values), scale_floor * np.max(np.abs(tf.values)))
         scale = np.where(scale > 0, scale, np.finfo(float).tiny)
         rel_h2 = np.abs(tf.h2) * meas.steps.max() ** 2 / scale
         rel_unc = tf.uncertainties / scale
         poor = np.nan_to_num(rel_unc) > max_rel_uncertainty
-        if lines is None:  # the h^2 tail is the tail fit's model, not the joint fit's
+        if chosen[n] == "tail":  # the h^2 tail is the tail fit's model, not the joint fit's
             poor |= rel_h2 > max_rel_h2
         out["values"][n], out["unc"][n], out["raw"][n] = tf.values, tf.uncertainties, raw
         out["h2"][n], out["h2unc"][n], out["power"][n] = tf.h2, tf.h2_uncertainties, tf.power
@@ -426,10 +445,10 @@ def fit(
             idx = np.flatnonzero(poor)
             shown = ", ".join(
                 f"{meas.labels[i]!r} (rel. unc. {rel_unc[i]:.1e}"
-                + (")" if lines is not None else f", rel. h^2 {rel_h2[i]:.1e})")
+                + (")" if chosen[n] == "lines" else f", rel. h^2 {rel_h2[i]:.1e})")
                 for i in idx[:10])
             more = f" and {idx.size - 10} more" if idx.size > 10 else ""
-            what = ("joint Taylor fit" if lines is not None else "quadratic-tail fit")
+            what = ("joint Taylor fit" if chosen[n] == "lines" else "quadratic-tail fit")
             warnings.warn(
                 f"order {n}: poor {what} for {idx.size} of {k_n} derivatives: "
                 f"{shown}{more}", TailFitWarning, stacklevel=2)
@@ -438,5 +457,17 @@ def fit(
         uncertainties=out["unc"], labels=plan.labels, steps=plan.steps, raw=out["raw"],
         h2_coefficients=out["h2"], h2_uncertainties=out["h2unc"], tail_power=out["power"],
         relative_h2=out["rel_h2"], relative_uncertainty=out["rel_unc"], poor_fit=out["poor"],
-        step_residuals=out["res"], estimator=estimator, line_fit=lines,
+        step_residuals=out["res"], estimator=estimator, line_fit=lines, chosen=chosen,
     )
+
+
+def _smaller(a: np.ndarray, b: np.ndarray, values: np.ndarray, floor: float) -> bool:
+    """Whether uncertainties ``a`` are smaller than ``b`` (root mean square, relative to
+    ``values`` with the fit's scale floor); NaN counts as infinite."""
+    scale = np.maximum(np.abs(values), floor * np.max(np.abs(values), initial=0.0))
+    scale = np.where(scale > 0, scale, np.finfo(float).tiny)
+
+    def rms(u: np.ndarray) -> float:
+        return float(np.sqrt(np.mean(np.nan_to_num(u / scale, nan=np.inf) ** 2)))
+
+    return rms(a) < rms(b)

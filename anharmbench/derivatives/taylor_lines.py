@@ -50,8 +50,9 @@ from anharmbench.derivatives.basis_protocol import DerivativeBasis
 from anharmbench.derivatives.directions import derivative_order, design_blocks
 from anharmbench.derivatives.plan import MeasurementPlan
 
-#: Most pairs of free powers added above the highest order.
-MAX_EXTRA_PAIRS = 8
+#: Most pairs of free powers added above the highest order: Si PBE needs two, a surface
+#: that is not smooth along the lines (neighbours crossing a cutoff) would take any number
+MAX_EXTRA_PAIRS = 5
 #: Most windows tried (the plan's amplitudes, thinned evenly).
 MAX_WINDOWS = 24
 #: Windows whose relative uncertainty is within this factor of the best's count in the

@@ -371,9 +371,10 @@ def fit_directory(
 
 def estimator_record(result: DerivativeResult) -> dict[str, Any]:
     """What ``derivatives.h5`` records of how its values were estimated."""
-    rec: dict[str, Any] = {"kind": result.estimator}
+    rec: dict[str, Any] = {"kind": result.estimator,
+                           "chosen": {str(n): c for n, c in sorted(result.chosen.items())}}
     if result.line_fit is not None:
-        rec["orders"] = result.line_fit.summary()
+        rec["lines"] = result.line_fit.summary()
     return rec
 
 

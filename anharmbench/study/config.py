@@ -117,9 +117,10 @@ class DerivativeSetConfig(_Strict):
     q-point name per slot, e.g. ``[L, L, G, G, G]``). ``variant`` and ``n_steps`` default
     to the profile's (:mod:`anharmbench.study.profiles`). ``estimator`` turns the
     evaluations into derivatives (:func:`anharmbench.derivatives.fit.fit`): ``tail`` (each
-    order's steps extrapolated to zero) or ``lines`` (one joint Taylor fit along all the
-    plan's lines, for high orders of noisy evaluators); with a DFT plan as the reference
-    the sets are the plan's and take its estimator.
+    order's steps extrapolated to zero), ``lines`` (one joint Taylor fit along all the
+    plan's lines, for high orders of noisy evaluators) or ``auto`` (per order the one with
+    the smaller uncertainties); with a DFT plan as the reference the sets are the plan's
+    and take its estimator.
     """
 
     name: str
@@ -132,7 +133,7 @@ class DerivativeSetConfig(_Strict):
     h_ranges: dict[int, tuple[float, float]] | None = None
     n_steps: int | None = Field(default=None, ge=1)
     overdetermination: float = Field(default=3.0, ge=1.0)
-    estimator: Literal["tail", "lines"] = "tail"
+    estimator: Literal["tail", "lines", "auto"] = "tail"
 
     @field_validator("orders")
     @classmethod

@@ -267,7 +267,8 @@ def data_reference_sets(config: StudyConfig, path: Path) -> list[DerivativeSetCo
     """The derivative sets measured on the models: the FTGs and orders of the reference.
 
     Sets given in the config are checked against the reference (same supercell and
-    orders); without them one set per FTG of the data is made.
+    orders); without them one set per plan of the reference (its orders used, its job's
+    steps and estimator), or per FTG of the data when no plan is recorded.
     """
     from anharmbench.structures import supercell_matrix
 
@@ -292,12 +293,21 @@ def data_reference_sets(config: StudyConfig, path: Path) -> list[DerivativeSetCo
                     "reference's")
         return list(config.derivative_sets)
     sets = []
-    # several DFT plans: each FTG is measured as its own plan was (attrs["jobs"])
+    # several DFT plans: each plan's orders are measured as that plan was (attrs["jobs"]);
+    # two plans of one FTG (S_C orders 2-3 and S_C order 4) stay two sets, never one plan
+    # with the first one's steps and estimator
     jobs = data.attrs.get("jobs") if isinstance(data.attrs.get("jobs"), list) else []
+    groups: list[tuple[np.ndarray, list[int], dict[str, Any]]] = []
     for S, orders in by_ftg.values():
+        mine = [j for j in jobs if np.array_equal(np.asarray(j.get("supercell")), S)]
+        for j in mine:
+            used = [n for n in orders if n in {int(k) for k in j.get("orders", [])}]
+            if used:
+                groups.append((S, used, j))
+        if not mine:
+            groups.append((S, orders, job))
+    for S, orders, ftg_job in groups:
         extra: dict[str, Any] = {}
-        ftg_job = next((j for j in jobs if np.array_equal(np.asarray(j.get("supercell")), S)),
-                       job)
         if ftg_job.get("kind") != "import":  # a plan run by DFT: measure models the same way
             for key in ("method", "variant", "h_range", "n_steps", "overdetermination",
                         "estimator"):
