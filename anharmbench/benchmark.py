@@ -127,6 +127,12 @@ class Benchmark:
     overwrite
         Discard the stored results of every potential and set whose stored inputs differ
         from these (or cannot be compared) and measure them again.
+    estimator
+        How evaluations become derivatives, for every potential and set
+        (:func:`anharmbench.derivatives.fit.fit`): ``"tail"`` (default), ``"lines"`` (the
+        joint Taylor fit along all of a plan's lines) or ``"auto"`` (per order the more
+        precise of the two). Each fit is recorded in its ``derivatives.h5``; changing it
+        refits the stored evaluations, it evaluates nothing again.
 
     Attributes
     ----------
@@ -165,8 +171,14 @@ class Benchmark:
         directory: str | Path | None = None,
         calculator_names: Mapping[str, str] | None = None,
         overwrite: bool = False,
+        estimator: str = "tail",
     ) -> None:
+        from anharmbench.derivatives.fit import ESTIMATORS
         from anharmbench.validation import check_structure
+
+        if estimator not in ESTIMATORS:
+            raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
+        self.estimator = estimator
 
         check_structure(crystal, "the primitive cell")
         self.crystal = crystal.copy()
@@ -317,7 +329,8 @@ class Benchmark:
                 summary = measure_derivative_set(
                     plan_dir, label, s.name, s.job,
                     self.crystal, lammps, None if lammps is not None else pot,
-                    executor=executor, plans=self._plans, progress=progress)
+                    executor=executor, plans=self._plans, progress=progress,
+                    estimator=self.estimator)  # type: ignore[arg-type]
                 path = Path(summary["derivatives"])
                 self.files.setdefault(label, {})[s.name] = path
                 bases = self.plan([s.name])[s.name].bases

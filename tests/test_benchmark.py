@@ -9,6 +9,7 @@ derivatives in its Table I, and that a DerivativeSet survives ``derivatives.h5``
 from __future__ import annotations
 
 import pickle
+import shutil
 import subprocess
 import sys
 import warnings
@@ -74,6 +75,36 @@ def test_benchmark_gives_the_workflow_derivatives(bench, tmp_path):
     assert np.all(ref.values[2] > 0)
     assert np.all(ref.uncertainties[2] < 1e-3 * np.abs(ref.values[2]))
     assert json_equilibrium(ref)["passed"]
+
+
+def test_benchmark_estimator_refits_the_stored_evaluations(bench, tmp_path):
+    """``estimator="lines"`` on a copy of the fixture's folder: the stored evaluations are
+    refitted (``results.h5`` is left byte for byte: nothing is evaluated again), and the
+    values are those of the plan route's own ``fit_directory(estimator="lines")``; an
+    unknown estimator is refused."""
+    with pytest.raises(ValueError, match="estimator must be one of"):
+        Benchmark(tho2_primitive(), crg_potential(), supercells=SETS, orders=ORDERS,
+                  estimator="joint")
+    shutil.copytree(bench.directory, tmp_path / "copy")
+    stored = next((tmp_path / "copy").glob("reference/prim/results.h5"))
+    before = stored.read_bytes()
+    lines = Benchmark(tho2_primitive(), crg_potential(), supercells=SETS, orders=ORDERS,
+                      executor="in-process", directory=tmp_path / "copy", estimator="lines")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = lines.measure(["reference"], progress=False)
+    assert stored.read_bytes() == before
+    prepared = prepare(bench.jobs["prim"], tho2_primitive())
+    write_plan_directory(tmp_path / "plan", prepared, crg_potential())
+    evaluate_in_process(tmp_path / "plan", executor=InProcessExecutor())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = fit_directory(tmp_path / "plan", estimator="lines")
+    ref = out["reference"]
+    assert ref.attrs["estimator"]["kind"] == "lines"
+    for n in (2, 3):
+        np.testing.assert_array_equal(ref.values[n], result.values[n])
+        assert not np.array_equal(ref.values[n], bench.derivatives["reference"].values[n])
 
 
 def json_equilibrium(dset: DerivativeSet) -> dict:
