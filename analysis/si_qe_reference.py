@@ -61,7 +61,10 @@ ECUTRHO_FACTORS = (4, 8, 16)
 SETS = {"prim": (((1, 0, 0), (0, 1, 0), (0, 0, 1)), (2, 3, 4, 5, 6), 1.0, N_STEPS),
         "SC": (((-1, 1, 1), (1, -1, 1), (1, 1, -1)), (2, 3), 2.0, 4),
         "2I": (((2, 0, 0), (0, 2, 0), (0, 0, 2)), (2, 3), 2.0, 4),
-        "SC4": (((-1, 1, 1), (1, -1, 1), (1, 1, -1)), (4,), 2.0, 4)}
+        "SC4": (((-1, 1, 1), (1, -1, 1), (1, 1, -1)), (4,), 2.0, 4),
+        "SC5X": (((-1, 1, 1), (1, -1, 1), (1, 1, -1)), (5,), 2.0, 4)}
+#: sets restricted to one Q-tuple: order 5 off Gamma (two X phonons, 31 pw.x jobs)
+QTUPLES = {"SC5X": ("X", "X", "G", "G", "G")}
 DEFAULT_SETS = ("prim", "SC")
 #: how a set's evaluations become derivatives: the tail fit (each order's steps to zero)
 #: resolves orders 2-3, but not order 6 here (its uncertainties were above the values:
@@ -282,7 +285,7 @@ def main() -> int:
             f"kpts: [{kn}, {kn}, {kn}]\n")
         t1 = time.perf_counter()
         if measure_set(out / name, out / "si.cif", settings, supercell, orders, steps,
-                       args.jobs) != 0:
+                       args.jobs, QTUPLES.get(name)) != 0:
             return 1
         timings[f"plan_{name}"] = timings.get(f"plan_{name}", 0.0) + time.perf_counter() - t1
         conv_path.write_text(json.dumps(conv, indent=1))
@@ -351,7 +354,7 @@ def _print_check(check: dict) -> None:
 
 def measure_set(plan_dir: Path, structure: Path, settings: Path,
                 supercell: tuple[tuple[int, int, int], ...], orders: tuple[int, ...],
-                n_steps: int, jobs: int) -> int:
+                n_steps: int, jobs: int, qtuple: tuple[str, ...] | None = None) -> int:
     """Plan (once), run its pw.x jobs (resumable), collect and fit one derivative set."""
     from anharmbench.cli import main as cli
     from anharmbench.dft.runner import run_jobs
@@ -364,7 +367,8 @@ def measure_set(plan_dir: Path, structure: Path, settings: Path,
         from anharmbench.validation import read_structure
 
         job = DerivativeJob(supercell=supercell, orders=orders, variant="bundled",
-                            h_ranges={n: H_RANGES[n] for n in orders}, n_steps=n_steps)
+                            h_ranges={n: H_RANGES[n] for n in orders}, n_steps=n_steps,
+                            qtuple=qtuple)
         prepared = prepare(job, read_structure(structure))
         write_plan_directory(plan_dir, prepared, None)
         write_dft_inputs(plan_dir, prepared, "espresso-in",

@@ -228,6 +228,32 @@ def test_two_plans_of_one_ftg_stay_two_sets(tmp_path):
     assert rows[("CRG", 2)] < 1e-8 and rows[("CRG", 3)] < 1e-8 and rows[("CRG", 4)] < 1e-6
 
 
+def test_a_plan_of_one_qtuple_is_measured_on_the_models_for_that_qtuple(tmp_path):
+    """A DFT plan restricted to one Q-tuple (as Si's order 5 at X X G G G): the models are
+    measured on the same Q-tuple (the same derivatives, not the whole FTG), and CRG as the
+    model reproduces the reference."""
+    import h5py
+    import yaml
+
+    plan = tmp_path / "x"
+    _crg_dft_plan(plan, "--supercell", "SC", "--order", "3", "--qtuple", "X", "X", "G",
+                  "--steps", "3", "--variant", "bundled")
+    cfg = tmp_path / "files.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "reference": {"kind": "files", "name": "DFT-stand-in", "plan": str(plan)},
+        "models": [_crg_model()], "observables": {"enabled": False}}))
+    res = run_study(load_config(cfg), tmp_path / "run", verbose=False)
+    assert set(res.derivatives["CRG"]) == {"ftg3-XXG"}
+    with h5py.File(res.derivatives["CRG"]["ftg3-XXG"]) as m, \
+            h5py.File(res.derivatives["reference"]["ftg3-XXG"]) as r:
+        assert json.loads(m.attrs["job"])["qtuple"] == ["X", "X", "G"]
+        np.testing.assert_array_equal(m["order_3/labels"][...], r["order_3/labels"][...])
+        assert all(b"X" in lab for lab in m["order_3/labels"][...])
+    rows = {(r["model"], int(r["order"])): float(r["rel_rmse"])
+            for r in csv.DictReader(res.report["table_csv"].open())}
+    assert rows[("CRG", 3)] < 1e-8
+
+
 def test_two_plans_of_equal_size_sharing_an_order_are_refused(tmp_path):
     import yaml
 

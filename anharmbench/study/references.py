@@ -310,13 +310,15 @@ def data_reference_sets(config: StudyConfig, path: Path) -> list[DerivativeSetCo
         extra: dict[str, Any] = {}
         if ftg_job.get("kind") != "import":  # a plan run by DFT: measure models the same way
             for key in ("method", "variant", "h_range", "n_steps", "overdetermination",
-                        "estimator"):
+                        "estimator", "qtuple"):
                 if ftg_job.get(key) is not None:
                     extra[key] = ftg_job[key]
             if ftg_job.get("h_ranges"):
                 extra["h_ranges"] = {int(k): v for k, v in ftg_job["h_ranges"].items()
                                      if int(k) in orders}
-        sets.append(DerivativeSetConfig(name="ftg" + "".join(map(str, orders)),
+        qtuple = extra.get("qtuple")  # one Q-tuple of the FTG: named by it too
+        sets.append(DerivativeSetConfig(name="ftg" + "".join(map(str, orders))
+                                        + ("-" + "".join(qtuple) if qtuple else ""),
                                         supercell=S.tolist(), orders=orders, **extra))
     return sets
 
