@@ -55,9 +55,9 @@ ECUTRHO_FACTORS = (4, 8, 16)
 #: (2I: exactly the primitive cell's points; S_C, the cube of 4 cells: 4^3, a prim density
 #: of 6.3^3, where the Raman frequency is 0.04 THz above its converged value: 5^3 doubles
 #: the cost of its ~90 s jobs), steps
-#: Measured here: prim, and S_C orders 2-3 (X points; also phono3py's route check). The
-#: 16-atom 2I costs ~300 s per pw.x job on this machine (57 jobs), S_C order 4 ~121 jobs:
-#: run them with --sets 2I SC4 where time allows.
+#: Measured here: prim, S_C orders 2-3 (X points; also phono3py's route check), S_C order 4
+#: (191 jobs of ~47 s) and S_C order 5 at X X G G G (49 jobs). The 16-atom 2I costs ~300 s
+#: per pw.x job on this machine (57 jobs): run it with --sets 2I where time allows.
 SETS = {"prim": (((1, 0, 0), (0, 1, 0), (0, 0, 1)), (2, 3, 4, 5, 6), 1.0, N_STEPS),
         "SC": (((-1, 1, 1), (1, -1, 1), (1, 1, -1)), (2, 3), 2.0, 4),
         "2I": (((2, 0, 0), (0, 2, 0), (0, 0, 2)), (2, 3), 2.0, 4),

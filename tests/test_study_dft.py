@@ -281,6 +281,21 @@ def test_examples_point_at_the_shared_data(name):
     assert {"sevennet", "chgnet"} <= {m.kind for m in cfg.models}
 
 
+@pytest.mark.parametrize("name,plans", [("si-qe-pbe.yaml", ["SC", "SC4", "prim"]),
+                                        ("si-qe-pbe-x5.yaml", ["SC5X"])])
+def test_examples_of_the_shipped_pw_reference_validate(name, plans):
+    """The Si QE-PBE examples validate and point at the shipped plan directories (their
+    collected pw.x results); the order-5 one is restricted to the Q-tuple X X G G G."""
+    cfg = load_config(Path(__file__).resolve().parents[1] / "examples" / name)
+    assert cfg.reference.kind == "files"
+    assert [p.name for p in cfg.reference.plan_dirs] == plans
+    for plan in cfg.reference.plan_dirs:
+        assert (plan / "results.h5").is_file() and (plan / "derivatives.h5").is_file()
+    if name.endswith("x5.yaml"):
+        job = json.loads((cfg.reference.plan_dirs[0] / "plan.json").read_text())["job"]
+        assert job["qtuple"] == ["X", "X", "G", "G", "G"] and job["orders"] == [5]
+
+
 @pytest.mark.parametrize("reference,words", [
     ("{kind: phono3py}", ["needs dataset"]),
     ("{kind: files}", ["needs plan"]),
