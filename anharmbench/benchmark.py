@@ -51,6 +51,7 @@ from ase import Atoms
 
 if TYPE_CHECKING:
     from anharmbench.derivatives.derivative_set import DerivativeSet
+    from anharmbench.derivatives.fit import Estimator
     from anharmbench.derivatives.job import DerivativeJob, Prepared
     from anharmbench.derivatives.steps import StepChoice
     from anharmbench.observables.workflow import ObservableSet, ObservableSettings
@@ -171,14 +172,14 @@ class Benchmark:
         directory: str | Path | None = None,
         calculator_names: Mapping[str, str] | None = None,
         overwrite: bool = False,
-        estimator: str = "tail",
+        estimator: Estimator = "tail",
     ) -> None:
         from anharmbench.derivatives.fit import ESTIMATORS
         from anharmbench.validation import check_structure
 
         if estimator not in ESTIMATORS:
             raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
-        self.estimator = estimator
+        self.estimator: Estimator = estimator
 
         check_structure(crystal, "the primitive cell")
         self.crystal = crystal.copy()
@@ -330,7 +331,7 @@ class Benchmark:
                     plan_dir, label, s.name, s.job,
                     self.crystal, lammps, None if lammps is not None else pot,
                     executor=executor, plans=self._plans, progress=progress,
-                    estimator=self.estimator)  # type: ignore[arg-type]
+                    estimator=self.estimator)
                 path = Path(summary["derivatives"])
                 self.files.setdefault(label, {})[s.name] = path
                 bases = self.plan([s.name])[s.name].bases

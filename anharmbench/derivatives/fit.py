@@ -43,7 +43,7 @@ import scipy.stats
 
 from anharmbench.derivatives.basis_protocol import DerivativeBasis
 from anharmbench.derivatives.plan import MeasurementPlan, OrderMeasurement
-from anharmbench.derivatives.taylor_lines import LineFit, fit_lines
+from anharmbench.derivatives.taylor_lines import LineFit, fit_lines, relative_scale
 
 Tail = Literal["auto", "quadratic", "quartic"]
 Weighting = Literal["uniform", "roundoff"]
@@ -430,8 +430,7 @@ def fit(
             chosen[n] = "lines"
         else:
             chosen[n] = "tail"
-        scale = np.maximum(np.abs(tf.values), scale_floor * np.max(np.abs(tf.values)))
-        scale = np.where(scale > 0, scale, np.finfo(float).tiny)
+        scale = relative_scale(tf.values, scale_floor)
         rel_h2 = np.abs(tf.h2) * meas.steps.max() ** 2 / scale
         rel_unc = tf.uncertainties / scale
         poor = np.nan_to_num(rel_unc) > max_rel_uncertainty
@@ -464,8 +463,7 @@ def fit(
 def _smaller(a: np.ndarray, b: np.ndarray, values: np.ndarray, floor: float) -> bool:
     """Whether uncertainties ``a`` are smaller than ``b`` (root mean square, relative to
     ``values`` with the fit's scale floor); NaN counts as infinite."""
-    scale = np.maximum(np.abs(values), floor * np.max(np.abs(values), initial=0.0))
-    scale = np.where(scale > 0, scale, np.finfo(float).tiny)
+    scale = relative_scale(values, floor)
 
     def rms(u: np.ndarray) -> float:
         return float(np.sqrt(np.mean(np.nan_to_num(u / scale, nan=np.inf) ** 2)))

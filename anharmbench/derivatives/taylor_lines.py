@@ -206,7 +206,9 @@ def _windows(plan: MeasurementPlan) -> np.ndarray:
     return amps
 
 
-def _scale(values: np.ndarray, floor: float) -> np.ndarray:
+def relative_scale(values: np.ndarray, floor: float) -> np.ndarray:
+    """``max(|d_k|, floor * max_j |d_j|)`` (tiny where all vanish): what an order's
+    relative uncertainties are relative to, in both fits."""
     s = np.maximum(np.abs(values), floor * np.max(np.abs(values), initial=0.0))
     return np.where(s > 0, s, np.finfo(float).tiny)
 
@@ -272,7 +274,7 @@ def fit_lines(
     for n in lines.orders:
         crit = [float(np.sqrt(np.mean(
             (np.hypot(c.sigma[n], np.abs(c.values[n] - m.values[n]))
-             / _scale(c.values[n], scale_floor)) ** 2))) for c, m in models]
+             / relative_scale(c.values[n], scale_floor)) ** 2))) for c, m in models]
         i = int(np.argmin(crit))
         chosen, more = models[i]
         # truncation: the change with two more powers, or the spread of the windows that
