@@ -60,33 +60,24 @@ def _cell_evecs(phonon, q: np.ndarray, prim: Atoms) -> tuple[np.ndarray, np.ndar
     return f, e * scale[:, None]
 
 
-def _brute_vertex(lt: LatticeTensor, qs, evecs, first=None) -> np.ndarray:
-    """sum_v w_v Phi_S(u_v(q_1 .), ..., u_v(q_n .)): all branch tuples, (nb,)*n complex.
-
-    ``first``: the slot-0 contractions per view (:func:`_slot0`), reused across calls.
-    """
+def _brute_vertex(lt: LatticeTensor, qs, evecs) -> np.ndarray:
+    """sum_v w_v Phi_S(u_v(q_1 .), ..., u_v(q_n .)) with the cluster placed about the view's
+    center atom c in each slot in turn: (1/n) sum_k, slot k restricted to c; all branch
+    tuples, (nb,)*n complex."""
     n = lt.order
     rows = (3 * lt.kappa[:, None] + np.arange(3)[None]).reshape(-1)
-    first = _slot0(lt, qs[0], evecs[0]) if first is None else first
     total = 0
-    for t, cells, w in zip(first, lt.view_cells, lt.view_weights, strict=True):
-        for k in range(1, n):  # contract slot k (axis 1); its branch axis goes last
-            u = evecs[k][rows] * np.repeat(np.exp(2j * np.pi * cells @ qs[k]), 3)[:, None]
-            t = np.tensordot(t, u, axes=([1], [0]))
-        total = total + w * t  # (j0, j1, ..., j_n-1)
+    for cells, w, c in zip(lt.view_cells, lt.view_weights, lt.view_centers, strict=True):
+        us = [evecs[k][rows] * np.repeat(np.exp(2j * np.pi * cells @ qs[k]), 3)[:, None]
+              for k in range(n)]
+        on_c = np.repeat(np.arange(lt.n_atoms_ftg) == c, 3)[:, None]
+        for k_c in range(n):  # slot k_c is the center
+            t = lt.phi.astype(complex)
+            for k in range(n):  # contract slot k (axis 0); its branch axis goes last
+                u = us[k] * on_c if k == k_c else us[k]
+                t = np.tensordot(t, u, axes=([0], [0]))
+            total = total + w / n * t  # (j0, j1, ..., j_n-1)
     return total
-
-
-def _slot0(lt: LatticeTensor, q0, e0) -> list[np.ndarray]:
-    """Phi_S contracted on slot 0 with u_v(q0 .), per view: (j0, s1, .., s_n-1)."""
-    rows = (3 * lt.kappa[:, None] + np.arange(3)[None]).reshape(-1)
-    flat = lt.phi.reshape(len(rows), -1)
-    out = []
-    for cells in lt.view_cells:
-        u = e0[rows] * np.repeat(np.exp(2j * np.pi * cells @ q0), 3)[:, None]
-        t = u.T.real @ flat + 1j * (u.T.imag @ flat)
-        out.append(t.reshape((e0.shape[1],) + (len(rows),) * (lt.order - 1)))
-    return out
 
 
 def _gauss(x, sigma):
@@ -99,7 +90,16 @@ def _bose(nu, T):
     return 1.0 / np.expm1(nu * UNITS.THzToEv / (UNITS.KB * T))
 
 
-def _brute_linewidth(lt: LatticeTensor, phonon, q, mesh: int, temps, sigma) -> np.ndarray:
+def _fourier_vertex(lt: LatticeTensor, qs, evecs) -> np.ndarray:
+    """The package's own vertex: :meth:`LatticeTensor.fourier` contracted with e~."""
+    t = lt.fourier(np.asarray(qs))
+    for e in evecs:
+        t = np.tensordot(t, e, axes=([0], [0]))
+    return t
+
+
+def _brute_linewidth(lt: LatticeTensor, phonon, q, mesh: int, temps, sigma,
+                     vertex=_brute_vertex) -> np.ndarray:
     """Lowest-order linewidth Gamma (THz) of an order-n vertex by plain loops.
 
     Gamma = (pi/hbar^2) (1/(n-1)!) sum_{l1..l(n-1)} |Phi(-l, l1, ..)|^2 sum_s F_s delta,
@@ -120,12 +120,11 @@ def _brute_linewidth(lt: LatticeTensor, phonon, q, mesh: int, temps, sigma) -> n
              / N ** (n - 2))
     out = np.zeros((len(temps), len(f0)))
     ok0 = f0 > 1e-4
-    first = _slot0(lt, -q, e0.conj())
     for inner in itertools.product(range(N), repeat=n - 2):
         qi = [grid[i] for i in inner]
         qi.append(q - sum(qi))
         fe = [_cell_evecs(phonon, qq, prim) for qq in qi]
-        V = _brute_vertex(lt, [-q] + qi, [e0.conj()] + [e for _, e in fe], first)
+        V = vertex(lt, [-q] + qi, [e0.conj()] + [e for _, e in fe])
         amp = np.abs(V) ** 2
         nus = np.meshgrid(*[f for f, _ in fe], indexing="ij")  # n-1 arrays over (j1, ...)
         ok = np.all([x > 1e-4 for x in nus], axis=0)
@@ -265,6 +264,25 @@ def test_bubble_generic_formula_matches_phono3py(prim):
                                rtol=1e-6, atol=1e-8 * np.abs(ref).max())
 
 
+def test_lattice_tensor_interpolates_like_phono3py_off_the_ftg(crg_sc):
+    """Off the FTG the interpolation decides the physics: CRG's fc3 in the 12-atom S_C on a
+    4^3 mesh (internal q-points outside S_C's Gamma and X), the lattice tensor's bubble by
+    the plain-loop golden rule (vertex: :meth:`LatticeTensor.fourier`, and the test's own
+    sum) against phono3py's own fc3 interpolation (shortest images from the first atom).
+    Measured (2026-12-07): within 5e-4 relative after the degenerate
+    average, where the earlier fixed-center scheme was off by factors 2-7."""
+    temps, sigma = [300.0], 0.1
+    qs = [[0.25, 0.25, 0.0], [0.5, 0.5, 0.0], [0.0, 0.0, 0.0]]
+    ph3 = bubble_gamma(crg_sc, qs, mesh=4, temperatures=temps, sigma=sigma)
+    lt = lattice_tensor(crg_sc, 3)
+    scale = np.abs(ph3.values).max()
+    for vertex in (_fourier_vertex, _brute_vertex):
+        ref = np.stack([_brute_linewidth(lt, crg_sc.phonopy(), q, 4, temps, sigma, vertex)
+                        for q in qs], 1)
+        np.testing.assert_allclose(_degenerate_average(ref, ph3.frequencies), ph3.values,
+                                   rtol=2e-3, atol=1e-4 * scale)
+
+
 def test_loop_matches_brute_force(quartic):
     lt, phonon = lattice_tensor(quartic, 4), quartic.phonopy()
     temps = [0.0, 300.0, 1500.0]
@@ -352,13 +370,12 @@ def test_sunset_of_selected_branches_averages_over_their_degenerate_sets(quartic
     assert not np.allclose(raw.values[..., b], full.values[..., b], rtol=1e-6)
 
 
-def test_lattice_tensor_folds_onto_the_ftg_and_matches_the_hamiltonian(prim, quartic, crg_sc):
-    """At FTG q-points the interpolated vertex is the FTG tensor itself; at the q-points of
-    a larger cell it is the Fourier transform of the IDMD Hamiltonian's expansion; and for
-    order 2 the vertex contracted with eigenvectors is omega^2 (the phase convention)."""
-    from anharmbench.hamiltonian import expand_order
-
-    basis, values = quartic.bases[4], quartic.values[4]
+def test_lattice_tensor_folds_onto_the_ftg(prim, quartic, crg_sc):
+    """At FTG q-points the interpolated vertex is the FTG tensor itself, and for order 2 the
+    vertex contracted with eigenvectors is omega^2 (the phase convention). (Off the FTG the
+    IDMD Hamiltonian's fixed-center expansion and the lattice tensor differ on purpose:
+    see ``test_lattice_tensor_interpolates_like_phono3py_off_the_ftg``.)"""
+    basis = quartic.bases[4]
     lt = lattice_tensor(quartic, 4)
     sym = basis.sym
     qf = sym.qpoints
@@ -375,31 +392,6 @@ def test_lattice_tensor_folds_onto_the_ftg_and_matches_the_hamiltonian(prim, qua
         direct = np.tensordot(direct, B.reshape(3 * len(lvec), -1), axes=([0], [0]))
     direct /= sym.n_cells
     np.testing.assert_allclose(lt.fourier(qs), direct, atol=1e-9 * np.abs(direct).max())
-
-    # a 24-atom cell T = diag(2,1,1) S_C: the expansion's Fourier transform at its q-points
-    T = np.array([[2, 0, 0], [0, 1, 0], [0, 0, 1]]) @ np.asarray(S_C)
-    reps, _ = expand_order(prim, basis, values, T)  # one monomial per translation orbit
-    from anharmbench.hamiltonian import SupercellSites
-    from anharmbench.potentials.taylor_cartesian import TaylorTerms
-
-    sites = SupercellSites.build(prim, T)
-    terms = TaylorTerms.from_atoms(sites.atoms, {4: reps}, sites.translation_table())
-    terms = terms.expanded().orders[4]  # every translate
-    qa = np.linalg.solve(T, [1, 0, 0])  # T q integer: q-points of the cell T
-    qb = np.linalg.solve(T, [0, 1, 1])
-    qs = np.array([qa, qb, -qa, -qb])
-    flat = terms.indices  # (K, 4, 2) atoms and cartesian
-    atoms_, cart = flat[..., 0], flat[..., 1]
-    V = np.zeros((9,) * 4, dtype=complex)
-    for perm in itertools.permutations(range(4)):
-        ph = np.ones(len(terms.coefficients), dtype=complex)
-        idx = []
-        for slot, src in enumerate(perm):
-            ph *= np.exp(2j * np.pi * sites.cells[atoms_[:, src]] @ qs[slot])
-            idx.append(3 * sites.kappa[atoms_[:, src]] + cart[:, src])
-        np.add.at(V, tuple(idx), terms.coefficients * ph)
-    V /= sites.natoms // len(prim)
-    np.testing.assert_allclose(lt.fourier(qs), V, atol=1e-9 * np.abs(V).max())
 
     # order 2 through the same machinery: e~^dagger V(-q, q) e~ = omega^2
     lt2 = LatticeTensor.from_derivatives(crg_sc.bases[2], crg_sc.values[2])

@@ -20,26 +20,39 @@ Real-space interpolation of an order-n tensor (:class:`LatticeTensor`)
 -------------------------------------------------------------------------
 The FTG tensor ``Phi_S`` (:meth:`~anharmbench.symmetry.IrreducibleBasis.to_cartesian`) is
 ``S``-periodic: it fixes the Fourier transform only at q-points of the FTG. Away from them a
-real-space tensor of the infinite crystal is needed. We use the same "centers" scheme as the
-IDMD Hamiltonian (:mod:`anharmbench.hamiltonian.expansion`): a *view* ``v = (C, d)`` is a
-center site ``C`` of the home cell and a tie-breaking direction ``d`` (the point-group
-images of :data:`~anharmbench.hamiltonian.sites.TIE_DIRECTION`); in a view every FTG
-atom ``i`` is represented by its image nearest to ``C`` (ties broken along ``d``), in
-primitive cell ``L_v(i)``. With ``Z`` = (views per primitive cell) x (cells in ``S``), the
-infinite-crystal tensor is
-``Phi(X_1..X_n) = Phi_S(fold X) (1/Z) sum_{views w} prod_k [X_k is the image of its atom in w]``.
-It is symmetric, obeys the acoustic sum rule, folds back exactly onto ``Phi_S`` and is
-invariant under the space group. Its Fourier transform, in the cell (lattice-vector)
-convention, is (for ``sum_k q_k = 0`` mod a reciprocal lattice vector)::
+real-space tensor of the infinite crystal is needed, and its choice matters: the
+interaction must be placed where the atoms are, each cluster compact. We use phono3py's
+convention for fc3 (the other atoms of a cluster at their images nearest to one of its
+atoms, equidistant images shared), made symmetric by letting every slot take the role of
+that atom in turn. A *view* ``v = (c, d)`` is an atom ``c`` of the home cell and a
+tie-breaking direction ``d`` (the point-group images of
+:data:`~anharmbench.hamiltonian.sites.TIE_DIRECTION`); in a view every FTG atom ``i`` is
+represented by its image nearest to ``c`` (ties broken along ``d``), in primitive cell
+``L_v(i)``. With ``T`` tie directions, the Fourier transform in the cell (lattice-vector)
+convention is (for ``sum_k q_k = 0`` mod a reciprocal lattice vector)::
 
     V(q_1..q_n)[k_1 a_1, ..., k_n a_n] = sum_{l_2..l_n} Phi(0 k_1 a_1, l_2 k_2 a_2, ...)
                                           exp(2 pi i sum_k q_k . l_k)
                                        = sum_v w_v sum_{i_1..i_n in S, kappa(i_k) = k_k}
-                                          Phi_S(i_1 a_1, ..., i_n a_n)
+                                          M_c(i_1..i_n) Phi_S(i_1 a_1, ..., i_n a_n)
                                           exp(2 pi i sum_k q_k . L_v(i_k))
 
-with ``w_v = (multiplicity of view v) / Z`` and fractional ``q`` (primitive reciprocal
-basis), ``l`` integer cell vectors. Contracting slot ``k`` with the cell-convention
+with ``w_v = (multiplicity of view v) / T``, ``M_c = (1/n) sum_k [i_k = c]`` (the cluster
+is placed about each of its atoms in turn; translation invariance replaces the atoms of
+other cells by those of the home cell), fractional ``q`` (primitive reciprocal basis) and
+``l`` integer cell vectors. The tensor is symmetric, folds back exactly onto ``Phi_S`` and
+is invariant under the space group; the acoustic sum rule holds exactly at FTG q-points
+and elsewhere up to the clusters that do not fit in the FTG's Wigner-Seitz cell
+(~1e-3 of the vertex in Si's 8-atom cube), as in phono3py. At n = 3 it reproduces
+phono3py's bubble off the FTG (``tests/test_observables.py``).
+
+Why not the IDMD Hamiltonian's scheme (:mod:`anharmbench.hamiltonian.expansion`: one
+fixed center ``C`` per view for every cluster): it folds back and keeps the sum rule
+exactly, but places clusters far from ``C`` with the wrong geometry. In small FTGs
+(8-12 atoms) its bubble off the FTG differed from phono3py's by factors 2-35 (Si and
+ThO2 in S_C), and its sunset for Si was 10-100 times FourPhonon's for acoustic modes.
+
+Contracting slot ``k`` with the cell-convention
 eigenvector ``e~(k a; q j) = e(k a; q j) exp(2 pi i q . x_k) / sqrt(m_k)`` (``e`` phonopy's
 eigenvector, ``x_k`` the fractional position of site ``k``) gives the mass-reduced normal
 coordinate vertex used by :mod:`~anharmbench.observables.loop` and
@@ -48,7 +61,7 @@ coordinate vertex used by :mod:`~anharmbench.observables.loop` and
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -144,8 +157,8 @@ def lattice_tensor(derivatives: DerivativeSet, order: int) -> LatticeTensor:
 class LatticeTensor:
     """Real-space tensor of order ``n`` of the infinite crystal, from an FTG tensor.
 
-    See the module docstring for the interpolation ("centers" scheme of the IDMD
-    Hamiltonian) and the Fourier convention.
+    See the module docstring for the interpolation (clusters placed about each of their
+    atoms, phono3py's convention made symmetric) and the Fourier convention.
 
     Attributes
     ----------
@@ -164,7 +177,10 @@ class LatticeTensor:
         ``(V, N_S, 3)`` int64 primitive cell ``L_v(i)`` of the image of FTG atom ``i`` in
         view ``v`` (distinct views only).
     view_weights : numpy.ndarray
-        ``(V,)`` float64 ``w_v`` (view multiplicity over ``Z``); they sum to ``1/N_cells``.
+        ``(V,)`` float64 ``w_v`` (view multiplicity over the tie directions); the views of
+        one center sum to 1.
+    view_centers : numpy.ndarray
+        ``(V,)`` int64 FTG atom ``c`` (of the home cell) each view is centred on.
     """
 
     order: int
@@ -174,6 +190,7 @@ class LatticeTensor:
     kappa: np.ndarray
     view_cells: np.ndarray
     view_weights: np.ndarray
+    view_centers: np.ndarray
 
     @property
     def n_prim(self) -> int:
@@ -185,22 +202,37 @@ class LatticeTensor:
         """Atoms in the FTG supercell ``N_S``."""
         return len(self.kappa)
 
+    def views(self) -> Iterator[tuple[np.ndarray, float, np.ndarray]]:
+        """The views with the tensor each one places: ``(cells, w_v, M_c Phi_S)``.
+
+        ``cells`` ``(N_S, 3)`` int64 are the image cells ``L_v(i)``, ``M_c Phi_S`` the FTG
+        tensor weighted by the share of its slots on the view's center ``c`` (module
+        docstring), made once per center.
+        """
+        n, rows = self.order, 3 * self.n_atoms_ftg
+        masked: np.ndarray | None = None
+        current = -1
+        for cells, w, c in zip(self.view_cells, self.view_weights, self.view_centers,
+                               strict=True):
+            if c != current:
+                on = np.zeros(rows)
+                on[3 * c:3 * c + 3] = 1.0 / n
+                share = sum(on.reshape((1,) * k + (rows,) + (1,) * (n - k - 1))
+                            for k in range(n))
+                masked, current = self.phi * share, int(c)
+            yield cells, float(w), masked
+
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_derivatives(
         cls, basis: IrreducibleBasis, values: np.ndarray, phi: np.ndarray | None = None
     ) -> LatticeTensor:
-        """From irreducible derivatives ``values`` ``(K,)`` (eV/A^n) in ``basis``.
-
-        Centers are the sites equivalent to the first primitive atom (Th in ThO2) and the
-        tie directions the point-group images of ``TIE_DIRECTION``, as in
-        :func:`anharmbench.hamiltonian.expand_order`.
-        """
+        """From irreducible derivatives ``values`` ``(K,)`` (eV/A^n) in ``basis``; tie
+        directions: the point-group images of ``TIE_DIRECTION``."""
         sym = basis.sym
         if phi is None:
             phi = basis.to_cartesian(values)
-        centers = sym.prim.get_scaled_positions(wrap=False)[np.unique(sym.prim_perm[:, 0])]
-        return cls.from_ftg_tensor(sym.prim, sym.S, phi, atoms=sym.supercell, centers=centers,
+        return cls.from_ftg_tensor(sym.prim, sym.S, phi, atoms=sym.supercell,
                                    rotations=sym.cart_rotations)
 
     @classmethod
@@ -211,7 +243,6 @@ class LatticeTensor:
         phi: np.ndarray,
         *,
         atoms: Atoms | None = None,
-        centers: np.ndarray | None = None,
         rotations: np.ndarray | None = None,
     ) -> LatticeTensor:
         """From a dense FTG tensor ``phi`` ``(3 N_S,)*n`` (eV/A^n) in the supercell ``ftg``.
@@ -226,8 +257,6 @@ class LatticeTensor:
             Symmetric FTG tensor in the atom order of ``atoms``.
         atoms
             The FTG supercell (default ``build_supercell(primitive, ftg)``).
-        centers
-            ``(c, 3)`` fractional centers of one primitive cell (default: the first atom).
         rotations
             ``(P, 3, 3)`` Cartesian point operations giving the tie directions (default:
             spglib's point group of ``primitive``).
@@ -238,28 +267,27 @@ class LatticeTensor:
         n = phi.ndim
         if phi.shape != (3 * sites.natoms,) * n:
             raise ObservableError(f"FTG tensor of shape {phi.shape} for {sites.natoms} atoms")
-        if centers is None:
-            centers = primitive.get_scaled_positions(wrap=False)[:1]
         if rotations is None:
             rotations = _cartesian_point_group(primitive)
         directions = np.asarray(rotations, dtype=float) @ TIE_DIRECTION
         images = NearestImages(primitive, sites)
-        seen: dict[bytes, int] = {}
         cells: list[np.ndarray] = []
-        counts: list[int] = []
-        for c in np.asarray(centers, dtype=float):
+        weights: list[float] = []
+        centers: list[int] = []
+        home = np.flatnonzero(~sites.cells.any(axis=1))  # the home cell's atoms
+        for c in home:
+            seen: dict[bytes, int] = {}
             for direction in directions:
-                owner, cv = images.nearest(c @ images.A, direction)
+                owner, cv = images.nearest(images.pos_S[c], direction)
                 if len(owner) != sites.natoms:  # a view needs one image per atom
                     raise ObservableError("tie between images not broken by the direction")
                 key = cv.tobytes()
                 if key not in seen:
                     seen[key] = len(cells)
                     cells.append(cv)
-                    counts.append(0)
-                counts[seen[key]] += 1
-        n_cells = sites.natoms // len(primitive)
-        z = len(centers) * len(directions) * n_cells
+                    weights.append(0.0)
+                    centers.append(int(c))
+                weights[seen[key]] += 1.0 / len(directions)
         return cls(
             order=n,
             primitive=primitive.copy(),
@@ -267,7 +295,8 @@ class LatticeTensor:
             phi=phi,
             kappa=sites.kappa.astype(np.int64),
             view_cells=np.asarray(cells, dtype=np.int64),
-            view_weights=np.asarray(counts, dtype=float) / z,
+            view_weights=np.asarray(weights, dtype=float),
+            view_centers=np.asarray(centers, dtype=np.int64),
         )
 
     # ------------------------------------------------------------------ transforms
@@ -295,8 +324,8 @@ class LatticeTensor:
         out = np.zeros((3 * npr,) * n, dtype=complex)
         onehot = np.zeros((npr, ns))
         onehot[self.kappa, np.arange(ns)] = 1.0
-        for cells, w in zip(self.view_cells, self.view_weights, strict=True):
-            t = self.phi.reshape((ns, 3) * n).astype(complex)
+        for cells, w, phi in self.views():
+            t = phi.reshape((ns, 3) * n).astype(complex)
             for k in range(n):
                 proj = onehot * np.exp(2j * np.pi * (cells @ q[k]))[None, :]  # (npr, ns)
                 # contract the leading atom axis, keep (kappa, alpha) at the end
@@ -319,13 +348,14 @@ class LatticeTensor:
         group.attrs["order"] = self.order
         group.attrs["units"] = f"eV/Angstrom^{self.order}"
         group.attrs["convention"] = (
-            "Phi(X_1..X_n) = Phi_S(fold X) sum_v w_v prod_k [X_k = image of its FTG atom in "
-            "view v, cell view_cells[v, atom]]")
+            "V(q_1..q_n) = sum_v w_v sum_i M_c(i) Phi_S(i) exp(2 pi i sum_k q_k . "
+            "view_cells[v, i_k]), M_c = (1/n) sum_k [i_k = view_centers[v]]")
         group["ftg"] = self.ftg
         group["phi"] = self.phi
         group["kappa"] = self.kappa
         group["view_cells"] = self.view_cells
         group["view_weights"] = self.view_weights
+        group["view_centers"] = self.view_centers
         g = group.create_group("primitive")
         g["cell"] = np.asarray(self.primitive.cell.array)
         g["positions"] = self.primitive.positions
@@ -337,10 +367,15 @@ class LatticeTensor:
         """Read what :meth:`save` wrote."""
         from anharmbench.derivatives.io import atoms_from_group
 
+        if "view_centers" not in group:
+            raise ObservableError(
+                f"{group.file.filename}: a lattice tensor of the fixed-center interpolation "
+                "(before view_centers); write it again with write_force_constants")
         prim = atoms_from_group(group["primitive"])
         prim.set_masses(group["primitive"]["masses"][...])
         return cls(int(group.attrs["order"]), prim, group["ftg"][...], group["phi"][...],
-                   group["kappa"][...], group["view_cells"][...], group["view_weights"][...])
+                   group["kappa"][...], group["view_cells"][...], group["view_weights"][...],
+                   group["view_centers"][...])
 
 
 def _cartesian_point_group(primitive: Atoms) -> np.ndarray:

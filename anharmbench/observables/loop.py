@@ -83,10 +83,10 @@ def loop_vertex(lt: LatticeTensor, q: np.ndarray, ext: Phonons, iq: int,
     e0 = ext.cell_eigenvectors[iq]  # (nb, nb) [a, j]
     nb, npr, ns = e0.shape[0], lt.n_prim, lt.n_atoms_ftg
     keys_all, blocks = [], []
-    for cells, w in zip(lt.view_cells, lt.view_weights, strict=True):
+    for cells, w, phi in lt.views():
         w0 = slot_weights(lt, cells, e0, q, +1)  # slot 0: +q
         w1 = slot_weights(lt, cells, e0.conj(), q, -1)  # slot 1: -q
-        t = real_matmul(w0.T, lt.phi.reshape(3 * ns, -1)).reshape(nb, 3 * ns, 9 * ns * ns)
+        t = real_matmul(w0.T, phi.reshape(3 * ns, -1)).reshape(nb, 3 * ns, 9 * ns * ns)
         y = np.einsum("jyr,yj->jr", t, w1, optimize=True).reshape(nb, ns, 3, ns, 3)
         # group slots 2, 3 by D = L(i2) - L(i3) and (kappa2, kappa3)
         d = cells[:, None, :] - cells[None, :, :]  # (ns, ns, 3)

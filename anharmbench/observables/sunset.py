@@ -138,14 +138,14 @@ def _vertex_components(lt: LatticeTensor, ps: _PairStructure, q: np.ndarray,
     """Slot 0 contracted, per row: ``(R, nb0 * 27)`` complex, columns ``(j0, al1, al3, al2)``.
 
     ``A[r] = sum_v w_v sum_{triples of row r} sum_{i0 a0} e~*(a0; q j0) exp(-2 pi i q.L0)
-    exp(2 pi i q.L3) Phi_S(i0 a0, i1 a1, i2 a2, i3 a3)`` (eV/(A^4 amu^(1/2))).
+    exp(2 pi i q.L3) (M_c Phi_S)(i0 a0, i1 a1, i2 a2, i3 a3)`` (eV/(A^4 amu^(1/2))).
     """
     ns, nb0 = lt.n_atoms_ftg, e0.shape[1]
     m = ns**3
     vals = np.empty((len(lt.view_cells) * m, nb0 * 27), dtype=complex)
-    for v, (cells, w) in enumerate(zip(lt.view_cells, lt.view_weights, strict=True)):
+    for v, (cells, w, phi) in enumerate(lt.views()):
         w0 = slot_weights(lt, cells, e0.conj(), q, -1)  # slot 0 at -q: e~(-q) = conj e~(q)
-        x = real_matmul(w0.T, lt.phi.reshape(3 * ns, -1)).reshape(nb0, ns, 3, ns, 3, ns, 3)
+        x = real_matmul(w0.T, phi.reshape(3 * ns, -1)).reshape(nb0, ns, 3, ns, 3, ns, 3)
         x *= (w * np.exp(2j * np.pi * (cells @ q)))[None, None, None, None, None, :, None]
         # rows (i1, i2, i3); columns (j0, alpha1, alpha3, alpha2)
         vals[v * m:(v + 1) * m] = x.transpose(1, 3, 5, 0, 2, 6, 4).reshape(m, nb0 * 27)
