@@ -254,6 +254,42 @@ def test_a_plan_of_one_qtuple_is_measured_on_the_models_for_that_qtuple(tmp_path
     assert rows[("CRG", 3)] < 1e-8
 
 
+def test_given_sets_fitted_another_way_than_the_plan_are_refused(tmp_path):
+    """Sets given in the config with a DFT plan as the reference: a set whose estimator
+    differs from the one the plan's derivatives were fitted with is refused before any
+    model is measured (Table I would join derivatives fitted two ways); with the plan's
+    estimator the study runs and CRG reproduces the reference."""
+    import yaml
+
+    from anharmbench.cli import main
+
+    plan = tmp_path / "p"
+    _crg_dft_plan(plan, "--supercell", "prim", "--order", "2", "--order", "3", "--order", "4",
+                  "--steps", "3", "--h-min", "0.02", "--h-max", "0.06")
+    assert main(["derivatives", str(plan), "--estimator", "lines"]) == 0
+    given = {"name": "mine", "supercell": "prim", "orders": [2, 3, 4], "n_steps": 3,
+             "h_range": [0.02, 0.06]}
+    for estimator in ("tail", "lines"):
+        cfg = tmp_path / f"{estimator}.yaml"
+        cfg.write_text(yaml.safe_dump({
+            "reference": {"kind": "files", "name": "DFT-stand-in", "plan": str(plan)},
+            "derivative_sets": [{**given, "estimator": estimator}],
+            "models": [_crg_model()], "observables": {"enabled": False}}))
+        run = tmp_path / f"run-{estimator}"
+        if estimator == "tail":
+            with pytest.raises(ValueError) as err:
+                run_study(load_config(cfg), run, verbose=False)
+            assert "derivative_sets.mine: estimator 'tail'" in str(err.value)
+            assert "'lines'" in str(err.value)
+            assert not (run / "stages").exists() or not any(
+                p.name.startswith("derivatives-CRG") for p in (run / "stages").iterdir())
+        else:
+            res = run_study(load_config(cfg), run, verbose=False)
+            rows = {(r["model"], int(r["order"])): float(r["rel_rmse"])
+                    for r in csv.DictReader(res.report["table_csv"].open())}
+            assert rows[("CRG", 4)] < 1e-6
+
+
 def test_two_plans_of_equal_size_sharing_an_order_are_refused(tmp_path):
     import yaml
 

@@ -266,9 +266,12 @@ def check_dft_results(plan: Path, results: Path) -> None:
 def data_reference_sets(config: StudyConfig, path: Path) -> list[DerivativeSetConfig]:
     """The derivative sets measured on the models: the FTGs and orders of the reference.
 
-    Sets given in the config are checked against the reference (same supercell and
-    orders); without them one set per plan of the reference (its orders used, its job's
-    steps and estimator), or per FTG of the data when no plan is recorded.
+    Without sets in the config, one set per plan of the reference (its orders used, its
+    job's steps and estimator), or per FTG of the data when no plan is recorded. Sets given
+    in the config are checked against the reference: same supercell and orders, and where
+    a plan run by a DFT code measured them, the same method, estimator and Q-tuple (what
+    is measured, not only how precisely), so that Table I never joins a model's derivatives
+    to a reference fitted another way.
     """
     from anharmbench.structures import supercell_matrix
 
@@ -277,22 +280,42 @@ def data_reference_sets(config: StudyConfig, path: Path) -> list[DerivativeSetCo
     for n, rec in sorted(data.orders.items()):
         key = rec.supercell_matrix.tobytes()
         by_ftg.setdefault(key, (rec.supercell_matrix, []))[1].append(n)
+    planned = _plan_sets(data, by_ftg)
+    if not config.derivative_sets:
+        return [dset for dset, _ in planned]
+    for dset in config.derivative_sets:
+        S = supercell_matrix(dset.supercell if isinstance(dset.supercell, str)
+                             else np.asarray(dset.supercell)).astype(np.int64)
+        hit = by_ftg.get(S.tobytes())
+        if hit is None or not set(dset.orders) <= set(hit[1]):
+            have = "; ".join(f"orders {o} in {m.tolist()}" for m, o in by_ftg.values())
+            raise ValueError(
+                f"derivative_sets.{dset.name}: orders {dset.orders} in {S.tolist()} are not "
+                f"in the reference ({have}); leave derivative_sets out to use the "
+                "reference's")
+        for ref_set, from_plan in planned:
+            if not from_plan or not np.array_equal(np.asarray(ref_set.supercell), S) \
+                    or not set(dset.orders) & set(ref_set.orders):
+                continue
+            for key in ("method", "estimator", "qtuple"):
+                mine, theirs = getattr(dset, key), getattr(ref_set, key)
+                if mine != theirs:
+                    raise ValueError(
+                        f"derivative_sets.{dset.name}: {key} {mine!r}, but the reference's "
+                        f"plan measured orders {ref_set.orders} of this supercell with "
+                        f"{key} {theirs!r}; Table I would compare derivatives fitted two "
+                        f"ways. Set {key}: {theirs!r}, or leave derivative_sets out (the "
+                        "study then measures the models as each plan was)")
+    return list(config.derivative_sets)
+
+
+def _plan_sets(data: Any, by_ftg: dict[bytes, tuple[np.ndarray, list[int]]]
+               ) -> list[tuple[DerivativeSetConfig, bool]]:
+    """One set per plan of a reference file (or per FTG without plans), and whether a plan
+    run by a DFT code measured it (its settings are then the set's)."""
     job = data.attrs.get("job") if isinstance(data.attrs.get("job"), dict) else {}
     if isinstance(data.attrs.get("estimator"), dict):  # one plan: the file records it
         job = {**job, "estimator": data.attrs["estimator"].get("kind", "tail")}
-    if config.derivative_sets:
-        for dset in config.derivative_sets:
-            S = supercell_matrix(dset.supercell if isinstance(dset.supercell, str)
-                                 else np.asarray(dset.supercell))
-            hit = by_ftg.get(S.astype(np.int64).tobytes())
-            if hit is None or not set(dset.orders) <= set(hit[1]):
-                have = "; ".join(f"orders {o} in {m.tolist()}" for m, o in by_ftg.values())
-                raise ValueError(
-                    f"derivative_sets.{dset.name}: orders {dset.orders} in {S.tolist()} are not "
-                    f"in the reference ({have}); leave derivative_sets out to use the "
-                    "reference's")
-        return list(config.derivative_sets)
-    sets = []
     # several DFT plans: each plan's orders are measured as that plan was (attrs["jobs"]);
     # two plans of one FTG (S_C orders 2-3 and S_C order 4) stay two sets, never one plan
     # with the first one's steps and estimator
@@ -306,9 +329,11 @@ def data_reference_sets(config: StudyConfig, path: Path) -> list[DerivativeSetCo
                 groups.append((S, used, j))
         if not mine:
             groups.append((S, orders, job))
+    sets = []
     for S, orders, ftg_job in groups:
         extra: dict[str, Any] = {}
-        if ftg_job.get("kind") != "import":  # a plan run by DFT: measure models the same way
+        from_plan = bool(ftg_job) and ftg_job.get("kind") != "import"
+        if from_plan:  # a plan run by DFT: measure models the same way
             for key in ("method", "variant", "h_range", "n_steps", "overdetermination",
                         "estimator", "qtuple"):
                 if ftg_job.get(key) is not None:
@@ -317,9 +342,10 @@ def data_reference_sets(config: StudyConfig, path: Path) -> list[DerivativeSetCo
                 extra["h_ranges"] = {int(k): v for k, v in ftg_job["h_ranges"].items()
                                      if int(k) in orders}
         qtuple = extra.get("qtuple")  # one Q-tuple of the FTG: named by it too
-        sets.append(DerivativeSetConfig(name="ftg" + "".join(map(str, orders))
-                                        + ("-" + "".join(qtuple) if qtuple else ""),
-                                        supercell=S.tolist(), orders=orders, **extra))
+        sets.append((DerivativeSetConfig(name="ftg" + "".join(map(str, orders))
+                                         + ("-" + "".join(qtuple) if qtuple else ""),
+                                         supercell=S.tolist(), orders=orders, **extra),
+                     from_plan))
     return sets
 
 
