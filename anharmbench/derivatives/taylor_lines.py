@@ -126,8 +126,8 @@ class _Lines:
     """The plan's data arranged by line, and the projected least squares of one model."""
 
     def __init__(self, plan: MeasurementPlan, bases: Mapping[int, DerivativeBasis],
-                 y: np.ndarray, reference: int | None) -> None:
-        self.plan, self.y, self.reference = plan, y, reference
+                 y: np.ndarray, reference: int | None, compress: bool = True) -> None:
+        self.plan, self.y, self.reference, self.compress = plan, y, reference, compress
         self.orders = sorted(plan.measurements)
         self.powers = {n: derivative_order(n, plan.method) for n in self.orders}
         self.K = {n: plan.measurements[n].n_unknowns for n in self.orders}
@@ -150,11 +150,13 @@ class _Lines:
         free = [j for j in range(1, power + 1) if j not in shared]
         rows: list[np.ndarray] = []
         rhs: list[np.ndarray] = []
+        n_rows, rss_out = 0, 0.0  # the full system's rows; the residual outside the kept span
         if self.reference is not None:  # the reference measures y0 directly
             ref_rows = np.zeros((self.r, self.n_cols))
             ref_rows[:, :self.r] = np.eye(self.r)
             rows.append(ref_rows)
             rhs.append(self.y[self.reference])
+            n_rows += self.r
         for ell, idx in enumerate(self.members):
             t = self.plan.conf_amplitude[idx]
             keep = np.abs(t) <= t_max * (1 + 1e-9)
@@ -167,15 +169,29 @@ class _Lines:
             z = scipy.linalg.null_space(nuis.T) if free else np.eye(t.size)
             if z.shape[1] == 0:
                 continue
-            design = np.zeros((t.size, self.r, self.n_cols))
-            design[:, :, :self.r] = np.eye(self.r)[None]
-            for n in self.orders:
-                m = self.powers[n]
-                coef = (t ** m / factorial(m))[:, None, None] * self.blocks[n][ell][None]
-                design[:, :, self.offsets[n]:self.offsets[n] + self.K[n]] = coef
-            # project along t, component by component
-            rows.append(np.einsum("pa,prc->arc", z, design).reshape(-1, self.n_cols))
-            rhs.append(np.einsum("pa,pr->ar", z, yl).reshape(-1))
+            # Along the line the model is sum_g phi_g(t) E_g (g: y0, then one power per
+            # order), so the projected rows lie in span(z^T phi) x components: an
+            # orthonormal basis Q of that span compresses the line to at most (1 + orders)
+            # rows per component, exactly (the rest of z^T y is residual whatever the
+            # coefficients); the global QR then runs on ~points/groups fewer rows.
+            phi = np.column_stack([np.ones_like(t)] + [t ** self.powers[n]
+                                                       / factorial(self.powers[n])
+                                                       for n in self.orders])
+            yz = z.T @ yl  # (a, r)
+            if self.compress:
+                q, rg = np.linalg.qr(z.T @ phi)  # (a, k), (k, G)
+                bc = q.T @ yz  # (k, r)
+                rss_out += float(np.sum((yz - q @ bc) ** 2))
+            else:  # every projected point a row (the benchmark's baseline)
+                rg, bc = z.T @ phi, yz
+            n_rows += yz.size
+            design = np.zeros((rg.shape[0], self.r, self.n_cols))
+            design[:, :, :self.r] = rg[:, 0][:, None, None] * np.eye(self.r)[None]
+            for g, n in enumerate(self.orders, start=1):
+                design[:, :, self.offsets[n]:self.offsets[n] + self.K[n]] = (
+                    rg[:, g][:, None, None] * self.blocks[n][ell][None])
+            rows.append(design.reshape(-1, self.n_cols))
+            rhs.append(bc.reshape(-1))
         if not rows:
             return None
         a = np.vstack(rows)
@@ -188,10 +204,10 @@ class _Lines:
         if diag.min() <= diag.max() * 1e-12:
             return None
         coef = scipy.linalg.solve_triangular(rr, q.T @ b) / scale
-        dof = a.shape[0] - self.n_cols
+        dof = n_rows - self.n_cols
         if dof <= 0:
             return None
-        rss = float(np.sum((b - a @ coef) ** 2))
+        rss = float(np.sum((b - a @ coef) ** 2)) + rss_out
         r_inv = scipy.linalg.solve_triangular(rr, np.eye(self.n_cols))
         sigma = np.sqrt(np.sum(r_inv**2, axis=1) * rss / dof) / scale
         sl = {n: slice(self.offsets[n], self.offsets[n] + self.K[n]) for n in self.orders}
@@ -221,6 +237,7 @@ def fit_lines(
     *,
     f_test_pvalue: float = 0.01,
     scale_floor: float = 1e-3,
+    compress_lines: bool = True,
 ) -> LineFit:
     """Irreducible derivatives of every order of a plan from one joint Taylor fit.
 
@@ -240,6 +257,9 @@ def fit_lines(
         Significance level at which two more powers of ``t`` are kept.
     scale_floor
         Relative uncertainties use ``max(|d_k|, scale_floor * max_j |d_j|)``.
+    compress_lines
+        Reduce each line to its span before the global QR (exact; ``False`` keeps every
+        projected point as a row, the baseline of ``benchmarks/bench_lines_fit.py``).
 
     Returns
     -------
@@ -262,7 +282,7 @@ def fit_lines(
         if energies is None:
             raise ValueError("the energies method needs energies")
         y = np.asarray(energies, dtype=np.float64)[:, None]
-    lines = _Lines(plan, bases, y, int(refs[0]) if refs.size else None)
+    lines = _Lines(plan, bases, y, int(refs[0]) if refs.size else None, compress_lines)
     models = [m for m in (_choose_power(lines, float(w), f_test_pvalue)
                           for w in _windows(plan)) if m is not None]
     if not models:
