@@ -43,7 +43,8 @@ other cells by those of the home cell), fractional ``q`` (primitive reciprocal b
 ``l`` integer cell vectors. The tensor is symmetric, folds back exactly onto ``Phi_S`` and
 is invariant under the space group; the acoustic sum rule holds exactly at FTG q-points
 and elsewhere up to the clusters that do not fit in the FTG's Wigner-Seitz cell
-(1-4e-3 of the order-3 vertex in Si's 8-atom cube), as in phono3py. At n = 3 it reproduces
+(1-4e-3 of the order-3 vertex in Si's 8-atom cube; a floor of ~6e-5 ps^-1 under
+the sunset rate of acoustic modes below q ~ 1/32), as in phono3py. At n = 3 it reproduces
 phono3py's bubble off the FTG (``tests/test_observables.py``).
 
 Why not the IDMD Hamiltonian's scheme (:mod:`anharmbench.hamiltonian.expansion`: one
