@@ -376,3 +376,21 @@ def test_observables_in_parallel_processes_equal_one_process(tmp_path):
     assert float(at4["kappa_sunset_stderr_W/mK"]) == pytest.approx(
         kappa.kappa_stderr["sunset"][0], rel=1e-5)
     assert "kappa_convergence" in (tmp_path / "study" / "report" / "report.html").read_text()
+
+
+def test_observables_are_not_reused_across_interpolations(tmp_path, monkeypatch):
+    """The observables stage keys on the lattice tensor's interpolation: a study folder
+    whose loop and sunset came from another real-space placement (as before 2026-12-07)
+    gets new observables, never the old ones under the same key."""
+    import anharmbench.observables.force_constants as fc
+    from anharmbench.study.observables import observables_stage
+
+    cfg = load_config(None)
+    files = {d.name: tmp_path / f"{d.name}.h5" for d in cfg.derivative_sets}
+    keys = []
+    for placement in (fc.INTERPOLATION, "one fixed center per view"):
+        monkeypatch.setattr(fc, "INTERPOLATION", placement)
+        stage = observables_stage(cfg, None, {"reference": files}, {})
+        assert stage is not None
+        keys.append(stage.key)
+    assert keys[0] != keys[1]

@@ -84,6 +84,7 @@ from anharmbench.structures import build_supercell
 from anharmbench.symmetry import IrreducibleBasis
 
 __all__ = [
+    "INTERPOLATION",
     "DerivativeSet",
     "LatticeTensor",
     "lattice_tensor",
@@ -91,6 +92,12 @@ __all__ = [
     "phonopy_unit_cell",
     "write_force_constants",
 ]
+
+
+#: Which real-space placement :class:`LatticeTensor` uses off the FTG (module docstring).
+#: A study's observables stage keys on it, so results of another placement (before
+#: 2026-12-07: one fixed center per view) are computed again, never reused.
+INTERPOLATION = "clusters about each of their atoms, ties by direction (2026-12-07)"
 
 
 # ============================================================================ derivatives

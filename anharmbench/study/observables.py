@@ -222,7 +222,11 @@ def observables_stage(config: StudyConfig, prim: Atoms, derivatives: dict[str, d
             + (f"; not computed for {', '.join(failed)}" if failed else ""),
         }
 
-    inputs = {"settings": settings_kwargs, "derivatives": inputs_files,
+    from anharmbench.observables.force_constants import INTERPOLATION
+
+    # the interpolation is part of what is computed: results of another one are not reused
+    inputs = {"settings": settings_kwargs, "interpolation": INTERPOLATION,
+              "derivatives": inputs_files,
               "sets": [d.model_dump(mode="json") for d in config.derivative_sets],
               **({"orders": list(keep)} if list(keep) != [2, 3, 4] else {}),
               **({"convergence": obs.convergence.model_dump(mode="json")}
