@@ -50,7 +50,7 @@ phono3py's bubble off the FTG (``tests/test_observables.py``).
 Why not the IDMD Hamiltonian's scheme (:mod:`anharmbench.hamiltonian.expansion`: one
 fixed center ``C`` per view for every cluster): it folds back and keeps the sum rule
 exactly, but places clusters far from ``C`` with the wrong geometry. In small FTGs
-(8-12 atoms) its bubble off the FTG differed from phono3py's by factors 2-35 (Si and
+(8-12 atoms) its bubble off the FTG differed from phono3py's by factors 2-19 (Si and
 ThO2 in S_C), and its sunset for Si was 10-100 times FourPhonon's for acoustic modes.
 
 Contracting slot ``k`` with the cell-convention
