@@ -432,6 +432,13 @@ def test_force_constant_files_reproduce_our_phonons_and_kappa(tmp_path, crg_sc, 
     qs = [[0.1, 0.2, 0.3], [0.3, -0.1, 0.0], [0.25, 0.25, 0.5], [-0.65, -0.35, -0.8]]
     np.testing.assert_allclose(back.fourier(qs), lattice_tensor(quartic, 4).fourier(qs),
                                atol=1e-12)
+    # a file of the earlier fixed-center placement (no view centers) is refused by name,
+    # never read as if it were this one
+    with h5py.File(files4["lattice_tensors.hdf5"], "a") as h5:
+        del h5["order_4/view_centers"]
+    with h5py.File(files4["lattice_tensors.hdf5"]) as h5, \
+            pytest.raises(ObservableError, match="fixed-center interpolation"):
+        LatticeTensor.load(h5["order_4"])
 
 
 def test_dispersion_marks_the_ftg_points(crg_sc):
