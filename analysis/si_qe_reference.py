@@ -219,6 +219,10 @@ def main() -> int:
                     "(anharmbench/data/references/si-qe-pbe)")
     ap.add_argument("--sets", nargs="+", choices=list(SETS), default=list(DEFAULT_SETS),
                     help="the derivative sets to measure, in SETS' order (default: prim SC)")
+    ap.add_argument("--landed", metavar="DIR",
+                    help="keep each finished job's output in DIR/SET (gzipped, with its "
+                    "input's checksum) and put them back on a new machine: commit DIR as "
+                    "jobs land (analysis/si_qe_landed)")
     ap.add_argument("--plan-only", action="store_true",
                     help="stop after the plan's derivatives (skip the directional check)")
     args = ap.parse_args()
@@ -285,7 +289,8 @@ def main() -> int:
             f"kpts: [{kn}, {kn}, {kn}]\n")
         t1 = time.perf_counter()
         if measure_set(out / name, out / "si.cif", settings, supercell, orders, steps,
-                       args.jobs, QTUPLES.get(name)) != 0:
+                       args.jobs, QTUPLES.get(name),
+                       Path(args.landed) / name if args.landed else None) != 0:
             return 1
         timings[f"plan_{name}"] = timings.get(f"plan_{name}", 0.0) + time.perf_counter() - t1
         conv_path.write_text(json.dumps(conv, indent=1))
@@ -354,8 +359,12 @@ def _print_check(check: dict) -> None:
 
 def measure_set(plan_dir: Path, structure: Path, settings: Path,
                 supercell: tuple[tuple[int, int, int], ...], orders: tuple[int, ...],
-                n_steps: int, jobs: int, qtuple: tuple[str, ...] | None = None) -> int:
-    """Plan (once), run its pw.x jobs (resumable), collect and fit one derivative set."""
+                n_steps: int, jobs: int, qtuple: tuple[str, ...] | None = None,
+                landed: Path | None = None) -> int:
+    """Plan (once), run its pw.x jobs (resumable), collect and fit one derivative set.
+
+    With ``landed``, finished jobs' outputs are also kept there (see :func:`_run_landing`).
+    """
     from anharmbench.cli import main as cli
     from anharmbench.dft.runner import run_jobs
 
@@ -373,7 +382,10 @@ def measure_set(plan_dir: Path, structure: Path, settings: Path,
         write_plan_directory(plan_dir, prepared, None)
         write_dft_inputs(plan_dir, prepared, "espresso-in",
                          settings=load_dft_settings(settings))
-    report = run_jobs(plan_dir, jobs=jobs)
+    if landed is None:
+        report = run_jobs(plan_dir, jobs=jobs)
+    else:
+        report = _run_landing(plan_dir, jobs, landed)
     print(report.summary(), flush=True)
     if report.failed:
         return 1
@@ -381,6 +393,62 @@ def measure_set(plan_dir: Path, structure: Path, settings: Path,
         return 1
     estimator = "auto" if max(orders) >= AUTO_FROM_ORDER else "tail"
     return cli(["derivatives", str(plan_dir), "--estimator", estimator])
+
+
+def _input_digest(job: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256((job / "espresso.pwi").read_bytes()).hexdigest()
+
+
+def _run_landing(plan_dir: Path, jobs: int, landed: Path) -> object:
+    """Run a plan's jobs ``jobs`` at a time, keeping each finished output in ``landed``.
+
+    A long set outlives a working session (the 2I set is ~2.5 h of pw.x here), and a fresh
+    machine keeps only what the repository holds; so each finished job's output is
+    gzipped into ``landed`` (meant to be committed as it lands) with the SHA-256 of the
+    input it answers, and put back into the job folder of a new plan directory, but only
+    when that job's input is byte for byte the same (any other settings or plan: refused).
+    """
+    import gzip
+
+    from anharmbench.dft.inputs import DFT_DIR, job_name
+    from anharmbench.dft.runner import DONE, run_jobs
+
+    dft = plan_dir / DFT_DIR
+    n = int(json.loads((plan_dir / "plan.json").read_text())["dft_jobs"])
+    landed.mkdir(parents=True, exist_ok=True)
+    index_path = landed / "inputs.json"
+    index = json.loads(index_path.read_text()) if index_path.is_file() else {}
+    for name, digest in index.items():  # put back what earlier sessions finished
+        job = dft / name
+        if not job.is_dir():
+            raise SystemExit(f"{landed}: {name} is not a job of {plan_dir}; another plan's "
+                             "outputs (remove the folder or give another --landed)")
+        if _input_digest(job) != digest:
+            raise SystemExit(f"{landed}: {name} answers another input than {job}; settings "
+                             "or plan changed (remove the folder or give another --landed)")
+        if not (job / DONE).is_file():
+            (job / "espresso.pwo").write_bytes(
+                gzip.decompress((landed / f"{name}.pwo.gz").read_bytes()))
+            (job / DONE).write_text(f"ok (landed from {landed})\n")
+    todo = [i for i in range(n) if not (dft / job_name(i) / DONE).is_file()]
+    report = None
+    for start in range(0, max(len(todo), 1), jobs):
+        report = run_jobs(plan_dir, jobs=jobs, only=todo[start:start + jobs] or None,
+                          progress=False)
+        for i in todo[start:start + jobs]:
+            job = dft / job_name(i)
+            if (job / DONE).is_file():
+                (landed / f"{job.name}.pwo.gz").write_bytes(
+                    gzip.compress((job / "espresso.pwo").read_bytes(), mtime=0))
+                index[job.name] = _input_digest(job)
+        index_path.write_text(json.dumps(dict(sorted(index.items())), indent=1) + "\n")
+        done = sum((dft / job_name(i) / DONE).is_file() for i in range(n))
+        print(f"{plan_dir.name}: {done}/{n} jobs finished and landed in {landed}", flush=True)
+        if report.failed:
+            return report
+    return run_jobs(plan_dir, jobs=jobs, progress=False)
 
 
 if __name__ == "__main__":
