@@ -104,9 +104,9 @@ class _PairStructure:
 
     Every view ``v`` and FTG atom triple ``(i1, i2, i3)`` (slots 1, 2, 3) has the cell
     differences ``(D1, D2) = (L1 - L3, L2 - L3)`` and the sites ``(k1, k2, k3)``. Triples
-    with equal ``(D1, D2, k1, k3, k2)`` are summed into one *row* (``merge``, a sparse 0/1
-    matrix); a row belongs to the group ``(u, c)`` of its ``D1`` (index ``u``) and site
-    combination ``c = (k1 n + k3) n + k2``.
+    with equal ``(D1, D2, k1, k3, k2)`` are summed into one *row* (``merge``: per view, the
+    rows it reaches and a sparse 0/1 matrix); a row belongs to the group ``(u, c)`` of its
+    ``D1`` (index ``u``) and site combination ``c = (k1 n + k3) n + k2``.
     """
 
     def __init__(self, lt: LatticeTensor) -> None:
@@ -125,8 +125,15 @@ class _PairStructure:
         self.group_u = np.ascontiguousarray(rows[:, 0])  # (u, c) of each row
         self.group_c = np.ascontiguousarray(rows[:, 1])
         self.d2 = rows[:, 2:]  # (R, 3)
-        self.merge = sp.csr_matrix((np.ones(len(inv)), (inv, np.arange(len(inv)))),
-                                   shape=(len(rows), len(inv)))
+        # one block per view, on the rows that view reaches: the vertex is summed view by
+        # view from one reused buffer (a buffer of all views at once is ~10^8 elements,
+        # whose first touch costs more than the arithmetic)
+        m = ns**3
+        self.merge: list[tuple[np.ndarray, sp.csr_matrix]] = []
+        for v in range(nv):
+            reached, local = np.unique(inv[v * m:(v + 1) * m], return_inverse=True)
+            self.merge.append((reached, sp.csr_matrix(
+                (np.ones(m), (local.reshape(-1), np.arange(m))), shape=(len(reached), m))))
 
     @property
     def n_d1(self) -> int:
@@ -139,17 +146,43 @@ def _vertex_components(lt: LatticeTensor, ps: _PairStructure, q: np.ndarray,
 
     ``A[r] = sum_v w_v sum_{triples of row r} sum_{i0 a0} e~*(a0; q j0) exp(-2 pi i q.L0)
     exp(2 pi i q.L3) (M_c Phi_S)(i0 a0, i1 a1, i2 a2, i3 a3)`` (eV/(A^4 amu^(1/2))).
+
+    ``M_c Phi_S = (1/4) sum_k [i_k = c] Phi_S`` (:meth:`LatticeTensor.views`) is not
+    formed: each term touches only the center's slab ``P = Phi_S[3c:3c+3]`` (by the
+    tensor's symmetry, whichever slot sits on ``c``), so slot 0 is contracted with ``P``
+    alone (``k = 0``) and ``P``'s second index once for the three others, ``2 / N_S`` of
+    the full contraction's cost.
     """
     ns, nb0 = lt.n_atoms_ftg, e0.shape[1]
     m = ns**3
-    vals = np.empty((len(lt.view_cells) * m, nb0 * 27), dtype=complex)
-    for v, (cells, w, phi) in enumerate(lt.views()):
+    out = np.zeros((ps.n_rows, nb0 * 27), dtype=complex)
+    vals = np.empty((m, nb0 * 27), dtype=complex)
+    # the rows each slot on the center fills: (c, i2, i3), (i1, c, i3), (i1, i2, c)
+    pairs = np.arange(ns * ns)
+    center_rows = (lambda c: c * ns * ns + pairs, lambda c: (pairs // ns) * ns * ns + c * ns
+                   + pairs % ns, lambda c: pairs * ns + c)
+    for v, (cells, w, c) in enumerate(zip(lt.view_cells, lt.view_weights, lt.view_centers,
+                                          strict=True)):
         w0 = slot_weights(lt, cells, e0.conj(), q, -1)  # slot 0 at -q: e~(-q) = conj e~(q)
-        x = real_matmul(w0.T, phi.reshape(3 * ns, -1)).reshape(nb0, ns, 3, ns, 3, ns, 3)
-        x *= (w * np.exp(2j * np.pi * (cells @ q)))[None, None, None, None, None, :, None]
-        # rows (i1, i2, i3); columns (j0, alpha1, alpha3, alpha2)
-        vals[v * m:(v + 1) * m] = x.transpose(1, 3, 5, 0, 2, 6, 4).reshape(m, nb0 * 27)
-    return ps.merge @ vals
+        slab = lt.phi[3 * c:3 * c + 3]  # (3, 3 N_S, 3 N_S, 3 N_S), symmetric in its last 3
+        # k = 0, slot 0 on the center: written straight in the row/column order of A
+        p0 = slab.reshape(3, ns, 3, ns, 3, ns, 3).transpose(1, 3, 5, 0, 2, 6, 4)
+        p0 = p0.reshape(m, 3, 27)
+        wt = w0[3 * c:3 * c + 3].T  # (nb0, 3)
+        x = vals.reshape(m, nb0, 27)
+        x.real[:] = np.matmul(wt.real, p0)
+        x.imag[:] = np.matmul(wt.imag, p0)
+        # k = 1, 2, 3, slot k on the center, slot 0 anywhere: Y[a, s, t, j0]
+        y = real_matmul(w0.T, slab.reshape(-1, 3 * ns).T).T.reshape(3, ns, 3, ns, 3, nb0)
+        for rows, axes in zip((f(c) for f in center_rows),
+                              ((1, 3, 5, 0, 4, 2), (1, 3, 5, 2, 4, 0), (1, 3, 5, 2, 0, 4)),
+                              strict=True):
+            x[rows] += y.transpose(axes).reshape(ns * ns, nb0, 27)
+        # the view's weight, the 1/4 of M_c and slot 3's phase (i3 is the fastest row index)
+        x *= np.tile(0.25 * w * np.exp(2j * np.pi * (cells @ q)), ns * ns)[:, None, None]
+        reached, block = ps.merge[v]
+        out[reached] += block @ vals
+    return out
 
 
 def _plane_wave_sums(ps: _PairStructure, A: np.ndarray, q2: np.ndarray,
