@@ -58,7 +58,8 @@ def derivatives(name: str, calc: object, prim: Atoms, steps: int,
     from anharmbench.derivatives import DerivativeJob, fit, measure, prepare
     from anharmbench.derivatives.results import ase_evaluator
 
-    windows = {n: window for n in (2, 3)} if window else STEP_WINDOWS[name]
+    windows = ({n: window for n in (2, 3)} if window
+               else STEP_WINDOWS[UNIVERSAL_MODELS[name].family])
     job = DerivativeJob(supercell=CONVENTIONAL, orders=(2, 3), h_ranges=windows, n_steps=steps)
     prep = prepare(job, prim)
     t0 = time.perf_counter()
@@ -78,7 +79,8 @@ def derivatives(name: str, calc: object, prim: Atoms, steps: int,
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", nargs="+", default=list(UNIVERSAL_MODELS))
+    ap.add_argument("--models", nargs="+", default=["chgnet", "sevennet-0"],
+                    choices=sorted(UNIVERSAL_MODELS))
     ap.add_argument("--calls", type=int, default=10)
     ap.add_argument("--derivatives", action="store_true")
     ap.add_argument("--steps", type=int, default=8)

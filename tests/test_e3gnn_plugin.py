@@ -127,6 +127,28 @@ def test_lammps_calculator_matches_sevenn(cache, reference, kind):
 
 
 @needs_plugin
+@pytest.mark.parametrize("preset", ["sevennet-l3i5", "sevennet-mf-0-pbe"])
+def test_other_sevennet_checkpoints_in_lammps_match_their_calculator(cache, preset):
+    """The wheel's other checkpoints deploy for e3gnn too, the multi-fidelity one with its
+    modal: LAMMPS equals sevenn's calculator of the same preset, and the PBE fidelity is
+    not the R2SCAN one (so a modal lost on the way would show)."""
+    atoms = _silicon(5)
+    positions = _rattled(atoms, np.random.default_rng(13))
+    pot = universal.sevennet_lammps_potential(["Si"], cache_dir=cache, preset=preset)
+    energy, forces, stress = _ase(universal.sevennet_calculator(preset), atoms, positions)
+    a = atoms.copy()
+    a.positions = positions
+    a.calc = LammpsCalculator(pot)
+    assert abs(a.get_potential_energy() - energy) < TOL_E
+    np.testing.assert_allclose(a.get_forces(), forces, rtol=0, atol=TOL_F)
+    np.testing.assert_allclose(a.get_stress(), stress, rtol=0, atol=TOL_S)
+    other = universal.sevennet_calculator(
+        "sevennet-mf-0-r2scan" if preset == "sevennet-mf-0-pbe" else "sevennet-0")
+    e_other, f_other, _ = _ase(other, atoms, positions)
+    assert np.abs(f_other - forces).max() > 100 * TOL_F
+
+
+@needs_plugin
 def test_batch_evaluator_matches_sevenn(cache, reference):
     """Three rattled NaCl configurations in one LAMMPS instance (types in the order Cl, Na
     of the potential, not of the atoms). Measured: |dE| <= 1.9e-6 eV, |dF| <= 6.9e-7 eV/A,

@@ -32,6 +32,7 @@ from anharmbench.potentials.crg_numpy import CRGNumpyCalculator
 from anharmbench.potentials.fingerprint import potential_identity
 from anharmbench.structures import tho2_primitive
 from anharmbench.study import ConfigError, load_config
+from anharmbench.study.models import universal_preset
 
 SETS = {"prim": "prim"}
 ORDERS = {"prim": [2]}
@@ -195,20 +196,38 @@ def _config_refused(tmp_path: Path, data: dict, *words: str) -> str:
 
 
 def test_sevennet_model_and_device_are_refused(tmp_path):
-    """Another SevenNet checkpoint and a CUDA device are refused at validation (no model
-    is loaded), naming what is accepted; SevenNet-0 on the CPU is accepted."""
-    model = {"name": "S", "kind": "sevennet", "settings": {"model": "7net-l3i5",
+    """Weights that are not in the wheel, a multi-fidelity checkpoint without its modal (or
+    a modal on a checkpoint that has none) and a CUDA device are refused at validation (no
+    model is loaded), naming what is accepted; the wheel's checkpoints on the CPU are
+    accepted."""
+    model = {"name": "S", "kind": "sevennet", "settings": {"model": "7net-omat",
                                                            "device": "cuda"}}
     _config_refused(tmp_path, {**_DFT, "models": [model]},
-                    "models.0.settings.model", "SevenNet-0", "'7net-l3i5'", "'7net-0'",
+                    "models.0.settings.model", "'7net-omat'", "7net-l3i5", "7net-0",
                     "kind: ase", "models.0.settings.device", "'cuda'", "CPU", "'cpu'")
+    model = {"name": "S", "kind": "sevennet", "settings": {"model": "7net-mf-0"}}
+    _config_refused(tmp_path, {**_DFT, "models": [model]}, "models.0.settings.model",
+                    "multi-fidelity", "PBE, R2SCAN")
+    model = {"name": "S", "kind": "sevennet", "settings": {"model": "7net-l3i5",
+                                                           "modal": "PBE"}}
+    _config_refused(tmp_path, {**_DFT, "models": [model]}, "models.0.settings.modal",
+                    "one fidelity", "remove modal")
+    model = {"name": "C", "kind": "chgnet", "settings": {"model": "0.1.0"}}
+    _config_refused(tmp_path, {**_DFT, "models": [model]}, "models.0.settings.model",
+                    "'0.1.0'", "0.2.0", "r2scan")
     model = {"name": "S", "kind": "sevennet", "settings": {"batch": 4}}
     _config_refused(tmp_path, {**_DFT, "models": [model]}, "models.0.settings.batch",
-                    "reads only settings h_ranges, model, device")
-    ok = {"name": "S", "kind": "sevennet", "settings": {"model": "7net-0", "device": "cpu",
-                                                        "h_ranges": {3: [0.01, 0.05]}}}
-    (tmp_path / "ok.yaml").write_text(yaml.safe_dump({**_DFT, "models": [ok]}))
-    assert load_config(tmp_path / "ok.yaml").models[0].settings["model"] == "7net-0"
+                    "reads only settings h_ranges, model, modal, device")
+    ok = [{"name": "S", "kind": "sevennet", "settings": {"model": "7net-0", "device": "cpu",
+                                                         "h_ranges": {3: [0.01, 0.05]}}},
+          {"name": "L", "kind": "sevennet", "settings": {"model": "7net-l3i5"}},
+          {"name": "M", "kind": "sevennet", "settings": {"model": "7net-mf-0",
+                                                         "modal": "PBE"}},
+          {"name": "C", "kind": "chgnet", "settings": {"model": "0.2.0"}}]
+    (tmp_path / "ok.yaml").write_text(yaml.safe_dump({**_DFT, "models": ok}))
+    models = load_config(tmp_path / "ok.yaml").models
+    assert [universal_preset(m) for m in models] == [
+        "sevennet-0", "sevennet-l3i5", "sevennet-mf-0-pbe", "chgnet-0.2.0"]
 
 
 def test_dataset_on_a_universal_preset_is_refused(tmp_path):

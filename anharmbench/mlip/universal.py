@@ -1,22 +1,31 @@
-"""Universal (foundation) MLIPs as ready-made ASE calculators: CHGNet and SevenNet-0.
+"""Universal (foundation) MLIPs as ready-made ASE calculators: CHGNet and SevenNet.
 
-Presets (``UNIVERSAL_MODELS``), each a factory returning an ASE calculator on the CPU:
+Presets (``UNIVERSAL_MODELS``), each a factory returning an ASE calculator on the CPU; every
+one loads weights that ship inside its package's wheel:
 
-==============  ==========================================  ==========  =================
-preset          calculator                                  package     weights
-==============  ==========================================  ==========  =================
-``chgnet``      ``chgnet.model.dynamics.CHGNetCalculator``  ``chgnet``  CHGNet 0.3.0
-``sevennet-0``  ``sevenn.calculator.SevenNetCalculator``    ``sevenn``  SevenNet-0
-                                                                        (11 Jul 2024)
-==============  ==========================================  ==========  =================
+========================  ====================================  ==========================
+preset                    weights (package)                     notes
+========================  ====================================  ==========================
+``chgnet``                CHGNet 0.3.0 (``chgnet``)             the default CHGNet
+``chgnet-0.2.0``          CHGNet 0.2.0                          ``mlp_out_bias`` as chgnet
+``chgnet-r2scan``         CHGNet r2SCAN (transfer learned)      r2SCAN, not PBE
+``sevennet-0``            SevenNet-0, 11 Jul 2024 (``sevenn``)  the default SevenNet
+``sevennet-0-22may2024``  SevenNet-0, 22 May 2024
+``sevennet-l3i5``         SevenNet-l3i5 (l_max 3, 5 layers)
+``sevennet-mf-0-pbe``     SevenNet-MF-0, fidelity ``PBE``       multi-fidelity checkpoint
+``sevennet-mf-0-r2scan``  SevenNet-MF-0, fidelity ``R2SCAN``
+========================  ====================================  ==========================
+
+:func:`resolve_preset` also takes the packages' own names (``7net-l3i5``, ``7net-mf-0``
+with a modal, ``0.2.0``, ``r2scan``), as a study's ``settings: {model: ..., modal: ...}``.
 
 Both packages come with ``pip install 'anharmbench[universal]'`` (pins in ``pyproject.toml``).
 In a study config, ``kind: ase`` with ``calculator:
 "anharmbench.mlip.universal:chgnet_calculator"`` (or ``:sevennet_calculator``).
 
 Offline loading
-    The weights ship inside the wheels (``chgnet/pretrained/0.3.0/*.pth.tar``,
-    ``sevenn/pretrained_potentials/SevenNet_0__11Jul2024/checkpoint_sevennet_0.pth``).
+    The weights ship inside the wheels (``chgnet/pretrained/<version>/*.pth.tar``,
+    ``sevenn/pretrained_potentials/<name>/checkpoint_*.pth``).
     The factories check that the file is there and hand its path to the package, so no
     download is ever attempted (sevenn would otherwise try one for a missing file);
     :func:`model_version` records the path, its size and SHA-256.
@@ -49,9 +58,9 @@ Precision: both models are float32
       curvature of that non-smooth region), 13 of 13 at 0.01..0.08 A. CHGNet's
       anharmonic derivatives are therefore not comparable with a smooth reference.
 
-In LAMMPS (SevenNet-0 only)
-    :func:`sevennet_lammps_potential` deploys SevenNet-0 once as TorchScript (what
-    ``sevenn_get_model 7net-0`` writes) into a per-user cache and returns a
+In LAMMPS (the SevenNet presets)
+    :func:`sevennet_lammps_potential` deploys a SevenNet preset once as TorchScript (what
+    ``sevenn_get_model`` writes, with the preset's modal) into a per-user cache and returns a
     :class:`~anharmbench.potentials.spec.LammpsPotential` for ``pair_style e3gnn``, the
     plugin built from the sevenn wheel's own sources (``plugins/e3gnn``). It runs the same
     float32 network on the same graph: on rattled 8-atom Si and (triclinic) NaCl cells LAMMPS
@@ -127,32 +136,124 @@ class UniversalModel:
     weights
         Name of the pretrained weights.
     factory
-        ``module:function`` returning the ASE calculator (usable as a study's
-        ``calculator:``).
+        ``module:function`` returning the ASE calculator of the family's default preset
+        (usable as a study's ``calculator:``).
+    file
+        Where the weights are: for ``sevenn``, the name of their path in ``sevenn._const``;
+        for ``chgnet``, their path below the package folder (as ``CHGNet.load`` has it).
+    variant
+        ``chgnet``: the ``version`` its loader passes (``0.2.0`` also sets
+        ``mlp_out_bias``); ``sevenn``: the modal (fidelity) of a multi-fidelity checkpoint.
     """
 
     name: str
     package: str
     weights: str
     factory: str
+    file: str
+    variant: str | None = None
+
+    @property
+    def family(self) -> str:
+        """``chgnet`` or ``sevennet``: the study's model kind, the step windows' key."""
+        return "chgnet" if self.package == "chgnet" else "sevennet"
 
 
-UNIVERSAL_MODELS: dict[str, UniversalModel] = {
-    "chgnet": UniversalModel(
-        "chgnet", "chgnet", "CHGNet 0.3.0", "anharmbench.mlip.universal:chgnet_calculator"
-    ),
-    "sevennet-0": UniversalModel(
-        "sevennet-0", "sevenn", "SevenNet-0 (11Jul2024)",
-        "anharmbench.mlip.universal:sevennet_calculator",
-    ),
+def _chgnet(name: str, weights: str, file: str, variant: str) -> UniversalModel:
+    return UniversalModel(name, "chgnet", weights,
+                          "anharmbench.mlip.universal:chgnet_calculator", file, variant)
+
+
+def _sevennet(name: str, weights: str, file: str, modal: str | None = None) -> UniversalModel:
+    return UniversalModel(name, "sevenn", weights,
+                          "anharmbench.mlip.universal:sevennet_calculator", file, modal)
+
+
+UNIVERSAL_MODELS: dict[str, UniversalModel] = {m.name: m for m in (
+    _chgnet("chgnet", "CHGNet 0.3.0", "pretrained/0.3.0/chgnet_0.3.0_e29f68s314m37.pth.tar",
+            "0.3.0"),
+    _chgnet("chgnet-0.2.0", "CHGNet 0.2.0",
+            "pretrained/0.2.0/chgnet_0.2.0_e30f77s348m32.pth.tar", "0.2.0"),
+    _chgnet("chgnet-r2scan", "CHGNet r2SCAN",
+            "pretrained/r2scan/chgnet_r2scan_transfer_learning_e15f36s161m23.pth.tar",
+            "r2scan"),
+    _sevennet("sevennet-0", "SevenNet-0 (11Jul2024)", "SEVENNET_0_11Jul2024"),
+    _sevennet("sevennet-0-22may2024", "SevenNet-0 (22May2024)", "SEVENNET_0_22May2024"),
+    _sevennet("sevennet-l3i5", "SevenNet-l3i5", "SEVENNET_l3i5"),
+    _sevennet("sevennet-mf-0-pbe", "SevenNet-MF-0 (PBE fidelity)", "SEVENNET_MF_0", "PBE"),
+    _sevennet("sevennet-mf-0-r2scan", "SevenNet-MF-0 (R2SCAN fidelity)", "SEVENNET_MF_0",
+              "R2SCAN"),
+)}
+
+#: The packages' own names of their weights -> preset (lower case); a multi-fidelity
+#: checkpoint's name needs its modal (:func:`resolve_preset`)
+_ALIASES: dict[str, dict[str, str]] = {
+    "chgnet": {"chgnet": "chgnet", "0.3.0": "chgnet", "chgnet-0.3.0": "chgnet",
+               "0.2.0": "chgnet-0.2.0", "chgnet-0.2.0": "chgnet-0.2.0",
+               "r2scan": "chgnet-r2scan", "chgnet-r2scan": "chgnet-r2scan"},
+    "sevennet": {"7net-0": "sevennet-0", "sevennet-0": "sevennet-0",
+                 "7net-0_11jul2024": "sevennet-0", "sevennet-0_11jul2024": "sevennet-0",
+                 "7net-0_22may2024": "sevennet-0-22may2024",
+                 "sevennet-0_22may2024": "sevennet-0-22may2024",
+                 "sevennet-0-22may2024": "sevennet-0-22may2024",
+                 "7net-l3i5": "sevennet-l3i5", "sevennet-l3i5": "sevennet-l3i5",
+                 "sevennet-mf-0-pbe": "sevennet-mf-0-pbe",
+                 "sevennet-mf-0-r2scan": "sevennet-mf-0-r2scan"},
 }
+_MULTI_FIDELITY = {"7net-mf-0": "sevennet-mf-0", "sevennet-mf-0": "sevennet-mf-0"}
 
-#: Step windows ``{preset: {order: (h_min, h_max)}}`` (Angstrom) measured on Si (see the
-#: module docstring). CHGNet's third order has no reliable window; its entry is the
-#: least bad one measured (0.001..0.004 A), so a fit with it will warn.
+
+def resolve_preset(family: str, model: str | None = None, modal: str | None = None) -> str:
+    """The preset a study's ``kind`` and ``settings: {model, modal}`` name.
+
+    Parameters
+    ----------
+    family
+        ``chgnet`` or ``sevennet``.
+    model
+        A preset name or the package's own name of the weights (case-insensitive); default:
+        the family's default preset (``chgnet``: CHGNet 0.3.0, ``sevennet``: SevenNet-0).
+    modal
+        The fidelity of a multi-fidelity SevenNet checkpoint (``PBE`` or ``R2SCAN`` for
+        ``7net-mf-0``); refused for the others.
+
+    Raises
+    ------
+    UniversalModelError
+        Unknown weights (the message lists the accepted names), a multi-fidelity checkpoint
+        without its modal, or a modal given to one that has none.
+    """
+    if family not in _ALIASES:
+        raise UniversalModelError(f"no universal family {family!r}; families: chgnet, sevennet")
+    key = (model or ("chgnet" if family == "chgnet" else "sevennet-0")).lower()
+    if family == "sevennet" and key in _MULTI_FIDELITY:
+        modals = sorted(m.variant for m in UNIVERSAL_MODELS.values()
+                        if m.name.startswith(_MULTI_FIDELITY[key] + "-") and m.variant)
+        if modal is None or modal.upper() not in modals:
+            raise UniversalModelError(
+                f"{model!r} is a multi-fidelity checkpoint: give its modal, one of "
+                f"{', '.join(modals)} (settings: {{model: {model}, modal: {modals[-1]}}}); "
+                f"got {modal!r}")
+        return f"{_MULTI_FIDELITY[key]}-{modal.lower()}"
+    if key not in _ALIASES[family]:
+        raise UniversalModelError(
+            f"{family} has no pretrained weights {model!r} in its wheel; accepted: "
+            f"{', '.join(sorted(_ALIASES[family]))}"
+            + (", or 7net-mf-0 with a modal" if family == "sevennet" else ""))
+    if modal is not None:
+        raise UniversalModelError(f"{model or key!r} has one fidelity: remove modal {modal!r} "
+                                  "(only 7net-mf-0 takes one)")
+    return _ALIASES[family][key]
+
+
+#: Step windows ``{family: {order: (h_min, h_max)}}`` (Angstrom) measured on Si with the
+#: family's default preset (see the module docstring); the other checkpoints of a family
+#: share its float32 network and get its windows. CHGNet's third order has no reliable
+#: window; its entry is the least bad one measured (0.001..0.004 A), so a fit with it will
+#: warn.
 STEP_WINDOWS: dict[str, dict[int, tuple[float, float]]] = {
     "chgnet": {2: (0.0003, 0.003), 3: (0.001, 0.004)},
-    "sevennet-0": {2: (0.005, 0.04), 3: (0.01, 0.04)},
+    "sevennet": {2: (0.005, 0.04), 3: (0.01, 0.04)},
 }
 
 
@@ -181,13 +282,13 @@ def weights_path(name: str) -> Path:
         would have to be downloaded, which the presets never do).
     """
     model = _preset(name)
-    if model.name == "chgnet":
+    if model.package == "chgnet":
         mod = _import("chgnet", "chgnet.model.model")
-        # CHGNet.load resolves this same relative path (chgnet 0.4.2)
-        path = Path(mod.module_dir).parent / "pretrained/0.3.0/chgnet_0.3.0_e29f68s314m37.pth.tar"
+        # CHGNet.load resolves these same relative paths (chgnet 0.4.2)
+        path = Path(mod.module_dir).parent / model.file
     else:
         const = _import("sevenn", "sevenn._const")
-        path = Path(const.SEVENNET_0_11Jul2024)
+        path = Path(getattr(const, model.file))
     if not path.is_file():
         raise UniversalModelError(
             f"the weights of {model.weights} are not in the installed {model.package} package "
@@ -226,21 +327,28 @@ def _float32_calls(calc: Any) -> Any:
     return calc
 
 
-def chgnet_calculator() -> Any:
-    """CHGNet (0.3.0 weights) as an ASE calculator on the CPU, quiet.
+def chgnet_calculator(preset: str = "chgnet") -> Any:
+    """CHGNet (default: the 0.3.0 weights) as an ASE calculator on the CPU, quiet.
+
+    Parameters
+    ----------
+    preset
+        A CHGNet preset of :data:`UNIVERSAL_MODELS`.
 
     Returns
     -------
     chgnet.model.dynamics.CHGNetCalculator
         Energies (eV), forces (eV/A, float32), stress.
     """
-    path = weights_path("chgnet")
+    spec = _preset(preset, "chgnet")
+    path = weights_path(spec.name)
     model_mod = _import("chgnet", "chgnet.model.model")
     dyn = _import("chgnet", "chgnet.model.dynamics")
     # chgnet prints its parameter count and device on load: keep stdout clean
     with contextlib.redirect_stdout(io.StringIO()), float32_default():
-        # mlp_out_bias=False and version as in CHGNet.load("0.3.0")
-        model = model_mod.CHGNet.from_file(str(path), mlp_out_bias=False, version="0.3.0")
+        # mlp_out_bias and version as CHGNet.load(model_name) sets them
+        model = model_mod.CHGNet.from_file(str(path), mlp_out_bias=spec.variant == "0.2.0",
+                                           version=spec.variant)
         calc = _quiet_chgnet_class(dyn.CHGNetCalculator)(model=model, use_device="cpu")
     return _float32_calls(calc)
 
@@ -258,15 +366,22 @@ def _quiet_chgnet_class(base: type) -> type:
     return QuietCHGNetCalculator
 
 
-def sevennet_calculator() -> Any:
-    """SevenNet-0 (11 Jul 2024 weights) as an ASE calculator on the CPU.
+def sevennet_calculator(preset: str = "sevennet-0") -> Any:
+    """SevenNet (default: SevenNet-0, 11 Jul 2024 weights) as an ASE calculator on the CPU.
+
+    Parameters
+    ----------
+    preset
+        A SevenNet preset of :data:`UNIVERSAL_MODELS` (a multi-fidelity one carries its
+        modal).
 
     Returns
     -------
     sevenn.calculator.SevenNetCalculator
         Energies (eV), forces (eV/A, float32), stress.
     """
-    path = weights_path("sevennet-0")
+    spec = _preset(preset, "sevennet")
+    path = weights_path(spec.name)
     calc_mod = _import("sevenn", "sevenn.calculator")
     with warnings.catch_warnings():
         # no CUDA tensor-product accelerators on this CPU-only install: expected
@@ -275,7 +390,8 @@ def sevennet_calculator() -> Any:
                                 category=DeprecationWarning)
         # the explicit path (not "7net-0") makes a missing file an error, never a download
         with float32_default():
-            calc = calc_mod.SevenNetCalculator(str(path), file_type="checkpoint", device="cpu")
+            calc = calc_mod.SevenNetCalculator(str(path), file_type="checkpoint", device="cpu",
+                                               modal=spec.variant)
     return _float32_calls(calc)
 
 
@@ -285,28 +401,30 @@ DEPLOYED_NAME = "deployed_serial.pt"
 
 def _default_sevennet_cache() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "anharmbench" / "sevennet-0"
+    return Path(base) / "anharmbench"
 
 
 def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._+-]", "_", text)
 
 
-def sevennet_deployed_model(cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    """SevenNet-0 deployed for ``pair_style e3gnn`` (TorchScript), made once and cached.
+def sevennet_deployed_model(cache_dir: str | os.PathLike[str] | None = None,
+                            preset: str = "sevennet-0") -> Path:
+    """A SevenNet preset deployed for ``pair_style e3gnn`` (TorchScript), made once, cached.
 
-    The file is what ``sevenn_get_model 7net-0`` writes (``sevenn.scripts.deploy.deploy``
-    of the packaged 11 Jul 2024 checkpoint, no accelerator), stored as
-    ``<cache_dir>/sevenn-<version>_torch-<version>/deployed_serial.pt``: another sevenn or
-    torch gets its own file, and an existing file is reused. It is written by a separate
-    Python process (a few seconds, once) to a temporary folder beside it and moved into
-    place, so concurrent callers never see a partial file.
+    The file is what ``sevenn_get_model`` writes (``sevenn.scripts.deploy.deploy`` of the
+    packaged checkpoint, with the preset's modal, no accelerator), stored as
+    ``<cache_dir>/<preset>/sevenn-<version>_torch-<version>/deployed_serial.pt``: another
+    preset, sevenn or torch gets its own file, and an existing file is reused. It is
+    written by a separate Python process (a few seconds, once) to a temporary folder beside
+    it and moved into place, so concurrent callers never see a partial file.
 
     Parameters
     ----------
     cache_dir
-        Cache folder (default ``$XDG_CACHE_HOME/anharmbench/sevennet-0``, i.e.
-        ``~/.cache/anharmbench/sevennet-0``).
+        Cache folder (default ``$XDG_CACHE_HOME/anharmbench``, i.e. ``~/.cache/anharmbench``).
+    preset
+        A SevenNet preset of :data:`UNIVERSAL_MODELS`.
 
     Returns
     -------
@@ -318,7 +436,8 @@ def sevennet_deployed_model(cache_dir: str | os.PathLike[str] | None = None) -> 
     UniversalModelError
         sevenn (or torch) is not installed, or the weights are not in the wheel.
     """
-    checkpoint = weights_path("sevennet-0")
+    spec = _preset(preset, "sevennet")
+    checkpoint = weights_path(spec.name)
     try:
         key = f"sevenn-{version('sevenn')}_torch-{version('torch')}"
     except PackageNotFoundError as exc:
@@ -326,7 +445,7 @@ def sevennet_deployed_model(cache_dir: str | os.PathLike[str] | None = None) -> 
             f"SevenNet-0 needs sevenn and torch ({exc.name} is missing); install them with {EXTRA}"
         ) from None
     folder = Path(cache_dir) if cache_dir is not None else _default_sevennet_cache()
-    folder = (folder / _safe(key)).resolve()
+    folder = (folder / spec.name / _safe(key)).resolve()
     path = folder / DEPLOYED_NAME
     if path.is_file():
         return path
@@ -340,12 +459,12 @@ def sevennet_deployed_model(cache_dir: str | os.PathLike[str] | None = None) -> 
         # reproduced), and the host may have changed torch's default dtype.
         proc = subprocess.run(
             [sys.executable, "-W", "ignore", "-c", _DEPLOY_CODE, str(checkpoint),
-             str(tmp / DEPLOYED_NAME)],
+             str(tmp / DEPLOYED_NAME), spec.variant or ""],
             capture_output=True, text=True, check=False,
         )
         if proc.returncode != 0 or not (tmp / DEPLOYED_NAME).is_file():
             raise UniversalModelError(
-                f"deploying SevenNet-0 ({checkpoint}) for pair_style e3gnn failed "
+                f"deploying {spec.weights} ({checkpoint}) for pair_style e3gnn failed "
                 f"(exit {proc.returncode}):\n{(proc.stderr or proc.stdout)[-2000:]}"
             )
         os.replace(tmp / DEPLOYED_NAME, path)
@@ -358,7 +477,7 @@ def sevennet_deployed_model(cache_dir: str | os.PathLike[str] | None = None) -> 
 _DEPLOY_CODE = (
     "import sys\n"
     "from sevenn.scripts.deploy import deploy\n"
-    "deploy(sys.argv[1], sys.argv[2])\n"
+    "deploy(sys.argv[1], sys.argv[2], modal=sys.argv[3] or None)\n"
 )
 
 
@@ -399,9 +518,10 @@ def sevennet_lammps_potential(
     elements: Sequence[str],
     *,
     cache_dir: str | os.PathLike[str] | None = None,
-    name: str = "sevennet-0-lammps",
+    name: str | None = None,
+    preset: str = "sevennet-0",
 ) -> LammpsPotential:
-    """SevenNet-0 in LAMMPS: ``pair_style e3gnn`` with the cached deployment.
+    """A SevenNet preset in LAMMPS: ``pair_style e3gnn`` with the cached deployment.
 
     Parameters
     ----------
@@ -411,7 +531,9 @@ def sevennet_lammps_potential(
     cache_dir
         Where the deployment is cached (see :func:`sevennet_deployed_model`).
     name
-        Name in reports.
+        Name in reports (default ``<preset>-lammps``).
+    preset
+        A SevenNet preset of :data:`UNIVERSAL_MODELS` (default SevenNet-0).
 
     Returns
     -------
@@ -430,36 +552,41 @@ def sevennet_lammps_potential(
         An element SevenNet-0 does not describe.
     """
     elements = tuple(elements)
-    path = sevennet_deployed_model(cache_dir)
+    spec = _preset(preset, "sevennet")
+    path = sevennet_deployed_model(cache_dir, spec.name)
     known = deployed_metadata(path)["chemical_symbols_to_index"].split()
     unknown = [el for el in elements if el not in known]
     if unknown:
         raise PotentialError(
-            f"SevenNet-0 has no element(s) {unknown}; it describes {len(known)} elements: "
-            f"{' '.join(known)}"
+            f"{spec.weights} has no element(s) {unknown}; it describes {len(known)} "
+            f"elements: {' '.join(known)}"
         )
     return model_file_potential(
-        "e3gnn", path, elements, name=name, word=lammps_path_word(path), commands=("newton on",)
+        "e3gnn", path, elements, name=name or f"{spec.name}-lammps",
+        word=lammps_path_word(path), commands=("newton on",)
     )
 
 
-_FACTORIES: dict[str, Callable[[], Any]] = {
+_FACTORIES: dict[str, Callable[[str], Any]] = {
     "chgnet": chgnet_calculator,
-    "sevennet-0": sevennet_calculator,
+    "sevenn": sevennet_calculator,
 }
 
 
-def _preset(name: str) -> UniversalModel:
+def _preset(name: str, family: str | None = None) -> UniversalModel:
     key = name.lower()
     if key not in UNIVERSAL_MODELS:
         raise UniversalModelError(
             f"unknown universal MLIP {name!r}; presets: {', '.join(sorted(UNIVERSAL_MODELS))}"
         )
-    return UNIVERSAL_MODELS[key]
+    model = UNIVERSAL_MODELS[key]
+    if family is not None and model.family != family:
+        raise UniversalModelError(f"{name!r} is a {model.family} preset, not {family}")
+    return model
 
 
 def universal_calculator(name: str) -> Any:
-    """The ASE calculator of a preset (``"chgnet"`` or ``"sevennet-0"``, case-insensitive).
+    """The ASE calculator of a preset (a key of :data:`UNIVERSAL_MODELS`, case-insensitive).
 
     Raises
     ------
@@ -467,7 +594,8 @@ def universal_calculator(name: str) -> Any:
         Unknown name (the message lists the presets) or package/weights missing (the
         message names ``pip install 'anharmbench[universal]'``).
     """
-    return _FACTORIES[_preset(name).name]()
+    model = _preset(name)
+    return _FACTORIES[model.package](model.name)
 
 
 def model_version(name: str) -> dict[str, Any]:
@@ -477,7 +605,8 @@ def model_version(name: str) -> dict[str, Any]:
     -------
     dict
         ``{"preset", "package", "package_version", "weights", "weights_file",
-        "weights_bytes", "weights_sha256", "torch", "dtype"}``.
+        "weights_bytes", "weights_sha256", "variant", "torch", "dtype"}`` (``variant``: the
+        CHGNet version or SevenNet modal the weights are loaded with).
     """
     model = _preset(name)
     try:
@@ -500,6 +629,7 @@ def model_version(name: str) -> dict[str, Any]:
         "weights_file": path.name,
         "weights_bytes": path.stat().st_size,
         "weights_sha256": digest,
+        "variant": model.variant,
         "torch": torch_version,
         "dtype": "float32",
     }

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,21 +34,41 @@ from anharmbench.study.config import DerivativeSetConfig, StudyConfig
 from anharmbench.study.profiles import profile_settings
 from anharmbench.study.runner import Stage
 
-__all__ = ["derivative_job", "derivative_stage", "measure_derivative_set", "prepared_plan",
-           "safe_name"]
+__all__ = ["CalculatorSpec", "derivative_job", "derivative_stage", "measure_derivative_set",
+           "prepared_plan", "safe_name"]
 
 
-def _ase_calculator(spec: str | None, name: str) -> Any:
+@dataclass(frozen=True)
+class CalculatorSpec:
+    """An ASE calculator made by ``factory(*args)`` (``factory``: ``"module:function"``).
+
+    A user's ``kind: ase`` model is a factory without arguments; a universal preset is its
+    family's factory with the preset's name.
+    """
+
+    factory: str
+    args: tuple[str, ...] = ()
+
+    def key(self) -> str | dict[str, Any]:
+        """What the stage's key records (the factory alone when it takes no arguments)."""
+        return self.factory if not self.args else {"factory": self.factory,
+                                                    "args": list(self.args)}
+
+
+def _ase_calculator(spec: str | CalculatorSpec | None, name: str) -> Any:
     import importlib
 
-    if not spec or ":" not in spec:
+    if isinstance(spec, str):
+        spec = CalculatorSpec(spec)
+    if spec is None or ":" not in spec.factory:
         raise ValueError(f"{name}: kind 'ase' needs calculator: 'package.module:factory'")
-    module, _, attr = spec.partition(":")
+    module, _, attr = spec.factory.partition(":")
     try:
         factory = getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError) as exc:
-        raise ValueError(f"{name}: cannot import the ASE calculator {spec!r}: {exc}") from None
-    return factory()
+        raise ValueError(f"{name}: cannot import the ASE calculator {spec.factory!r}: "
+                         f"{exc}") from None
+    return factory(*spec.args)
 
 
 def derivative_job(dset: DerivativeSetConfig, n_steps: int, variant: str) -> DerivativeJob:
@@ -214,7 +235,7 @@ def derivative_stage(
     dset: DerivativeSetConfig,
     prim: Atoms,
     potential: LammpsPotential | None,
-    calculator_spec: str | None,
+    calculator_spec: str | CalculatorSpec | None,
     upstream: dict[str, Any],
     config: StudyConfig,
     plans: dict[str, Any] | None = None,
@@ -240,7 +261,9 @@ def derivative_stage(
                                       potential, calculator, executor=executor, plans=plans,
                                       estimator=dset.estimator)
 
-    pot_id = potential.content_hash() if potential is not None else calculator_spec
+    pot_id = (potential.content_hash() if potential is not None
+              else calculator_spec.key() if isinstance(calculator_spec, CalculatorSpec)
+              else calculator_spec)
     inputs = {
         "job": job.to_dict(),
         "estimator": dset.estimator,

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from anharmbench.mlip.trainer import trainer
 from anharmbench.potentials.spec import LammpsPotential
 from anharmbench.study.config import DerivativeSetConfig, ModelConfig, StudyConfig
+from anharmbench.study.derivative_stages import CalculatorSpec
 from anharmbench.study.labels import model_label
 from anharmbench.study.profiles import model_seeds, replica
 from anharmbench.study.runner import Stage, StageRunner
@@ -125,7 +126,8 @@ def training_stage(model: ModelConfig, config: StudyConfig, dataset: Path, datas
 def deployed_models(model: ModelConfig, config: StudyConfig,
                     datasets: DatasetProvider, elements: tuple[str, ...],
                     runner: StageRunner, parity: dict[str, Path]
-                    ) -> Iterator[tuple[str, LammpsPotential | None, dict[str, Any], str | None]]:
+                    ) -> Iterator[tuple[str, LammpsPotential | None, dict[str, Any],
+                                        str | CalculatorSpec | None]]:
     """``(label, LAMMPS potential or None, stage upstream, ASE calculator spec)`` of each
     instance of ``model``: one per training seed for a trained model (trained here on that
     seed's dataset, its parity added to ``parity``), else the model itself."""
@@ -152,26 +154,36 @@ def deployed_models(model: ModelConfig, config: StudyConfig,
                {"model": tres.key}, None)
 
 
-#: Universal presets: the study's model kind -> the name in anharmbench.mlip.universal.
-_UNIVERSAL = {"chgnet": "chgnet", "sevennet": "sevennet-0"}
+def universal_preset(model: ModelConfig) -> str:
+    """The preset of :mod:`anharmbench.mlip.universal` a universal model names: its kind
+    (``chgnet``, ``sevennet``) and ``settings: {model, modal}`` (default: the family's
+    default weights)."""
+    from anharmbench.mlip.universal import resolve_preset
+
+    given, modal = model.settings.get("model"), model.settings.get("modal")
+    return resolve_preset(model.kind, None if given is None else str(given),
+                          None if modal is None else str(modal))
 
 
 def _universal_model(model: ModelConfig, elements: tuple[str, ...]
-                     ) -> tuple[LammpsPotential | None, dict[str, Any], str | None]:
+                     ) -> tuple[LammpsPotential | None, dict[str, Any], CalculatorSpec | None]:
     """(LAMMPS potential or None, stage upstream, ASE calculator spec) of a preset.
 
-    SevenNet-0 runs as ``pair_style e3gnn`` when that plugin is built, else through its
-    ASE calculator (as CHGNet always does); the choice is part of the stage's key.
+    A SevenNet preset runs as ``pair_style e3gnn`` when that plugin is built, else through
+    its ASE calculator (as CHGNet always does); the choice is part of the stage's key, and
+    so is the preset's record (weights file, checksum, modal).
     """
     from anharmbench.mlip import universal
 
-    name = _UNIVERSAL[model.kind]
+    name = universal_preset(model)
     version = universal.model_version(name)
-    lammps_route = getattr(universal, "sevennet_lammps_potential", None)
-    if model.kind == "sevennet" and lammps_route is not None and _has_pair_style("e3gnn"):
-        return lammps_route(elements=elements), {"model": version, "route": "lammps"}, None
-    factory = {"chgnet": "chgnet_calculator", "sevennet": "sevennet_calculator"}[model.kind]
-    return None, {"model": version, "route": "ase"}, f"anharmbench.mlip.universal:{factory}"
+    if model.kind == "sevennet" and _has_pair_style("e3gnn"):
+        return (universal.sevennet_lammps_potential(elements=elements, preset=name),
+                {"model": version, "route": "lammps"}, None)
+    # the family's default preset keeps the factory-only spec (and stage key) it always had
+    args = () if name == universal.resolve_preset(model.kind) else (name,)
+    return (None, {"model": version, "route": "ase"},
+            CalculatorSpec(universal.UNIVERSAL_MODELS[name].factory, args))
 
 
 def _has_pair_style(style: str) -> bool:
@@ -188,7 +200,7 @@ def model_windows(dset: DerivativeSetConfig, model: ModelConfig) -> DerivativeSe
     if model.universal:
         from anharmbench.mlip.universal import STEP_WINDOWS
 
-        windows.update(STEP_WINDOWS.get(_UNIVERSAL[model.kind], {}))
+        windows.update(STEP_WINDOWS.get(model.kind, {}))
     given = model.settings.get("h_ranges") if not model.trained else None
     if given:
         windows.update({int(n): (float(w[0]), float(w[1])) for n, w in given.items()})

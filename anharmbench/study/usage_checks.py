@@ -5,8 +5,9 @@ Run by :func:`anharmbench.study.checks.check_study` beside its other checks; eac
 fix)``:
 
 * :func:`model_settings_problems` -- ``settings`` of a model that is not trained: only
-  ``h_ranges`` (its step windows) is read, and for the universal presets ``model`` and
-  ``device`` naming what the preset is (SevenNet-0 or CHGNet 0.3.0, on the CPU); a
+  ``h_ranges`` (its step windows) is read, and for the universal presets ``model`` (which
+  weights in the wheel; SevenNet's multi-fidelity one with its ``modal``) and ``device``
+  (the CPU); a
   ``dataset`` on a universal preset (they are not trained here);
 * :func:`data_crystal_problems` -- ``crystal.structure`` or ``crystal.lattice_constant``
   beside a DFT reference, whose data fix the crystal;
@@ -29,24 +30,12 @@ __all__ = ["data_crystal_problems", "model_orders_problems", "model_settings_pro
 
 Problem = tuple[str, str]
 
-#: What ``settings.model`` may say of each preset (lower case): the preset's own weights.
-PRESET_MODELS: dict[str, tuple[str, ...]] = {
-    "sevennet": ("7net-0", "sevennet-0", "7net-0_11jul2024", "sevennet-0_11jul2024"),
-    "chgnet": ("0.3.0", "chgnet-0.3.0", "chgnet"),
-}
-_PRESET_WEIGHTS = {"sevennet": "SevenNet-0 (11Jul2024 weights)", "chgnet": "CHGNet 0.3.0"}
-_OTHER_WEIGHTS = {
-    "sevennet": ("for another checkpoint (e.g. 7net-l3i5 or 7net-0_22may2024, also in the "
-                 "sevenn wheel) use kind: ase with calculator: 'module:factory', a function "
-                 "returning sevenn.calculator.SevenNetCalculator('7net-l3i5')"),
-    "chgnet": ("for other weights use kind: ase with calculator: 'module:factory', a function "
-               "returning chgnet's CHGNetCalculator for them"),
-}
 #: The only device of the presets (float32 on the CPU, one torch thread).
 PRESET_DEVICES = ("cpu",)
 #: The settings each kind of model that is not trained reads.
 _READ = {"lammps": ("h_ranges",), "ase": ("h_ranges",),
-         "chgnet": ("h_ranges", "model", "device"), "sevennet": ("h_ranges", "model", "device")}
+         "chgnet": ("h_ranges", "model", "device"),
+         "sevennet": ("h_ranges", "model", "modal", "device")}
 
 
 def _torch_note() -> str:
@@ -75,13 +64,15 @@ def _windows_problem(value: Any) -> str | None:
 
 def _preset_value_problems(model: ModelConfig, where: str) -> list[Problem]:
     out: list[Problem] = []
-    kind = model.kind
-    given = model.settings.get("model")
-    if given is not None and str(given).lower() not in PRESET_MODELS[kind]:
-        out.append((f"{where}.settings.model", f"kind {kind!r} is {_PRESET_WEIGHTS[kind]}, "
-                    f"not {given!r}: settings.model accepts "
-                    f"{', '.join(repr(m) for m in PRESET_MODELS[kind])}; "
-                    f"{_OTHER_WEIGHTS[kind]}"))
+    from anharmbench.mlip.universal import UniversalModelError
+    from anharmbench.study.models import universal_preset
+
+    try:
+        universal_preset(model)
+    except UniversalModelError as exc:
+        key = "modal" if "modal" in model.settings and "modal" in str(exc) else "model"
+        out.append((f"{where}.settings.{key}", f"{exc}; for weights not in the wheels use "
+                    "kind: ase with calculator: 'module:factory'"))
     device = model.settings.get("device")
     if device is not None and str(device).lower() not in PRESET_DEVICES:
         out.append((f"{where}.settings.device", f"device {device!r} is not supported: the "
