@@ -102,6 +102,19 @@ def _ase(reference: object, atoms: Atoms, positions: np.ndarray
     return float(a.get_potential_energy()), a.get_forces(), a.get_stress()
 
 
+def _lammps_equals_ase(pot: object, reference: object, atoms: Atoms, positions: np.ndarray
+                       ) -> tuple[float, np.ndarray, np.ndarray]:
+    """Energy, forces and stress of ``pot`` in LAMMPS equal the calculator's (returned)."""
+    energy, forces, stress = _ase(reference, atoms, positions)
+    a = atoms.copy()
+    a.positions = positions
+    a.calc = LammpsCalculator(pot)
+    assert abs(a.get_potential_energy() - energy) < TOL_E
+    np.testing.assert_allclose(a.get_forces(), forces, rtol=0, atol=TOL_F)
+    np.testing.assert_allclose(a.get_stress(), stress, rtol=0, atol=TOL_S)
+    return energy, forces, stress
+
+
 # ------------------------------------------------------- agreement with sevenn
 @needs_plugin
 @pytest.mark.parametrize("kind", ["Si", "NaCl"])
@@ -116,13 +129,7 @@ def test_lammps_calculator_matches_sevenn(cache, reference, kind):
     positions = _rattled(atoms, np.random.default_rng(7)) if kind == "NaCl" else atoms.positions
     pot = universal.sevennet_lammps_potential(sorted(set(atoms.get_chemical_symbols())),
                                               cache_dir=cache)
-    energy, forces, stress = _ase(reference, atoms, positions)
-    a = atoms.copy()
-    a.positions = positions
-    a.calc = LammpsCalculator(pot)
-    assert abs(a.get_potential_energy() - energy) < TOL_E
-    np.testing.assert_allclose(a.get_forces(), forces, rtol=0, atol=TOL_F)
-    np.testing.assert_allclose(a.get_stress(), stress, rtol=0, atol=TOL_S)
+    _, forces, stress = _lammps_equals_ase(pot, reference, atoms, positions)
     assert np.abs(forces).max() > 0.1 and np.abs(stress).max() > 1e-3  # not trivially zero
 
 
@@ -135,13 +142,8 @@ def test_other_sevennet_checkpoints_in_lammps_match_their_calculator(cache, pres
     atoms = _silicon(5)
     positions = _rattled(atoms, np.random.default_rng(13))
     pot = universal.sevennet_lammps_potential(["Si"], cache_dir=cache, preset=preset)
-    energy, forces, stress = _ase(universal.sevennet_calculator(preset), atoms, positions)
-    a = atoms.copy()
-    a.positions = positions
-    a.calc = LammpsCalculator(pot)
-    assert abs(a.get_potential_energy() - energy) < TOL_E
-    np.testing.assert_allclose(a.get_forces(), forces, rtol=0, atol=TOL_F)
-    np.testing.assert_allclose(a.get_stress(), stress, rtol=0, atol=TOL_S)
+    _, forces, _ = _lammps_equals_ase(pot, universal.sevennet_calculator(preset), atoms,
+                                      positions)
     other = universal.sevennet_calculator(
         "sevennet-mf-0-r2scan" if preset == "sevennet-mf-0-pbe" else "sevennet-0")
     e_other, f_other, _ = _ase(other, atoms, positions)
