@@ -23,7 +23,12 @@ Steps (each resumable: a finished step's result is kept in OUT and read back):
 files, plan: [...]}`` (the job folders under ``dft/`` can be deleted once collected).
 ``analysis/si_qe_phono3py_check.py`` checks ``OUT/SC`` against phono3py's own route.
 
+A set longer than a working session (2I: 57 jobs of ~300 s) is run with ``--landed
+analysis/si_qe_landed``: each finished pw.x output is kept there (committed as it lands)
+and put back on a new machine, where only the rest is run.
+
 Usage: python analysis/si_qe_reference.py [--out references/si-qe-pbe] [--jobs 2]
+       [--sets 2I --plan-only --landed analysis/si_qe_landed]
 """
 
 from __future__ import annotations
