@@ -442,7 +442,8 @@ def sevennet_deployed_model(cache_dir: str | os.PathLike[str] | None = None,
         key = f"sevenn-{version('sevenn')}_torch-{version('torch')}"
     except PackageNotFoundError as exc:
         raise UniversalModelError(
-            f"SevenNet-0 needs sevenn and torch ({exc.name} is missing); install them with {EXTRA}"
+            f"{spec.weights} needs sevenn and torch ({exc.name} is missing); install them "
+            f"with {EXTRA}"
         ) from None
     folder = Path(cache_dir) if cache_dir is not None else _default_sevennet_cache()
     folder = (folder / spec.name / _safe(key)).resolve()
@@ -527,7 +528,7 @@ def sevennet_lammps_potential(
     ----------
     elements
         Chemical symbols in LAMMPS type order (type 1 = ``elements[0]``); each must be
-        one of SevenNet-0's elements.
+        one of the preset's elements.
     cache_dir
         Where the deployment is cached (see :func:`sevennet_deployed_model`).
     name
@@ -549,7 +550,7 @@ def sevennet_lammps_potential(
     UniversalModelError
         sevenn or torch is not installed (``pip install 'anharmbench[universal]'``).
     PotentialError
-        An element SevenNet-0 does not describe.
+        An element the preset does not describe.
     """
     elements = tuple(elements)
     spec = _preset(preset, "sevennet")
