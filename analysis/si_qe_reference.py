@@ -39,8 +39,12 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from anharmbench.dft.runner import RunReport
 
 PSEUDO_DIR = Path("/usr/share/espresso/pseudo")
 UPF = "Si.pbe-rrkj.UPF"
@@ -406,7 +410,7 @@ def _input_digest(job: Path) -> str:
     return hashlib.sha256((job / "espresso.pwi").read_bytes()).hexdigest()
 
 
-def _run_landing(plan_dir: Path, jobs: int, landed: Path) -> object:
+def _run_landing(plan_dir: Path, jobs: int, landed: Path) -> RunReport:
     """Run a plan's jobs ``jobs`` at a time, keeping each finished output in ``landed``.
 
     A long set outlives a working session (the 2I set is ~2.5 h of pw.x here), and a fresh
@@ -438,7 +442,6 @@ def _run_landing(plan_dir: Path, jobs: int, landed: Path) -> object:
                 gzip.decompress((landed / f"{name}.pwo.gz").read_bytes()))
             (job / DONE).write_text(f"ok (landed from {landed})\n")
     todo = [i for i in range(n) if not (dft / job_name(i) / DONE).is_file()]
-    report = None
     for start in range(0, max(len(todo), 1), jobs):
         report = run_jobs(plan_dir, jobs=jobs, only=todo[start:start + jobs] or None,
                           progress=False)

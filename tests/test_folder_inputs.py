@@ -212,6 +212,12 @@ def test_sevennet_model_and_device_are_refused(tmp_path):
                                                            "modal": "PBE"}}
     _config_refused(tmp_path, {**_DFT, "models": [model]}, "models.0.settings.modal",
                     "one fidelity", "remove modal")
+    # unknown weights with a modal: the weights are at fault, not the modal
+    model = {"name": "S", "kind": "sevennet", "settings": {"model": "7net-omat",
+                                                           "modal": "PBE"}}
+    msg = _config_refused(tmp_path, {**_DFT, "models": [model]}, "models.0.settings.model",
+                          "'7net-omat'")
+    assert "models.0.settings.modal" not in msg
     model = {"name": "C", "kind": "chgnet", "settings": {"model": "0.1.0"}}
     _config_refused(tmp_path, {**_DFT, "models": [model]}, "models.0.settings.model",
                     "'0.1.0'", "0.2.0", "r2scan")

@@ -120,7 +120,15 @@ EXTRA = "pip install 'anharmbench[universal]'"
 
 
 class UniversalModelError(RuntimeError):
-    """A universal-MLIP preset is unknown, its package is missing, or its weights are."""
+    """A universal-MLIP preset is unknown, its package is missing, or its weights are.
+
+    ``setting`` names the study setting at fault when the choice of weights is
+    (``"model"`` or ``"modal"``), else ``None``.
+    """
+
+    def __init__(self, message: str, setting: str | None = None) -> None:
+        super().__init__(message)
+        self.setting = setting
 
 
 @dataclass(frozen=True)
@@ -233,16 +241,17 @@ def resolve_preset(family: str, model: str | None = None, modal: str | None = No
             raise UniversalModelError(
                 f"{model!r} is a multi-fidelity checkpoint: give its modal, one of "
                 f"{', '.join(modals)} (settings: {{model: {model}, modal: {modals[-1]}}}); "
-                f"got {modal!r}")
+                f"got {modal!r}", setting="model" if modal is None else "modal")
         return f"{_MULTI_FIDELITY[key]}-{modal.lower()}"
     if key not in _ALIASES[family]:
         raise UniversalModelError(
             f"{family} has no pretrained weights {model!r} in its wheel; accepted: "
             f"{', '.join(sorted(_ALIASES[family]))}"
-            + (", or 7net-mf-0 with a modal" if family == "sevennet" else ""))
+            + (", or 7net-mf-0 with a modal" if family == "sevennet" else ""),
+            setting="model")
     if modal is not None:
         raise UniversalModelError(f"{model or key!r} has one fidelity: remove modal {modal!r} "
-                                  "(only 7net-mf-0 takes one)")
+                                  "(only 7net-mf-0 takes one)", setting="modal")
     return _ALIASES[family][key]
 
 

@@ -55,11 +55,9 @@ class CalculatorSpec:
                                                     "args": list(self.args)}
 
 
-def _ase_calculator(spec: str | CalculatorSpec | None, name: str) -> Any:
+def _ase_calculator(spec: CalculatorSpec | None, name: str) -> Any:
     import importlib
 
-    if isinstance(spec, str):
-        spec = CalculatorSpec(spec)
     if spec is None or ":" not in spec.factory:
         raise ValueError(f"{name}: kind 'ase' needs calculator: 'package.module:factory'")
     module, _, attr = spec.factory.partition(":")
@@ -248,6 +246,9 @@ def derivative_stage(
     """
     settings = profile_settings(config)
     job = derivative_job(dset, settings.n_steps, settings.variant)
+    # a user's kind: ase model gives its factory as a string
+    spec = (CalculatorSpec(calculator_spec) if isinstance(calculator_spec, str)
+            else calculator_spec)
     executor_cfg = config.executor
 
     def run(directory: Path) -> dict[str, Any]:
@@ -256,14 +257,13 @@ def derivative_stage(
             executor = make_executor(executor_cfg.kind, workers=executor_cfg.workers,
                                      address=executor_cfg.address)
         else:
-            calculator = _ase_calculator(calculator_spec, label)
+            calculator = _ase_calculator(spec, label)
         return measure_derivative_set(directory / "plan", label, dset.name, job, prim,
                                       potential, calculator, executor=executor, plans=plans,
                                       estimator=dset.estimator)
 
     pot_id = (potential.content_hash() if potential is not None
-              else calculator_spec.key() if isinstance(calculator_spec, CalculatorSpec)
-              else calculator_spec)
+              else spec.key() if spec is not None else None)
     inputs = {
         "job": job.to_dict(),
         "estimator": dset.estimator,

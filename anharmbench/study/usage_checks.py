@@ -70,9 +70,8 @@ def _preset_value_problems(model: ModelConfig, where: str) -> list[Problem]:
     try:
         universal_preset(model)
     except UniversalModelError as exc:
-        key = "modal" if "modal" in model.settings and "modal" in str(exc) else "model"
-        out.append((f"{where}.settings.{key}", f"{exc}; for weights not in the wheels use "
-                    "kind: ase with calculator: 'module:factory'"))
+        out.append((f"{where}.settings.{exc.setting or 'model'}", f"{exc}; for weights not "
+                    "in the wheels use kind: ase with calculator: 'module:factory'"))
     device = model.settings.get("device")
     if device is not None and str(device).lower() not in PRESET_DEVICES:
         out.append((f"{where}.settings.device", f"device {device!r} is not supported: the "
